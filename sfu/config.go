@@ -1,0 +1,53 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config holds the media core's settings.
+type Config struct {
+	// ReconnectGrace is how long viewers stay connected after the publisher's
+	// connection drops, waiting for it to come back.
+	ReconnectGrace time.Duration
+	// KeyframeInterval is the least time between two keyframe requests sent
+	// upstream for one layer; requests in between are coalesced.
+	KeyframeInterval time.Duration
+	// InitialBitrate, MinBitrate and MaxBitrate bound each viewer's bandwidth
+	// estimate, in bits per second.
+	InitialBitrate, MinBitrate, MaxBitrate uint64
+	// VideoCache and AudioCache are the packet cache sizes per layer (rounded
+	// up to a power of two).
+	VideoCache, AudioCache int
+}
+
+// DefaultConfig returns the settings used when nothing is configured.
+func DefaultConfig() Config {
+	return Config{
+		ReconnectGrace:   60 * time.Second,
+		KeyframeInterval: 500 * time.Millisecond,
+		InitialBitrate:   2_500_000,
+		MinBitrate:       100_000,
+		MaxBitrate:       20_000_000,
+		VideoCache:       512,
+		AudioCache:       128,
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.ReconnectGrace < 0:
+		return errors.New("reconnect grace must not be negative")
+	case c.KeyframeInterval < 10*time.Millisecond:
+		return fmt.Errorf("keyframe interval %v is below 10ms", c.KeyframeInterval)
+	case c.MinBitrate == 0 || c.MinBitrate > c.MaxBitrate:
+		return fmt.Errorf("bitrate bounds %d..%d are not a range", c.MinBitrate, c.MaxBitrate)
+	case c.InitialBitrate < c.MinBitrate || c.InitialBitrate > c.MaxBitrate:
+		return fmt.Errorf("initial bitrate %d is outside %d..%d", c.InitialBitrate, c.MinBitrate, c.MaxBitrate)
+	case c.VideoCache < 64 || c.VideoCache > 1<<15 || c.AudioCache < 16 || c.AudioCache > 1<<15:
+		return errors.New("packet caches must hold 64..32768 video and 16..32768 audio packets")
+	}
+	return nil
+}

@@ -1,0 +1,440 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"sync/atomic"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// RTPWriter is where a down track's packets go: pion's TrackLocalWriter, a
+// test recorder. WriteRTP must not keep header or payload after it returns.
+type RTPWriter interface {
+	WriteRTP(header *rtp.Header, payload []byte) (int, error)
+}
+
+// Allocation tuning.
+const (
+	upHeadroom     = 1.15        // a higher layer needs this much more than its bitrate
+	upProbeWindow  = 5 * second  // congestion this soon after an up-switch blames it
+	backoffMin     = 4 * second  // first wait before retrying a failed up-switch
+	backoffMax     = 16 * second // longest wait
+	backoffForget  = 20 * second // a layer held this long resets the backoff
+	retransmitAge  = 1 * second  // older cached packets are not resent
+	maxNACKPerCall = 64          // retransmissions answered per NACK packet
+)
+
+// DownTrack is one track as one viewer receives it: a forwarder that picks
+// the layer and rewrites headers, writing to the viewer's RTPWriter.
+type DownTrack struct {
+	sub   *Subscriber
+	track *Track
+
+	// Set by Bind, before Start.
+	w      RTPWriter
+	ssrc   uint32
+	codecs []Codec
+	exts   ExtIDs
+
+	// Guarded by sub.mu.
+	fw      forwarder
+	codec   Codec // codec of the packets being sent
+	pt      uint8
+	hdr     rtp.Header
+	twccBuf [2]byte
+	scratch [MaxPacketSize]byte
+	rtx     Packet
+
+	upTo         *Layer
+	upAt         int64
+	blocked      *Layer
+	blockedUntil int64
+	backoff      int64
+
+	// Lock-free mirrors of fw.cur and fw.target, so the ingest goroutine of
+	// a layer this viewer ignores never takes its lock.
+	cur, target atomic.Pointer[Layer]
+
+	packets, bytes, retransmits, nackMiss, writeErrs, noCodec atomic.Uint64
+	drops                                                     [numDropReasons]atomic.Uint64
+}
+
+func newDownTrack(s *Subscriber, t *Track) *DownTrack {
+	return &DownTrack{sub: s, track: t}
+}
+
+// Track returns the track this down track carries.
+func (d *DownTrack) Track() *Track { return d.track }
+
+// Kind returns the media kind.
+func (d *DownTrack) Kind() Kind { return d.track.kind }
+
+// Bind attaches the viewer's negotiated parameters: where to write, its
+// SSRC, the codecs it accepted (with its payload types) and header extension
+// ids. It returns the codec that will be sent, or ErrNoCodec when none of
+// the viewer's codecs can carry the track.
+func (d *DownTrack) Bind(w RTPWriter, ssrc uint32, codecs []Codec, exts ExtIDs) (Codec, error) {
+	s := d.sub
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := d.track.Codec()
+	var best Codec
+	score := 0
+	for _, o := range codecs {
+		if !ok {
+			if o.Kind() == d.track.kind && score == 0 {
+				best, score = o, 1
+			}
+			continue
+		}
+		if sc := c.Compatible(o); sc > score {
+			best, score = o, sc
+		}
+	}
+	if score == 0 {
+		return Codec{}, ErrNoCodec
+	}
+	d.w, d.ssrc, d.codecs, d.exts = w, ssrc, codecs, exts
+	d.codec, d.pt = best, best.PayloadType
+	d.fw = newForwarder(best.ClockRate)
+	d.hdr = rtp.Header{Version: 2, SSRC: ssrc, Extensions: make([]rtp.Extension, 0, 2)}
+	return best, nil
+}
+
+// SSRC returns the SSRC the viewer receives on.
+func (d *DownTrack) SSRC() uint32 { return d.ssrc }
+
+// Deliver forwards one packet of layer l, if this viewer is on or switching
+// to that layer. It runs on the layer's ingest goroutine.
+func (d *DownTrack) Deliver(l *Layer, p *Packet) {
+	if l != d.cur.Load() && l != d.target.Load() {
+		return
+	}
+	s := d.sub
+	s.mu.Lock()
+	if !s.closed {
+		d.forwardLocked(l, p)
+	}
+	s.mu.Unlock()
+}
+
+func (d *DownTrack) forwardLocked(l *Layer, p *Packet) {
+	r := d.fw.forward(l, p)
+	if r.reason != forwarded {
+		d.drops[r.reason].Add(1)
+		return
+	}
+	if r.switched {
+		d.cur.Store(l)
+		if l.codec != d.codec && !d.selectCodec(l.codec) {
+			d.noCodec.Add(1)
+		}
+	}
+	d.send(p, r.seq, r.ts, r.pidOff, r.tl0Off, p.Arrival)
+}
+
+// selectCodec switches the payload type when a reconnecting publisher
+// changed codec; payload type changes within an m-line need no
+// renegotiation.
+func (d *DownTrack) selectCodec(c Codec) bool {
+	best, score := Codec{}, 0
+	for _, o := range d.codecs {
+		if sc := c.Compatible(o); sc > score {
+			best, score = o, sc
+		}
+	}
+	if score == 0 {
+		return false
+	}
+	d.codec, d.pt = c, best.PayloadType
+	return true
+}
+
+// send writes one packet with this viewer's header.
+func (d *DownTrack) send(p *Packet, seq uint16, ts uint32, pidOff uint16, tl0Off uint8, now int64) {
+	s := d.sub
+	h := &d.hdr
+	h.Marker = p.Marker
+	h.PayloadType = d.pt
+	h.SequenceNumber = seq
+	h.Timestamp = ts
+	h.PaddingSize = p.PaddingSize
+	h.Padding = p.PaddingSize > 0
+	payload := p.Payload()
+	// The extension list keeps its capacity, so this allocates nothing.
+	h.ClearExtensions()
+	if v := p.AbsCaptureTime(); v != nil && d.exts.AbsCaptureTime != 0 {
+		_ = h.SetExtension(d.exts.AbsCaptureTime, v)
+	}
+	if id := d.exts.TransportCC; id != 0 {
+		tseq := s.twccSeq
+		s.twccSeq++
+		binary.BigEndian.PutUint16(d.twccBuf[:], tseq)
+		_ = h.SetExtension(id, d.twccBuf[:])
+		s.bwe.sent(tseq, h.MarshalSize()+len(payload)+int(p.PaddingSize)+srtpOverhead, now)
+	}
+	if (pidOff != 0 || tl0Off != 0) && p.picture.pidOff != 0 {
+		payload = d.rewritePicture(payload, p.picture, pidOff, tl0Off)
+	}
+	if _, err := d.w.WriteRTP(h, payload); err != nil {
+		d.writeErrs.Add(1)
+		return
+	}
+	d.packets.Add(1)
+	d.bytes.Add(uint64(len(payload)))
+}
+
+// srtpOverhead approximates the SRTP authentication tag, UDP and IP headers
+// counted in a packet's size on the wire.
+const srtpOverhead = 10 + 8 + 20
+
+// rewritePicture copies the payload and shifts its picture id and
+// TL0PICIDX, so picture ids stay continuous across switches.
+func (d *DownTrack) rewritePicture(b []byte, pi pictureInfo, pidOff uint16, tl0Off uint8) []byte {
+	out := d.scratch[:len(b)]
+	copy(out, b)
+	pid := pi.pid + pidOff
+	if pi.pidLong {
+		binary.BigEndian.PutUint16(out[pi.pidOff:], 0x8000|pid&0x7fff)
+	} else {
+		out[pi.pidOff] = byte(pid & 0x7f)
+	}
+	if pi.tl0Off != 0 {
+		out[pi.tl0Off] = pi.tl0 + tl0Off
+	}
+	return out
+}
+
+// OnNACK answers a viewer's generic NACK (RFC 4585 §6.2.1) from the layer
+// caches, mapping each output sequence number back to its source packet.
+func (d *DownTrack) OnNACK(pairs []rtcp.NackPair, now int64) {
+	s := d.sub
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || d.w == nil {
+		return
+	}
+	budget := maxNACKPerCall
+	for _, pair := range pairs {
+		pair.Range(func(seq uint16) bool {
+			if budget == 0 {
+				return false
+			}
+			budget--
+			d.retransmitLocked(seq, now)
+			return true
+		})
+	}
+}
+
+func (d *DownTrack) retransmitLocked(out uint16, now int64) {
+	e, src, ok := d.fw.lookup(out)
+	if !ok || !e.layer.copyPacket(src, &d.rtx) || now-d.rtx.Arrival > retransmitAge {
+		d.nackMiss.Add(1)
+		return
+	}
+	p := &d.rtx
+	d.send(p, out, p.Timestamp+e.tsOff, e.pidOff, e.tl0Off, now)
+	d.retransmits.Add(1)
+}
+
+// OnPictureLoss handles a viewer's PLI or FIR: the request goes to the
+// publisher of the layer the viewer is on, coalesced with everyone else's.
+func (d *DownTrack) OnPictureLoss(now int64) {
+	s := d.sub
+	s.mu.Lock()
+	l := d.fw.cur
+	if l == nil {
+		l = d.fw.target
+	}
+	s.mu.Unlock()
+	if l != nil {
+		l.RequestKeyframe(now)
+	}
+}
+
+// setTarget points the forwarder at layer l; a keyframe is requested when
+// the viewer must switch to it.
+func (d *DownTrack) setTarget(l *Layer, now int64) {
+	if d.fw.target == l {
+		return
+	}
+	d.fw.target = l
+	d.target.Store(l)
+	if l != d.fw.cur {
+		l.RequestKeyframe(now)
+	}
+}
+
+// allocate picks the video layer that fits budget bits per second and the
+// viewer's preferences, with headroom for going up and a backoff for layers
+// that just failed.
+func (d *DownTrack) allocate(budget float64, prefs Preferences, congestedAt, now int64) {
+	layers := d.track.Layers()
+	if len(layers) == 0 {
+		return
+	}
+	d.noteCongestion(congestedAt, now)
+
+	var cands [MaxLayers]*Layer
+	n := 0
+	anyActive := false
+	for _, l := range layers {
+		if l.active(now) {
+			anyActive = true
+		}
+	}
+	pinned := false
+	if prefs.RID != "" {
+		for _, l := range layers {
+			if l.rid == prefs.RID && (l.active(now) || !anyActive) {
+				pinned = true
+				cands[0], n = l, 1
+			}
+		}
+	}
+	if !pinned {
+		for _, l := range layers {
+			if anyActive && !l.active(now) {
+				continue
+			}
+			if n > 0 && !fitsSize(l, prefs) {
+				continue
+			}
+			cands[n] = l
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	best := cands[0]
+	curIdx := -1
+	for i := range n {
+		if cands[i] == d.fw.cur {
+			curIdx = i
+		}
+	}
+	for i := 1; i < n && !pinned; i++ {
+		l := cands[i]
+		br := float64(l.stats.bitrate.Load())
+		need := br
+		if i > curIdx {
+			need *= upHeadroom
+		}
+		if br != 0 && need > budget {
+			break
+		}
+		if l == d.blocked && now < d.blockedUntil {
+			break
+		}
+		best = l
+	}
+	if best == d.fw.target {
+		return
+	}
+	if i := indexOf(cands[:n], best); curIdx >= 0 && i > curIdx {
+		d.upTo, d.upAt = best, now
+	}
+	d.setTarget(best, now)
+}
+
+// noteCongestion blames congestion that follows soon after an up-switch on
+// that switch, and holds the layer back for a growing while.
+func (d *DownTrack) noteCongestion(congestedAt, now int64) {
+	if d.upTo == nil {
+		return
+	}
+	switch {
+	case congestedAt > d.upAt && congestedAt-d.upAt < upProbeWindow:
+		d.backoff = min(max(d.backoff*2, backoffMin), backoffMax)
+		d.blocked, d.blockedUntil = d.upTo, now+d.backoff
+		d.upTo = nil
+	case now-d.upAt > backoffForget:
+		d.backoff = 0
+		d.upTo = nil
+	}
+}
+
+func fitsSize(l *Layer, p Preferences) bool {
+	w, h := int(l.stats.width.Load()), int(l.stats.height.Load())
+	if p.MaxHeight > 0 && h > p.MaxHeight {
+		return false
+	}
+	return p.MaxWidth <= 0 || w <= p.MaxWidth
+}
+
+func indexOf(ls []*Layer, l *Layer) int {
+	for i, x := range ls {
+		if x == l {
+			return i
+		}
+	}
+	return -1
+}
+
+// SenderReport returns the RTCP sender report for this down track at time
+// now, built from the publisher's own report on the current layer mapped
+// through the forwarder's timestamp offset, so audio and video stay in sync
+// after switches. wallNTP is the wall clock, used when the publisher sent no
+// report yet.
+func (d *DownTrack) SenderReport(now int64, wallNTP uint64) (rtcp.SenderReport, bool) {
+	s := d.sub
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := &d.fw
+	if d.w == nil || !f.started || f.cur == nil {
+		return rtcp.SenderReport{}, false
+	}
+	sr := rtcp.SenderReport{
+		SSRC:        d.ssrc,
+		PacketCount: uint32(d.packets.Load()), //nolint:gosec // RFC 3550 counters wrap
+		OctetCount:  uint32(d.bytes.Load()),   //nolint:gosec
+	}
+	if psr := f.cur.senderReport(); psr != nil {
+		elapsed := now - psr.at
+		sr.NTPTime = ntpAdd(psr.ntp, elapsed)
+		sr.RTPTime = psr.rtp + uint32(elapsed*int64(f.clockRate)/second) + f.current().tsOff //nolint:gosec
+	} else {
+		elapsed := max(now-f.lastOutAt, 0)
+		sr.NTPTime = wallNTP
+		sr.RTPTime = f.lastOutTS + uint32(elapsed*int64(f.clockRate)/second) //nolint:gosec
+	}
+	return sr, true
+}
+
+// DownTrackInfo is a snapshot of a down track.
+type DownTrackInfo struct {
+	Kind        string `json:"kind"`
+	Codec       string `json:"codec"`
+	Layer       string `json:"layer"`
+	Target      string `json:"target"`
+	Width       int    `json:"width,omitempty"`
+	Height      int    `json:"height,omitempty"`
+	Bitrate     uint64 `json:"bitrate"`
+	Packets     uint64 `json:"packets"`
+	Retransmits uint64 `json:"retransmits"`
+	Dropped     uint64 `json:"dropped"`
+}
+
+func (d *DownTrack) infoLocked() DownTrackInfo {
+	in := DownTrackInfo{
+		Kind:        d.track.kind.String(),
+		Codec:       d.codec.MimeType,
+		Packets:     d.packets.Load(),
+		Retransmits: d.retransmits.Load(),
+		Dropped:     d.writeErrs.Load() + d.noCodec.Load(),
+		Layer:       "-",
+		Target:      "-",
+	}
+	if l := d.fw.cur; l != nil {
+		in.Layer = l.rid
+		in.Width, in.Height = int(l.stats.width.Load()), int(l.stats.height.Load())
+		in.Bitrate = l.stats.bitrate.Load()
+	}
+	if l := d.fw.target; l != nil {
+		in.Target = l.rid
+	}
+	return in
+}

@@ -1,0 +1,29 @@
+package sfu
+
+import "errors"
+
+var (
+	// ErrMalformedRTP is returned for an RTP packet that cannot be parsed:
+	// wrong version, truncated header, extension or padding.
+	ErrMalformedRTP = errors.New("sfu: malformed RTP packet")
+
+	// ErrPacketTooLarge is returned for an RTP packet larger than MaxPacketSize.
+	ErrPacketTooLarge = errors.New("sfu: RTP packet too large")
+
+	// ErrRoomClosed is returned when publishing to or subscribing from a room
+	// that has been closed.
+	ErrRoomClosed = errors.New("sfu: room closed")
+
+	// ErrNotLive is returned when subscribing to a room nobody publishes to.
+	ErrNotLive = errors.New("sfu: nobody is publishing")
+
+	// ErrNoCodec is returned when a subscriber shares no codec with the track.
+	ErrNoCodec = errors.New("sfu: no common codec")
+
+	// ErrTooManyLayers is returned when a track is given more simulcast layers
+	// than MaxLayers.
+	ErrTooManyLayers = errors.New("sfu: too many simulcast layers")
+
+	// ErrPublicationEnded is returned when adding a layer to an ended publication.
+	ErrPublicationEnded = errors.New("sfu: publication ended")
+)

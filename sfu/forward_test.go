@@ -1,0 +1,310 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+
+	"github.com/pion/rtcp"
+)
+
+type simulcast struct {
+	room   *Room
+	src    *testSource
+	pub    *Publication
+	layers []*video
+}
+
+func newSimulcast(t testing.TB, reg *Registry, now int64) *simulcast {
+	t.Helper()
+	s := &simulcast{room: reg.Room("demo"), src: &testSource{}}
+	s.pub = s.room.Publish(HostID, s.src, now)
+	for i, rid := range []string{"l", "m", "h"} {
+		l, err := s.pub.AddLayer(rid, vp8Codec, ExtIDs{}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.layers = append(s.layers, &video{l: l, ssrc: uint32(1000 + i), seq: uint16(100 * (i + 1)), ts: uint32(5000 * (i + 1)), pid: uint16(10 * (i + 1)), w: 320 << i, h: 180 << i})
+	}
+	return s
+}
+
+// frameAll sends one frame on every layer.
+func (s *simulcast) frameAll(t testing.TB, key bool, now int64) {
+	for _, v := range s.layers {
+		v.frame(t, key, 3, now)
+	}
+}
+
+func subscribe(t testing.TB, r *Room, now int64) (*Subscriber, *recorder) {
+	t.Helper()
+	sub, err := r.Subscribe("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	_, video := sub.DownTracks()[0], sub.DownTracks()[1]
+	if _, err := video.Bind(rec, 4242, []Codec{{MimeType: "video/VP8", ClockRate: 90000, PayloadType: 100}}, ExtIDs{}); err != nil {
+		t.Fatal(err)
+	}
+	sub.Start(now)
+	return sub, rec
+}
+
+// checkContinuous asserts one unbroken RTP stream: consecutive sequence
+// numbers, non-decreasing timestamps, one SSRC and payload type, and
+// continuous VP8 picture ids per frame.
+func checkContinuous(t *testing.T, pkts []sent) {
+	t.Helper()
+	for i := 1; i < len(pkts); i++ {
+		a, b := pkts[i-1].h, pkts[i].h
+		if b.SequenceNumber != a.SequenceNumber+1 {
+			t.Fatalf("packet %d: seq %d after %d", i, b.SequenceNumber, a.SequenceNumber)
+		}
+		if int32(b.Timestamp-a.Timestamp) < 0 {
+			t.Fatalf("packet %d: timestamp went back %d → %d", i, a.Timestamp, b.Timestamp)
+		}
+		if b.SSRC != 4242 || b.PayloadType != 100 {
+			t.Fatalf("packet %d: ssrc %d pt %d", i, b.SSRC, b.PayloadType)
+		}
+		pa := binary.BigEndian.Uint16(pkts[i-1].payload[2:]) & 0x7fff
+		pb := binary.BigEndian.Uint16(pkts[i].payload[2:]) & 0x7fff
+		if a.Timestamp != b.Timestamp && pb != (pa+1)&0x7fff {
+			t.Fatalf("packet %d: picture id %d after %d", i, pb, pa)
+		}
+	}
+}
+
+func isKey(p sent) bool { return len(p.payload) > 4 && p.payload[0]&0x10 != 0 && p.payload[4]&0x01 == 0 }
+
+func TestForwardStartsOnKeyframeAndSwitchesContinuously(t *testing.T) {
+	reg := NewRegistry(testConfig())
+	now := int64(second)
+	s := newSimulcast(t, reg, now)
+	s.frameAll(t, false, now) // packets before the viewer exists
+	sub, rec := subscribe(t, s.room, now)
+
+	// Before any keyframe, nothing reaches the viewer, and a keyframe was
+	// asked for on the layer it starts on.
+	for range 3 {
+		now += 33 * millisecond
+		s.frameAll(t, false, now)
+	}
+	if n := len(rec.all()); n != 0 {
+		t.Fatalf("viewer got %d packets before a keyframe", n)
+	}
+	target := sub.DownTracks()[1].fw.target
+	if target == nil || s.src.count(target) != 1 {
+		t.Fatalf("no keyframe request on the start layer")
+	}
+
+	// Keyframes arrive; the viewer starts on the highest layer (no bitrate
+	// is known yet, so everything fits).
+	now += 33 * millisecond
+	s.frameAll(t, true, now)
+	for range 5 {
+		now += 33 * millisecond
+		s.frameAll(t, false, now)
+	}
+	pkts := rec.all()
+	if len(pkts) != 18 || !isKey(pkts[0]) {
+		t.Fatalf("got %d packets, first keyframe=%v; want 18 starting on a keyframe", len(pkts), len(pkts) > 0 && isKey(pkts[0]))
+	}
+	if w := vp8Width(pkts[0].payload); w != 1280 {
+		t.Fatalf("started on %dpx wide layer, want 1280", w)
+	}
+
+	// Pin the low layer: the switch waits for its keyframe.
+	sub.SetPreferences(Preferences{RID: "l"}, now)
+	for range 2 {
+		now += 33 * millisecond
+		s.frameAll(t, false, now)
+	}
+	if n := len(rec.all()); n != 24 {
+		t.Fatalf("got %d packets while waiting to switch, want 24 (still the old layer)", n)
+	}
+	now += 33 * millisecond
+	s.frameAll(t, true, now)
+	for range 3 {
+		now += 33 * millisecond
+		s.frameAll(t, false, now)
+	}
+	pkts = rec.all()
+	if !isKey(pkts[24]) || vp8Width(pkts[24].payload) != 320 {
+		t.Fatalf("switch did not land on the low layer's keyframe")
+	}
+	checkContinuous(t, pkts)
+	if d := pkts[24].h.Timestamp - pkts[23].h.Timestamp; d < 1000 || d > 6000 {
+		t.Fatalf("timestamp step across switch %d, want about one frame (3000)", d)
+	}
+}
+
+func vp8Width(p []byte) int { return int(binary.LittleEndian.Uint16(p[10:]) & 0x3fff) }
+
+func TestNACKAnsweredAcrossSwitch(t *testing.T) {
+	reg := NewRegistry(testConfig())
+	now := int64(second)
+	s := newSimulcast(t, reg, now)
+	sub, rec := subscribe(t, s.room, now)
+	s.frameAll(t, true, now)
+	now += 33 * millisecond
+	s.frameAll(t, false, now)
+	sub.SetPreferences(Preferences{RID: "m"}, now)
+	now += 33 * millisecond
+	s.frameAll(t, true, now)
+	pkts := rec.all()
+	if len(pkts) != 9 {
+		t.Fatalf("got %d packets, want 9", len(pkts))
+	}
+	// Ask again for one packet from before the switch and one after.
+	first, last := pkts[1].h.SequenceNumber, pkts[7].h.SequenceNumber
+	vt := sub.DownTracks()[1]
+	vt.OnNACK([]rtcp.NackPair{{PacketID: first}, {PacketID: last}}, now)
+	got := rec.all()[9:]
+	if len(got) != 2 {
+		t.Fatalf("got %d retransmissions, want 2", len(got))
+	}
+	for i, want := range []sent{pkts[1], pkts[7]} {
+		if got[i].h.SequenceNumber != want.h.SequenceNumber || got[i].h.Timestamp != want.h.Timestamp || string(got[i].payload) != string(want.payload) {
+			t.Fatalf("retransmission %d differs from the original", i)
+		}
+	}
+	// A sequence number never sent is not answered.
+	vt.OnNACK([]rtcp.NackPair{{PacketID: last + 100}}, now)
+	if n := len(rec.all()); n != 11 {
+		t.Fatalf("answered a NACK for an unsent packet")
+	}
+}
+
+func TestKeyframeRequestsCoalesce(t *testing.T) {
+	reg := NewRegistry(testConfig())
+	now := int64(second)
+	s := newSimulcast(t, reg, now)
+	for i := range 1000 {
+		sub, err := s.room.Subscribe("v")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sub.DownTracks()[1].Bind(&nullWriter{}, 1, []Codec{vp8Codec}, ExtIDs{}); err != nil {
+			t.Fatal(err)
+		}
+		sub.Start(now + int64(i)*millisecond) // a thousand viewers over one second
+	}
+	total := 0
+	for _, v := range s.layers {
+		total += s.src.count(v.l)
+	}
+	if total > 3 {
+		t.Fatalf("a thousand joins over 1s cost %d keyframe requests, want ≤ 3", total)
+	}
+}
+
+func TestReconnectContinuesSameDownTrack(t *testing.T) {
+	reg := NewRegistry(testConfig())
+	now := int64(second)
+	s := newSimulcast(t, reg, now)
+	sub, rec := subscribe(t, s.room, now)
+	s.frameAll(t, true, now)
+	now += 33 * millisecond
+	s.frameAll(t, false, now)
+	before := len(rec.all())
+
+	s.pub.Lost(now)
+	if st := s.room.State(); st != StateReconnecting {
+		t.Fatalf("state %v after loss, want reconnecting", st)
+	}
+	reg.Tick(now + int64(second))
+	if sub.Closed() {
+		t.Fatal("viewer closed inside the grace period")
+	}
+	// The publisher returns with new SSRCs, sequence numbers and timestamps.
+	now += int64(1500 * millisecond)
+	s2 := &simulcast{room: s.room, src: &testSource{}}
+	s2.pub = s.room.Publish(HostID, s2.src, now)
+	for i, rid := range []string{"l", "m", "h"} {
+		l, err := s2.pub.AddLayer(rid, vp8Codec, ExtIDs{}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s2.layers = append(s2.layers, &video{l: l, ssrc: uint32(7000 + i), seq: 60000, ts: 1 << 31, pid: 77, w: 320 << i, h: 180 << i})
+	}
+	if st := s.room.State(); st != StateLive {
+		t.Fatalf("state %v after reconnect, want live", st)
+	}
+	s2.frameAll(t, true, now)
+	now += 33 * millisecond
+	s2.frameAll(t, false, now)
+	pkts := rec.all()
+	if len(pkts) <= before {
+		t.Fatal("no packets after reconnect")
+	}
+	checkContinuous(t, pkts)
+	gap := pkts[before].h.Timestamp - pkts[before-1].h.Timestamp
+	if gap < 90000*14/10 || gap > 90000*16/10 {
+		t.Fatalf("timestamp gap across reconnect %d, want ≈1.5 s of 90 kHz", gap)
+	}
+}
+
+func TestGraceExpiryEndsViewers(t *testing.T) {
+	reg := NewRegistry(testConfig())
+	now := int64(second)
+	s := newSimulcast(t, reg, now)
+	sub, _ := subscribe(t, s.room, now)
+	var reason error
+	sub.OnClose(func(r error) { reason = r })
+	s.pub.Lost(now)
+	reg.Tick(now + int64(1900*millisecond))
+	if sub.Closed() {
+		t.Fatal("closed before the grace period ended")
+	}
+	reg.Tick(now + int64(2100*millisecond))
+	if !sub.Closed() || !errors.Is(reason, ErrNotLive) {
+		t.Fatalf("closed=%v reason=%v after grace; want closed with ErrNotLive", sub.Closed(), reason)
+	}
+	if st := s.room.State(); st != StateOffline {
+		t.Fatalf("state %v, want offline", st)
+	}
+	if _, err := s.room.Subscribe("late"); !errors.Is(err, ErrNotLive) {
+		t.Fatalf("subscribe to offline room: %v", err)
+	}
+}
+
+func TestTakeoverClosesOldPublisher(t *testing.T) {
+	reg := NewRegistry(testConfig())
+	s := newSimulcast(t, reg, second)
+	src2 := &testSource{}
+	s.room.Publish(HostID, src2, 2*second)
+	if !s.src.closed || !s.pub.Ended() {
+		t.Fatal("old publisher not closed on takeover")
+	}
+	if err := s.layers[0].l.WriteRTP(make([]byte, 20), 2*second); !errors.Is(err, ErrPublicationEnded) {
+		t.Fatalf("old layer still ingests: %v", err)
+	}
+	// The old connection's late "lost" must not disturb the new one.
+	s.pub.Lost(3 * second)
+	if st := s.room.State(); st != StateLive {
+		t.Fatalf("state %v, want live", st)
+	}
+}
+
+func TestMalformedPacketsCounted(t *testing.T) {
+	reg := NewRegistry(testConfig())
+	s := newSimulcast(t, reg, second)
+	l := s.layers[0].l
+	for _, b := range [][]byte{
+		nil, {0x80}, make([]byte, 11),
+		{0x40, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1},             // version 1
+		{0x8f, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1},             // 15 CSRCs, no room
+		{0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xbe, 0xde}, // truncated extension
+		{0xa0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 5},          // padding longer than packet
+		{0xa0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0},          // zero padding count
+		make([]byte, MaxPacketSize+1),
+	} {
+		if err := l.WriteRTP(b, second); err == nil {
+			t.Fatalf("accepted malformed packet %x", b)
+		}
+	}
+	if n := l.Info(second).Malformed; n != 9 {
+		t.Fatalf("malformed count %d, want 9", n)
+	}
+}

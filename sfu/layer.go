@@ -1,0 +1,152 @@
+package sfu
+
+import (
+	"sync/atomic"
+)
+
+// Source is what publishes into a Publication: a WebRTC publisher, a relay
+// from another node, a test. The core calls it to ask for keyframes and to
+// end it when another publisher takes over. Neither call may block.
+type Source interface {
+	// RequestKeyframe asks the sender of l for a keyframe (PLI or FIR).
+	// Requests are already coalesced by the core.
+	RequestKeyframe(l *Layer)
+	// Close ends the source, for example when a new publisher takes over.
+	// It may call back into the core.
+	Close() error
+}
+
+// senderReport is the publisher's last RTCP sender report on a layer: the
+// NTP time that RTP timestamp rtp was sampled at, and when it arrived.
+type senderReport struct {
+	ntp uint64
+	rtp uint32
+	at  int64
+}
+
+// Layer is one encoding a publisher sends on a track: a simulcast layer
+// (rid), or the only encoding of a plain publisher. It owns the packet cache
+// and fans every packet out to the track's sinks on the ingest goroutine.
+type Layer struct {
+	track  *Track
+	pub    *Publication
+	rid    string
+	codec  Codec
+	family codecFamily
+	exts   ExtIDs
+	ring   ring
+
+	// Ingest-goroutine state.
+	lastKeyTS uint32
+	haveKey   bool
+
+	ssrc atomic.Uint32
+	sr   atomic.Pointer[senderReport]
+
+	lastKeyReq atomic.Int64 // last keyframe request sent upstream
+	keyReqs    atomic.Uint64
+	gone       atomic.Bool
+
+	stats layerStats
+}
+
+// RID returns the layer's RTP stream id ("" for a single-encoding publisher).
+func (l *Layer) RID() string { return l.rid }
+
+// Codec returns the codec the publisher sends on this layer.
+func (l *Layer) Codec() Codec { return l.codec }
+
+// Track returns the track this layer belongs to.
+func (l *Layer) Track() *Track { return l.track }
+
+// SSRC returns the publisher's SSRC for this layer, once a packet arrived.
+func (l *Layer) SSRC() uint32 { return l.ssrc.Load() }
+
+// WriteRTP ingests one RTP packet from the publisher: it is stored once in
+// the layer's cache and handed to every subscriber of the track. now is the
+// arrival time in Now() units. A malformed packet is counted and dropped.
+func (l *Layer) WriteRTP(b []byte, now int64) error {
+	if l.gone.Load() {
+		return ErrPublicationEnded
+	}
+	p, err := l.ring.put(b, &l.exts, l.family, now)
+	if err != nil {
+		l.stats.malformed.Add(1)
+		return err
+	}
+	if p == nil {
+		l.stats.duplicates.Add(1)
+		return nil
+	}
+	if l.ssrc.Load() != p.SSRC {
+		l.ssrc.Store(p.SSRC)
+	}
+	if p.Keyframe && l.track.kind == KindVideo {
+		l.noteKeyframe(p)
+	}
+	l.stats.onPacket(p)
+	for _, s := range *l.track.sinks.Load() {
+		s.Deliver(l, p)
+	}
+	return nil
+}
+
+// noteKeyframe keeps one keyframe mark per frame and reads the picture size.
+func (l *Layer) noteKeyframe(p *Packet) {
+	if l.haveKey && p.Timestamp == l.lastKeyTS {
+		p.Keyframe = false // an IDR after its SPS in the same frame
+		return
+	}
+	l.haveKey, l.lastKeyTS = true, p.Timestamp
+	l.stats.keyframes.Add(1)
+	l.stats.lastKeyframe.Store(p.Arrival)
+	if w, h, ok := keyframeSize(l.family, p.Payload()); ok {
+		l.stats.width.Store(uint32(w))  //nolint:gosec // picture sizes are small
+		l.stats.height.Store(uint32(h)) //nolint:gosec
+	}
+}
+
+// WriteSenderReport records the publisher's RTCP sender report for this
+// layer (RFC 3550 §6.4.1); forwarders use it to keep lip sync on switches.
+func (l *Layer) WriteSenderReport(ntp uint64, rtpTS uint32, now int64) {
+	l.sr.Store(&senderReport{ntp: ntp, rtp: rtpTS, at: now})
+}
+
+func (l *Layer) senderReport() *senderReport { return l.sr.Load() }
+
+// RequestKeyframe asks the publisher for a keyframe on this layer, unless one
+// was asked for within the coalescing interval. It reports whether a request
+// went upstream.
+func (l *Layer) RequestKeyframe(now int64) bool {
+	if l.gone.Load() {
+		return false
+	}
+	interval := l.track.room.reg.cfg.KeyframeInterval.Nanoseconds()
+	for {
+		last := l.lastKeyReq.Load()
+		if last != 0 && now-last < interval {
+			return false
+		}
+		if l.lastKeyReq.CompareAndSwap(last, now) {
+			break
+		}
+	}
+	l.keyReqs.Add(1)
+	l.pub.src.RequestKeyframe(l)
+	return true
+}
+
+// active reports whether the layer received media recently. Publishers pause
+// layers they cannot afford; allocation skips them.
+func (l *Layer) active(now int64) bool {
+	if l.gone.Load() {
+		return false
+	}
+	last := l.stats.lastArrival.Load()
+	return last != 0 && now-last < 1500*millisecond
+}
+
+// copyPacket copies a cached packet for retransmission.
+func (l *Layer) copyPacket(seq uint16, dst *Packet) bool {
+	return l.ring.copyOut(seq, dst)
+}

@@ -1,0 +1,85 @@
+package sfu
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Registry holds a node's rooms and drives their periodic work.
+type Registry struct {
+	cfg Config
+
+	mu    sync.Mutex
+	rooms map[string]*Room
+}
+
+// NewRegistry returns an empty registry. cfg must be valid.
+func NewRegistry(cfg Config) *Registry {
+	return &Registry{cfg: cfg, rooms: map[string]*Room{}}
+}
+
+// Config returns the registry's settings.
+func (g *Registry) Config() Config { return g.cfg }
+
+// Room returns the room called name, creating it if needed.
+func (g *Registry) Room(name string) *Room {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r := g.rooms[name]
+	if r == nil {
+		r = newRoom(g, name)
+		g.rooms[name] = r
+	}
+	return r
+}
+
+// Lookup returns the room called name, or nil.
+func (g *Registry) Lookup(name string) *Room {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.rooms[name]
+}
+
+// Rooms returns every room, sorted by name.
+func (g *Registry) Rooms() []*Room {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	rs := slices.Collect(maps.Values(g.rooms))
+	slices.SortFunc(rs, func(a, b *Room) int {
+		if a.name < b.name {
+			return -1
+		}
+		if a.name > b.name {
+			return 1
+		}
+		return 0
+	})
+	return rs
+}
+
+// Tick runs every room's periodic work at time now.
+func (g *Registry) Tick(now int64) {
+	for _, r := range g.Rooms() {
+		r.tick(now)
+	}
+}
+
+// TickInterval is how often Run calls Tick.
+const TickInterval = 500 * time.Millisecond
+
+// Run calls Tick every TickInterval until ctx ends.
+func (g *Registry) Run(ctx context.Context) error {
+	t := time.NewTicker(TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			g.Tick(Now())
+		}
+	}
+}

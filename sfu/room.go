@@ -1,0 +1,345 @@
+package sfu
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+)
+
+// State is a room's broadcast state.
+type State uint8
+
+// Room states.
+const (
+	// StateOffline: nobody is publishing.
+	StateOffline State = iota
+	// StateLive: the host is publishing.
+	StateLive
+	// StateReconnecting: the host's connection dropped; viewers wait for it
+	// to return until the reconnect grace period ends.
+	StateReconnecting
+)
+
+func (s State) String() string {
+	switch s {
+	case StateLive:
+		return "live"
+	case StateReconnecting:
+		return "reconnecting"
+	}
+	return "offline"
+}
+
+// HostID is the participant id of a room's main publisher.
+const HostID = "host"
+
+// participant is a publishing slot in a room: the host now, Live Room guests
+// later. Its tracks persist across publisher connections.
+type participant struct {
+	id     string
+	audio  *Track
+	video  *Track
+	pub    *Publication // current publication, nil when none
+	lostAt int64        // when pub's connection dropped; 0 while connected
+}
+
+// Room is one stream: its participants' tracks and its viewers.
+type Room struct {
+	name string
+	reg  *Registry
+
+	mu        sync.Mutex
+	parts     map[string]*participant
+	subs      map[*Subscriber]struct{}
+	liveSince int64
+}
+
+func newRoom(reg *Registry, name string) *Room {
+	r := &Room{name: name, reg: reg, parts: map[string]*participant{}, subs: map[*Subscriber]struct{}{}}
+	r.participantLocked(HostID)
+	return r
+}
+
+// Name returns the stream name.
+func (r *Room) Name() string { return r.name }
+
+func (r *Room) participantLocked(id string) *participant {
+	p := r.parts[id]
+	if p == nil {
+		p = &participant{id: id, audio: newTrack(r, id, KindAudio), video: newTrack(r, id, KindVideo)}
+		r.parts[id] = p
+	}
+	return p
+}
+
+// State returns the room's broadcast state.
+func (r *Room) State() State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stateLocked()
+}
+
+func (r *Room) stateLocked() State {
+	host := r.parts[HostID]
+	switch {
+	case host.pub == nil:
+		return StateOffline
+	case host.lostAt != 0:
+		return StateReconnecting
+	}
+	return StateLive
+}
+
+// Publish makes src the publisher of participant id (HostID for the main
+// publisher). A publisher already there is taken over: it is detached and
+// closed. Viewers keep their sessions either way.
+func (r *Room) Publish(id string, src Source, now int64) *Publication {
+	pub := &Publication{room: r, src: src}
+	r.mu.Lock()
+	p := r.participantLocked(id)
+	pub.part = p
+	old := p.pub
+	if r.stateLocked() == StateOffline {
+		r.liveSince = now
+	}
+	p.pub, p.lostAt = pub, 0
+	r.mu.Unlock()
+	if old != nil {
+		old.detach()
+		_ = old.src.Close()
+	}
+	return pub
+}
+
+// Subscribe adds a viewer of the room's host. It fails with ErrNotLive when
+// nobody is publishing; while the host reconnects, viewers may still join.
+func (r *Room) Subscribe(id string) (*Subscriber, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stateLocked() == StateOffline {
+		return nil, ErrNotLive
+	}
+	s := newSubscriber(r, id)
+	host := r.parts[HostID]
+	s.tracks = []*DownTrack{newDownTrack(s, host.audio), newDownTrack(s, host.video)}
+	r.subs[s] = struct{}{}
+	return s, nil
+}
+
+func (r *Room) removeSubscriber(s *Subscriber) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.subs, s)
+}
+
+// Viewers returns the number of subscribers.
+func (r *Room) Viewers() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.subs)
+}
+
+// Subscribers returns the room's subscribers.
+func (r *Room) Subscribers() []*Subscriber {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Collect(maps.Keys(r.subs))
+}
+
+// Tracks returns the host's audio and video tracks.
+func (r *Room) Tracks() (audio, video *Track) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := r.parts[HostID]
+	return h.audio, h.video
+}
+
+// tick runs the room's periodic work: layer rates, the end of the reconnect
+// grace period, and each viewer's allocation.
+func (r *Room) tick(now int64) {
+	r.mu.Lock()
+	var tracks []*Track
+	var expired *Publication
+	for _, p := range r.parts {
+		tracks = append(tracks, p.audio, p.video)
+		if p.pub != nil && p.lostAt != 0 && now-p.lostAt >= r.reg.cfg.ReconnectGrace.Nanoseconds() {
+			expired = p.pub
+		}
+	}
+	r.mu.Unlock()
+	for _, t := range tracks {
+		t.tick(now)
+	}
+	if expired != nil {
+		expired.End(now)
+	}
+	for _, s := range r.Subscribers() {
+		s.tick(now)
+	}
+}
+
+// endIfHost ends every viewer session when the host's publication ended.
+func (r *Room) ended(pub *Publication) {
+	r.mu.Lock()
+	p := pub.part
+	if p.pub != pub {
+		r.mu.Unlock()
+		return
+	}
+	p.pub, p.lostAt = nil, 0
+	var subs []*Subscriber
+	if p.id == HostID {
+		subs = slices.Collect(maps.Keys(r.subs))
+	}
+	r.mu.Unlock()
+	for _, s := range subs {
+		s.Close(ErrNotLive)
+	}
+}
+
+func (r *Room) lost(pub *Publication, now int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if pub.part.pub == pub && pub.part.lostAt == 0 {
+		pub.part.lostAt = now
+	}
+}
+
+// reallocate re-runs every viewer's layer allocation, after layers change.
+func (r *Room) reallocate(now int64) {
+	for _, s := range r.Subscribers() {
+		s.reallocate(now)
+	}
+}
+
+// Info is a snapshot of a room for the API.
+type Info struct {
+	Name      string     `json:"name"`
+	State     string     `json:"state"`
+	Viewers   int        `json:"viewers"`
+	LiveFor   float64    `json:"live_seconds,omitempty"`
+	Audio     *TrackInfo `json:"audio,omitempty"`
+	Video     *TrackInfo `json:"video,omitempty"`
+	Keyframes uint64     `json:"keyframe_requests"`
+}
+
+// TrackInfo is a snapshot of one track.
+type TrackInfo struct {
+	Codec  string      `json:"codec"`
+	Layers []LayerInfo `json:"layers"`
+}
+
+// Info returns a snapshot of the room.
+func (r *Room) Info(now int64) Info {
+	r.mu.Lock()
+	st := r.stateLocked()
+	in := Info{Name: r.name, State: st.String(), Viewers: len(r.subs)}
+	if st != StateOffline {
+		in.LiveFor = float64(now-r.liveSince) / float64(second)
+	}
+	h := r.parts[HostID]
+	r.mu.Unlock()
+	for _, t := range []*Track{h.audio, h.video} {
+		ls := t.Layers()
+		if len(ls) == 0 {
+			continue
+		}
+		ti := &TrackInfo{Codec: ls[0].codec.MimeType}
+		for _, l := range ls {
+			ti.Layers = append(ti.Layers, l.Info(now))
+			in.Keyframes += l.keyReqs.Load()
+		}
+		if t.kind == KindAudio {
+			in.Audio = ti
+		} else {
+			in.Video = ti
+		}
+	}
+	return in
+}
+
+// Publication is one publisher connection's contribution to a room. Its
+// layers feed the participant's tracks until it ends or is taken over.
+type Publication struct {
+	room *Room
+	part *participant
+	src  Source
+
+	mu     sync.Mutex
+	layers []*Layer
+	ended  bool
+}
+
+// AddLayer adds an encoding the publisher sends: rid is its simulcast id, or
+// "" for a single-encoding publisher. The returned Layer takes the packets.
+func (p *Publication) AddLayer(rid string, codec Codec, exts ExtIDs, now int64) (*Layer, error) {
+	kind := codec.Kind()
+	p.mu.Lock()
+	if p.ended {
+		p.mu.Unlock()
+		return nil, ErrPublicationEnded
+	}
+	n := 0
+	for _, l := range p.layers {
+		if l.track.kind == kind {
+			n++
+		}
+	}
+	if n >= MaxLayers {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d", ErrTooManyLayers, n+1)
+	}
+	t := p.part.video
+	size := p.room.reg.cfg.VideoCache
+	if kind == KindAudio {
+		t, size = p.part.audio, p.room.reg.cfg.AudioCache
+	}
+	l := &Layer{track: t, pub: p, rid: rid, codec: codec, family: familyOf(codec.MimeType), exts: exts, ring: newRing(size)}
+	p.layers = append(p.layers, l)
+	p.mu.Unlock()
+	t.attach(l)
+	p.room.reallocate(now)
+	return l, nil
+}
+
+// MaxLayers is the most simulcast layers a track accepts.
+const MaxLayers = 3
+
+// Lost marks the publisher's connection as dropped: the room goes to
+// StateReconnecting and viewers wait for the reconnect grace period.
+func (p *Publication) Lost(now int64) {
+	p.room.lost(p, now)
+}
+
+// End ends the publication for good (the publisher said goodbye, or the
+// grace period passed): its layers detach and, if it was the host, viewer
+// sessions end.
+func (p *Publication) End(now int64) {
+	p.detach()
+	p.room.ended(p)
+}
+
+// detach stops the publication's layers without touching viewers.
+func (p *Publication) detach() {
+	p.mu.Lock()
+	if p.ended {
+		p.mu.Unlock()
+		return
+	}
+	p.ended = true
+	layers := p.layers
+	p.mu.Unlock()
+	for _, l := range layers {
+		l.gone.Store(true)
+	}
+	p.part.audio.detach(p)
+	p.part.video.detach(p)
+}
+
+// Ended reports whether the publication has ended or was taken over.
+func (p *Publication) Ended() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ended
+}

@@ -1,0 +1,215 @@
+package sfu
+
+import (
+	"sync"
+
+	"github.com/pion/rtcp"
+)
+
+// Preferences are what a viewer asks of its video: a largest picture, or one
+// pinned simulcast layer. The zero value means automatic.
+type Preferences struct {
+	MaxWidth  int    `json:"maxWidth,omitempty"`
+	MaxHeight int    `json:"maxHeight,omitempty"`
+	RID       string `json:"encodingId,omitempty"`
+}
+
+// Subscriber is one viewer session: a down track per track it watches, one
+// bandwidth estimate, one transport-wide sequence space. Its mutex guards all
+// of that; packets for one viewer are written under it, so a viewer's writes
+// are ordered and never contend with another viewer's.
+type Subscriber struct {
+	id   string
+	room *Room
+
+	mu      sync.Mutex
+	tracks  []*DownTrack
+	twccSeq uint16
+	bwe     estimator
+	prefs   Preferences
+	started bool
+	closed  bool
+	onClose func(reason error)
+}
+
+func newSubscriber(r *Room, id string) *Subscriber {
+	return &Subscriber{id: id, room: r, bwe: newEstimator(r.reg.cfg)}
+}
+
+// ID returns the session id the subscriber was created with.
+func (s *Subscriber) ID() string { return s.id }
+
+// Room returns the room watched.
+func (s *Subscriber) Room() *Room { return s.room }
+
+// DownTracks returns the subscriber's audio and video down tracks.
+func (s *Subscriber) DownTracks() []*DownTrack { return s.tracks }
+
+// OnClose sets a function called once when the subscriber ends, with the
+// reason (ErrNotLive when the stream ended). Set it before Start.
+func (s *Subscriber) OnClose(fn func(reason error)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onClose = fn
+}
+
+// Start begins forwarding to every bound down track. Call it once the
+// transport can carry media, so the first packet a viewer gets is the
+// keyframe it starts from.
+func (s *Subscriber) Start(now int64) {
+	s.mu.Lock()
+	if s.started || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.started = true
+	s.allocateLocked(now)
+	s.mu.Unlock()
+	for _, d := range s.tracks {
+		if d.w != nil {
+			d.track.AddSink(d)
+		}
+	}
+}
+
+// Close ends the subscriber and calls the OnClose function. It is safe to
+// call more than once and from any goroutine.
+func (s *Subscriber) Close(reason error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	fn := s.onClose
+	s.mu.Unlock()
+	for _, d := range s.tracks {
+		d.track.RemoveSink(d)
+	}
+	s.room.removeSubscriber(s)
+	if fn != nil {
+		fn(reason)
+	}
+}
+
+// Closed reports whether the subscriber has ended.
+func (s *Subscriber) Closed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// SetPreferences changes what the viewer asks of its video.
+func (s *Subscriber) SetPreferences(p Preferences, now int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prefs = p
+	s.allocateLocked(now)
+}
+
+// OnTransportCC feeds transport-wide congestion control feedback.
+func (s *Subscriber) OnTransportCC(fb *rtcp.TransportLayerCC, now int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bwe.onTWCC(fb, now)
+	s.allocateLocked(now)
+}
+
+// OnREMB feeds a receiver estimated maximum bitrate.
+func (s *Subscriber) OnREMB(bps float32, now int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bwe.onREMB(float64(bps), now)
+	s.allocateLocked(now)
+}
+
+// OnReceiverReport feeds a receiver report block about down track d.
+func (s *Subscriber) OnReceiverReport(fractionLost uint8, now int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var rate float64
+	for _, d := range s.tracks {
+		if l := d.fw.cur; l != nil {
+			rate += float64(l.stats.bitrate.Load())
+		}
+	}
+	s.bwe.onLoss(fractionLost, rate, now)
+	s.allocateLocked(now)
+}
+
+// Estimate returns the viewer's bandwidth estimate in bits per second.
+func (s *Subscriber) Estimate() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bwe.estimate()
+}
+
+func (s *Subscriber) reallocate(now int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.allocateLocked(now)
+}
+
+// tick re-runs allocation and repeats keyframe requests a waiting down
+// track still needs (the core coalesces them per layer).
+func (s *Subscriber) tick(now int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.allocateLocked(now)
+	for _, d := range s.tracks {
+		if t := d.fw.target; t != nil && (t != d.fw.cur || !d.fw.started) {
+			t.RequestKeyframe(now)
+		}
+	}
+}
+
+// allocateLocked splits the estimate between the viewer's tracks: audio
+// first, the rest shared by the video tracks.
+func (s *Subscriber) allocateLocked(now int64) {
+	if !s.started || s.closed {
+		return
+	}
+	budget := float64(s.bwe.estimate())
+	videos := 0
+	for _, d := range s.tracks {
+		if d.w == nil {
+			continue
+		}
+		if d.track.kind == KindAudio {
+			ls := d.track.Layers()
+			if len(ls) > 0 {
+				d.setTarget(ls[0], now)
+				budget -= float64(ls[0].stats.bitrate.Load())
+			}
+			continue
+		}
+		videos++
+	}
+	if videos == 0 {
+		return
+	}
+	share := budget / float64(videos)
+	for _, d := range s.tracks {
+		if d.w != nil && d.track.kind == KindVideo {
+			d.allocate(share, s.prefs, s.bwe.congestedAt, now)
+		}
+	}
+}
+
+// SubscriberInfo is a snapshot of a viewer session.
+type SubscriberInfo struct {
+	ID       string          `json:"id"`
+	Estimate uint64          `json:"estimate"`
+	Tracks   []DownTrackInfo `json:"tracks"`
+}
+
+// Info returns a snapshot of the subscriber.
+func (s *Subscriber) Info() SubscriberInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := SubscriberInfo{ID: s.id, Estimate: s.bwe.estimate()}
+	for _, d := range s.tracks {
+		in.Tracks = append(in.Tracks, d.infoLocked())
+	}
+	return in
+}

@@ -1,0 +1,172 @@
+package sfu
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Sink receives every packet of a track, on the ingest goroutine of the
+// packet's layer. Viewers' down tracks are sinks; so are a relay to another
+// node and the HLS bridge. Deliver must not block, and p is valid only for
+// the duration of the call.
+type Sink interface {
+	Deliver(l *Layer, p *Packet)
+}
+
+// Track is one media slot of a participant: its audio or its video. It
+// outlives publisher connections: when a publisher reconnects, its new layers
+// attach to the same Track and viewers continue on their down tracks.
+type Track struct {
+	room        *Room
+	participant string
+	kind        Kind
+
+	mu     sync.Mutex // serialises changes to layers and sinks
+	layers atomic.Pointer[[]*Layer]
+	sinks  atomic.Pointer[[]Sink]
+}
+
+func newTrack(r *Room, participant string, kind Kind) *Track {
+	t := &Track{room: r, participant: participant, kind: kind}
+	t.layers.Store(&[]*Layer{})
+	t.sinks.Store(&[]Sink{})
+	return t
+}
+
+// Kind returns the track's media kind.
+func (t *Track) Kind() Kind { return t.kind }
+
+// ID returns the track id used in SDP, e.g. "host-video".
+func (t *Track) ID() string { return t.participant + "-" + t.kind.String() }
+
+// Room returns the room the track belongs to.
+func (t *Track) Room() *Room { return t.room }
+
+// Layers returns the current publication's layers, lowest quality first.
+func (t *Track) Layers() []*Layer { return *t.layers.Load() }
+
+// Codec returns the codec of the current publication, if any.
+func (t *Track) Codec() (Codec, bool) {
+	if ls := t.Layers(); len(ls) > 0 {
+		return ls[0].codec, true
+	}
+	return Codec{}, false
+}
+
+// AddSink subscribes s to every packet of the track.
+func (t *Track) AddSink(s Sink) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.sinks.Load()
+	if slices.Contains(old, s) {
+		return
+	}
+	next := append(slices.Clip(old), s)
+	t.sinks.Store(&next)
+}
+
+// RemoveSink unsubscribes s.
+func (t *Track) RemoveSink(s Sink) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.sinks.Load()
+	i := slices.Index(old, s)
+	if i < 0 {
+		return
+	}
+	next := slices.Delete(slices.Clone(old), i, i+1)
+	t.sinks.Store(&next)
+}
+
+// attach adds a layer of publication pub, replacing layers of any earlier
+// publication.
+func (t *Track) attach(l *Layer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var next []*Layer
+	for _, o := range *t.layers.Load() {
+		if o.pub == l.pub {
+			next = append(next, o)
+		}
+	}
+	next = append(next, l)
+	sortLayers(next)
+	t.layers.Store(&next)
+}
+
+// detach removes every layer of publication pub.
+func (t *Track) detach(pub *Publication) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	next := slices.DeleteFunc(slices.Clone(*t.layers.Load()), func(l *Layer) bool { return l.pub == pub })
+	t.layers.Store(&next)
+}
+
+// tick updates layer rates and re-sorts layers once sizes and bitrates are
+// known.
+func (t *Track) tick(now int64) {
+	ls := t.Layers()
+	for _, l := range ls {
+		l.stats.tick(now)
+	}
+	if len(ls) < 2 {
+		return
+	}
+	sorted := slices.Clone(ls)
+	sortLayers(sorted)
+	if slices.Equal(sorted, ls) {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur := *t.layers.Load()
+	sorted = slices.Clone(cur)
+	sortLayers(sorted)
+	t.layers.Store(&sorted)
+}
+
+// sortLayers orders layers from lowest to highest quality: by picture height
+// when both are known, else by bitrate, else by the conventional rid names.
+func sortLayers(ls []*Layer) {
+	names := make([]string, len(ls))
+	for i, l := range ls {
+		names[i] = l.rid
+	}
+	slices.SortStableFunc(ls, func(a, b *Layer) int {
+		ha, hb := a.stats.height.Load(), b.stats.height.Load()
+		if ha != 0 && hb != 0 && ha != hb {
+			return int(ha) - int(hb)
+		}
+		ba, bb := a.stats.bitrate.Load(), b.stats.bitrate.Load()
+		if ba != 0 && bb != 0 && (ba > bb*3/2 || bb > ba*3/2) {
+			if ba < bb {
+				return -1
+			}
+			return 1
+		}
+		return ridRank(a.rid, names) - ridRank(b.rid, names)
+	})
+}
+
+// ridRank guesses a layer's rank from its rid when nothing was measured yet:
+// l/m/h, q/h/f, low/mid/high, or digits.
+func ridRank(rid string, all []string) int {
+	switch rid {
+	case "q", "l", "low", "quarter":
+		return 0
+	case "m", "mid", "medium", "half":
+		return 1
+	case "h":
+		if slices.Contains(all, "f") {
+			return 1
+		}
+		return 2
+	case "f", "high", "full":
+		return 2
+	}
+	if len(rid) == 1 && rid[0] >= '0' && rid[0] <= '9' {
+		return int(rid[0] - '0')
+	}
+	return 1
+}
