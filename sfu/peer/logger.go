@@ -1,0 +1,34 @@
+package peer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/pion/logging"
+)
+
+// pionLogs routes pion's warnings and errors to slog; its debug chatter is
+// dropped.
+type pionLogs struct{ log *slog.Logger }
+
+func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{log: f.log.With("pion", scope)}
+}
+
+type pionLogger struct{ log *slog.Logger }
+
+func (l pionLogger) Trace(string)          {}
+func (l pionLogger) Tracef(string, ...any) {}
+func (l pionLogger) Debug(string)          {}
+func (l pionLogger) Debugf(string, ...any) {}
+func (l pionLogger) Info(string)           {}
+func (l pionLogger) Infof(string, ...any)  {}
+func (l pionLogger) Warn(msg string)       { l.log.Log(context.Background(), slog.LevelDebug, msg) }
+func (l pionLogger) Warnf(f string, a ...any) {
+	l.log.Log(context.Background(), slog.LevelDebug, fmt.Sprintf(f, a...))
+}
+func (l pionLogger) Error(msg string) { l.log.Warn(msg) }
+func (l pionLogger) Errorf(f string, a ...any) {
+	l.log.Warn(fmt.Sprintf(f, a...))
+}

@@ -1,0 +1,341 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/glintlive/glint/sfu"
+)
+
+// Config holds the WebRTC transport settings.
+type Config struct {
+	// Port is the one UDP port (and ICE-TCP port) all media shares; 0 picks
+	// a free port, for tests.
+	Port int
+	// IPs are the local addresses to gather candidates on. Empty means every
+	// non-loopback interface.
+	IPs []string
+	// PublicIPs replace the host candidates' addresses (1:1 NAT).
+	PublicIPs []string
+	// TCP enables ICE-TCP candidates on Port.
+	TCP bool
+	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepalive tune how
+	// fast a vanished peer is noticed (pion's SetICETimeouts).
+	ICEDisconnectedTimeout, ICEFailedTimeout, ICEKeepalive time.Duration
+	// GatherTimeout bounds waiting for ICE candidates before answering.
+	GatherTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Port:                   8443,
+		TCP:                    true,
+		ICEDisconnectedTimeout: 4 * time.Second,
+		ICEFailedTimeout:       6 * time.Second,
+		ICEKeepalive:           2 * time.Second,
+		GatherTimeout:          5 * time.Second,
+	}
+}
+
+// Validate reports the first unusable setting.
+func (c *Config) Validate() error {
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("rtc port %d out of range", c.Port)
+	}
+	for _, ip := range slices.Concat(c.IPs, c.PublicIPs) {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("%q is not an IP address", ip)
+		}
+	}
+	if c.ICEDisconnectedTimeout <= 0 || c.ICEFailedTimeout <= 0 || c.ICEKeepalive <= 0 || c.GatherTimeout <= 0 {
+		return errors.New("ICE timeouts must be positive")
+	}
+	return nil
+}
+
+// Node owns the media port and creates publisher and viewer sessions.
+type Node struct {
+	cfg Config
+	reg *sfu.Registry
+	log *slog.Logger
+
+	pubAPI, viewAPI *webrtc.API
+	udp             ice.UDPMux
+	tcp             ice.TCPMux
+	closers         []func() error
+
+	mu      sync.Mutex
+	viewers map[*Viewer]struct{}
+	closed  bool
+	wg      sync.WaitGroup
+
+	malformedRTCP atomic.Uint64
+}
+
+// MalformedRTCP returns how many RTCP packets from peers could not be parsed.
+func (n *Node) MalformedRTCP() uint64 { return n.malformedRTCP.Load() }
+
+// NewNode binds the media port and prepares the WebRTC stacks.
+func NewNode(cfg Config, reg *sfu.Registry, log *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, reg: reg, log: log, viewers: map[*Viewer]struct{}{}}
+	if err := n.listen(); err != nil {
+		_ = n.Close()
+		return nil, err
+	}
+	var err error
+	if n.pubAPI, err = n.newAPI(true); err != nil {
+		_ = n.Close()
+		return nil, err
+	}
+	if n.viewAPI, err = n.newAPI(false); err != nil {
+		_ = n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// listen opens the shared UDP port and, if enabled, the ICE-TCP listener.
+func (n *Node) listen() error {
+	logs := pionLogs{n.log}
+	if len(n.cfg.IPs) == 0 {
+		m, err := ice.NewMultiUDPMuxFromPort(n.cfg.Port, ice.UDPMuxFromPortWithLogger(logs.NewLogger("udpmux")))
+		if err != nil {
+			return fmt.Errorf("listen udp :%d: %w", n.cfg.Port, err)
+		}
+		n.udp = m
+		n.closers = append(n.closers, m.Close)
+		if n.cfg.TCP {
+			l, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(n.cfg.Port)))
+			if err != nil {
+				return fmt.Errorf("listen tcp: %w", err)
+			}
+			n.tcp = n.tcpMux(l)
+		}
+		return nil
+	}
+	var udps []ice.UDPMux
+	var tcps []ice.TCPMux
+	port := n.cfg.Port
+	for _, ip := range n.cfg.IPs {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip), Port: port})
+		if err != nil {
+			return fmt.Errorf("listen udp %s:%d: %w", ip, port, err)
+		}
+		if port == 0 {
+			port = c.LocalAddr().(*net.UDPAddr).Port //nolint:forcetypeassert // a UDP listener
+		}
+		m := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: c, Logger: logs.NewLogger("udpmux")})
+		n.closers = append(n.closers, m.Close)
+		udps = append(udps, m)
+		if n.cfg.TCP {
+			l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+			if err != nil {
+				return fmt.Errorf("listen tcp %s:%d: %w", ip, port, err)
+			}
+			tcps = append(tcps, n.tcpMux(l))
+		}
+	}
+	n.udp = ice.NewMultiUDPMuxDefault(udps...)
+	if len(tcps) > 0 {
+		n.tcp = ice.NewMultiTCPMuxDefault(tcps...)
+	}
+	return nil
+}
+
+// tcpWriteBuffer bounds what a stalled ICE-TCP viewer can queue; beyond it
+// its packets are dropped, and nobody else waits.
+const tcpWriteBuffer = 1 << 20
+
+func (n *Node) tcpMux(l net.Listener) ice.TCPMux {
+	m := ice.NewTCPMuxDefault(ice.TCPMuxParams{
+		Listener:        l,
+		Logger:          pionLogs{n.log}.NewLogger("tcpmux"),
+		ReadBufferSize:  64,
+		WriteBufferSize: tcpWriteBuffer,
+	})
+	n.closers = append(n.closers, m.Close)
+	return m
+}
+
+// Port returns the UDP port media is served on.
+func (n *Node) Port() int {
+	for _, a := range n.udp.GetListenAddresses() {
+		if u, ok := a.(*net.UDPAddr); ok {
+			return u.Port
+		}
+	}
+	return 0
+}
+
+func (n *Node) newAPI(publisher bool) (*webrtc.API, error) {
+	m, err := newMediaEngine(publisher)
+	if err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if publisher {
+		// Losses from the publisher are recovered once, for every viewer.
+		gen, err := nack.NewGeneratorInterceptor(nack.GeneratorMaxNacksPerPacket(5))
+		if err != nil {
+			return nil, err
+		}
+		ir.Add(gen)
+		rr, err := report.NewReceiverInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		ir.Add(rr)
+		// Transport-wide feedback lets the publisher's encoder ramp up.
+		tw, err := twcc.NewSenderInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		ir.Add(tw)
+	}
+	// Viewers get no pion interceptors: the core answers NACKs from its
+	// cache, writes sender reports and transport-wide sequence numbers.
+
+	se := webrtc.SettingEngine{LoggerFactory: pionLogs{n.log}}
+	se.SetICEUDPMux(n.udp)
+	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if n.tcp != nil {
+		se.SetICETCPMux(n.tcp)
+		types = append(types, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(types)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetICETimeouts(n.cfg.ICEDisconnectedTimeout, n.cfg.ICEFailedTimeout, n.cfg.ICEKeepalive)
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	se.DisableActiveTCP(true)
+	if len(n.cfg.IPs) > 0 {
+		allowed := n.cfg.IPs
+		se.SetIPFilter(func(ip net.IP) bool {
+			return slices.ContainsFunc(allowed, func(a string) bool { return net.ParseIP(a).Equal(ip) })
+		})
+		for _, a := range allowed {
+			if net.ParseIP(a).IsLoopback() {
+				se.SetIncludeLoopbackCandidate(true)
+			}
+		}
+	}
+	if len(n.cfg.PublicIPs) > 0 {
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External: n.cfg.PublicIPs, AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// newPC creates a PeerConnection for a session.
+func (n *Node) newPC(api *webrtc.API) (*webrtc.PeerConnection, error) {
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	return api.NewPeerConnection(webrtc.Configuration{
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	})
+}
+
+// answer applies an offer and returns the complete answer, with every
+// candidate gathered (WHIP and WHEP servers do not trickle).
+func (n *Node) answer(ctx context.Context, pc *webrtc.PeerConnection, offer string) (string, error) {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadOffer, err) //nolint:errorlint // pion's text only
+	}
+	ans, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadOffer, err) //nolint:errorlint
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(ans); err != nil {
+		if errors.Is(err, sfu.ErrNoCodec) {
+			return "", fmt.Errorf("%w: %v", ErrNoCodec, err) //nolint:errorlint
+		}
+		return "", fmt.Errorf("%w: %v", ErrBadOffer, err) //nolint:errorlint
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.GatherTimeout)
+	defer cancel()
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", fmt.Errorf("gathering candidates: %w", ctx.Err())
+	}
+	return pc.LocalDescription().SDP, nil
+}
+
+// Run writes sender reports to every viewer once a second until ctx ends.
+func (n *Node) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			n.mu.Lock()
+			vs := make([]*Viewer, 0, len(n.viewers))
+			for v := range n.viewers {
+				vs = append(vs, v)
+			}
+			n.mu.Unlock()
+			now, wall := sfu.Now(), ntpTime(time.Now())
+			for _, v := range vs {
+				v.sendReports(now, wall)
+			}
+		}
+	}
+}
+
+// ntpTime converts wall-clock time to a 64-bit NTP timestamp (RFC 5905).
+func ntpTime(t time.Time) uint64 {
+	const ntpEpochOffset = 2208988800
+	secs := uint64(t.Unix() + ntpEpochOffset)                        //nolint:gosec // after 1900
+	frac := uint64(t.Nanosecond()) * (1 << 32) / uint64(time.Second) //nolint:gosec
+	return secs<<32 | frac
+}
+
+// Close stops accepting sessions, closes every viewer and releases the port.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	n.closed = true
+	vs := make([]*Viewer, 0, len(n.viewers))
+	for v := range n.viewers {
+		vs = append(vs, v)
+	}
+	n.mu.Unlock()
+	for _, v := range vs {
+		_ = v.Close()
+	}
+	n.wg.Wait()
+	var errs []error
+	for _, c := range slices.Backward(n.closers) {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,180 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/glintlive/glint/sfu"
+)
+
+// Publisher is a WHIP session: a PeerConnection whose incoming tracks feed
+// a room's publication.
+type Publisher struct {
+	session
+	room *sfu.Room
+	log  *slog.Logger
+
+	pub   *sfu.Publication
+	ready chan struct{} // closed once pub is set
+	ended atomic.Bool   // the publisher said goodbye (DELETE)
+	wg    sync.WaitGroup
+}
+
+// Publish answers a WHIP offer. On success the publisher becomes the room's
+// host, taking over from any previous one.
+func (n *Node) Publish(ctx context.Context, room *sfu.Room, id string, offer *Offer) (*Publisher, string, error) {
+	pc, err := n.newPC(n.pubAPI)
+	if err != nil {
+		return nil, "", err
+	}
+	p := &Publisher{
+		session: newSession(n, id, pc, offer.SDP),
+		room:    room,
+		log:     n.log.With("stream", room.Name(), "session", id, "role", "publisher"),
+		ready:   make(chan struct{}),
+	}
+	pc.OnTrack(p.onTrack)
+	pc.OnConnectionStateChange(p.onState)
+	answer, err := n.answer(ctx, pc, offer.SDP)
+	if err != nil {
+		p.ended.Store(true)
+		close(p.ready)
+		_ = pc.Close()
+		return nil, "", err
+	}
+	p.pub = room.Publish(sfu.HostID, p, sfu.Now())
+	close(p.ready)
+	p.log.Info("publisher joined")
+	return p, answer, nil
+}
+
+func (p *Publisher) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	select {
+	case <-p.ready:
+	case <-p.done:
+		return
+	}
+	if p.pub == nil {
+		return
+	}
+	codec := codecOf(track.Codec())
+	rid := track.RID()
+	l, err := p.pub.AddLayer(rid, codec, extIDs(recv.GetParameters().HeaderExtensions), sfu.Now())
+	if err != nil {
+		p.log.Warn("track refused", "rid", rid, "err", err)
+		return
+	}
+	p.log.Info("track", "kind", track.Kind().String(), "codec", codec.MimeType, "rid", rid, "ssrc", uint32(track.SSRC()))
+	p.wg.Add(2)
+	go p.readRTP(track, l)
+	go p.readRTCP(recv, rid, l)
+}
+
+// readRTP is the layer's ingest loop: one buffer, no allocation per packet.
+func (p *Publisher) readRTP(track *webrtc.TrackRemote, l *sfu.Layer) {
+	defer p.wg.Done()
+	buf := make([]byte, sfu.MaxPacketSize)
+	for {
+		n, _, err := track.Read(buf)
+		if err != nil {
+			return
+		}
+		if err := l.WriteRTP(buf[:n], sfu.Now()); errors.Is(err, sfu.ErrPublicationEnded) {
+			return
+		}
+	}
+}
+
+// readRTCP takes the publisher's sender reports, which keep lip sync.
+func (p *Publisher) readRTCP(recv *webrtc.RTPReceiver, rid string, l *sfu.Layer) {
+	defer p.wg.Done()
+	for {
+		var pkts []rtcp.Packet
+		var err error
+		if rid == "" {
+			pkts, _, err = recv.ReadRTCP()
+		} else {
+			pkts, _, err = recv.ReadSimulcastRTCP(rid)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
+			return
+		}
+		if err != nil {
+			select {
+			case <-p.done:
+				return
+			default:
+				p.node.malformedRTCP.Add(1)
+				continue
+			}
+		}
+		for _, pkt := range pkts {
+			if sr, ok := pkt.(*rtcp.SenderReport); ok && sr.SSRC == l.SSRC() {
+				l.WriteSenderReport(sr.NTPTime, sr.RTPTime, sfu.Now())
+			}
+		}
+	}
+}
+
+func (p *Publisher) onState(s webrtc.PeerConnectionState) {
+	switch s {
+	case webrtc.PeerConnectionStateConnected:
+		p.log.Info("publisher connected")
+	case webrtc.PeerConnectionStateFailed:
+		go p.pc.Close() //nolint:errcheck // closing a failed connection
+	case webrtc.PeerConnectionStateClosed:
+		<-p.ready
+		if p.pub != nil && !p.ended.Load() {
+			p.log.Info("publisher lost; viewers wait for it to return")
+			p.pub.Lost(sfu.Now())
+		}
+		p.markDone()
+	}
+}
+
+// RequestKeyframe sends a PLI for layer l (sfu.Source).
+func (p *Publisher) RequestKeyframe(l *sfu.Layer) {
+	ssrc := l.SSRC()
+	if ssrc == 0 {
+		return
+	}
+	_ = p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+}
+
+// Close closes the connection without ending the stream; used when another
+// publisher takes over (sfu.Source).
+func (p *Publisher) Close() error {
+	p.ended.Store(true)
+	p.node.wg.Add(1)
+	go func() {
+		defer p.node.wg.Done()
+		_ = p.pc.Close()
+	}()
+	return nil
+}
+
+// End ends the broadcast: viewers' sessions end and the stream goes
+// offline. It returns after the connection has closed.
+func (p *Publisher) End() error {
+	p.ended.Store(true)
+	<-p.ready
+	if p.pub != nil {
+		p.pub.End(sfu.Now())
+	}
+	err := p.pc.Close()
+	p.wg.Wait()
+	return err
+}
+
+// Wait blocks until the session's goroutines have finished.
+func (p *Publisher) Wait() {
+	<-p.done
+	p.wg.Wait()
+}

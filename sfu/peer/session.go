@@ -1,0 +1,144 @@
+package peer
+
+import (
+	"context"
+	"fmt"
+
+	"strings"
+	"sync"
+
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// session is what publishers and viewers share: a PeerConnection, its
+// current remote offer, and ICE trickle and restart (RFC 9725 §4.3).
+type session struct {
+	id   string
+	node *Node
+	pc   *webrtc.PeerConnection
+
+	negotiate sync.Mutex // one renegotiation at a time
+	remote    string     // the offer in effect
+
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newSession(n *Node, id string, pc *webrtc.PeerConnection, offer string) session {
+	return session{id: id, node: n, pc: pc, remote: offer, done: make(chan struct{})}
+}
+
+// ID returns the session id.
+func (s *session) ID() string { return s.id }
+
+// Done is closed when the session's connection has closed.
+func (s *session) Done() <-chan struct{} { return s.done }
+
+func (s *session) markDone() { s.closeOnce.Do(func() { close(s.done) }) }
+
+// ICE is one side's ICE parameters and candidates.
+type ICE struct {
+	Ufrag, Pwd string
+	Mid        string   // the first media section's mid, for sdpfrag answers
+	Candidates []string // "candidate:…" attribute values
+}
+
+// RemoteICE returns the peer's current ICE credentials.
+func (s *session) RemoteICE() ICE {
+	s.negotiate.Lock()
+	defer s.negotiate.Unlock()
+	return iceOf(s.remote)
+}
+
+// LocalICE returns the server's current ICE credentials and candidates.
+func (s *session) LocalICE() ICE {
+	if d := s.pc.LocalDescription(); d != nil {
+		return iceOf(d.SDP)
+	}
+	return ICE{}
+}
+
+func iceOf(text string) ICE {
+	var d sdp.SessionDescription
+	if d.UnmarshalString(text) != nil {
+		return ICE{}
+	}
+	var ice ICE
+	ice.Ufrag, _ = d.Attribute("ice-ufrag")
+	ice.Pwd, _ = d.Attribute("ice-pwd")
+	for i, m := range d.MediaDescriptions {
+		if i == 0 {
+			ice.Mid, _ = m.Attribute("mid")
+		}
+		if v, ok := m.Attribute("ice-ufrag"); ok && ice.Ufrag == "" {
+			ice.Ufrag = v
+		}
+		if v, ok := m.Attribute("ice-pwd"); ok && ice.Pwd == "" {
+			ice.Pwd = v
+		}
+		for _, a := range m.Attributes {
+			if a.Key == "candidate" && i == 0 {
+				ice.Candidates = append(ice.Candidates, "candidate:"+a.Value)
+			}
+		}
+	}
+	return ice
+}
+
+// AddCandidates adds trickled remote candidates ("candidate:…" values).
+func (s *session) AddCandidates(mid string, cands []string) error {
+	for _, c := range cands {
+		m := mid
+		if err := s.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c, SDPMid: &m}); err != nil {
+			return fmt.Errorf("%w: candidate %q: %v", ErrBadOffer, c, err) //nolint:errorlint
+		}
+	}
+	return nil
+}
+
+// Restart performs an ICE restart with the peer's new credentials and
+// candidates, and returns the server's new ones. On failure the session
+// keeps its previous ICE state where pion allows.
+func (s *session) Restart(ctx context.Context, ufrag, pwd string, cands []string) (ICE, error) {
+	s.negotiate.Lock()
+	defer s.negotiate.Unlock()
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(s.remote); err != nil {
+		return ICE{}, fmt.Errorf("%w: %v", ErrRestartFailed, err) //nolint:errorlint
+	}
+	d.Origin.SessionVersion++
+	replace := func(attrs []sdp.Attribute) []sdp.Attribute {
+		out := attrs[:0:0]
+		for _, a := range attrs {
+			switch a.Key {
+			case "candidate", "end-of-candidates":
+				continue
+			case "ice-ufrag":
+				a.Value = ufrag
+			case "ice-pwd":
+				a.Value = pwd
+			}
+			out = append(out, a)
+		}
+		return out
+	}
+	d.Attributes = replace(d.Attributes)
+	for i, m := range d.MediaDescriptions {
+		m.Attributes = replace(m.Attributes)
+		if i == 0 {
+			for _, c := range cands {
+				m.Attributes = append(m.Attributes, sdp.Attribute{Key: "candidate", Value: strings.TrimPrefix(c, "candidate:")})
+			}
+		}
+	}
+	raw, err := d.Marshal()
+	if err != nil {
+		return ICE{}, fmt.Errorf("%w: %v", ErrRestartFailed, err) //nolint:errorlint
+	}
+	if _, err := s.node.answer(ctx, s.pc, string(raw)); err != nil {
+		return ICE{}, fmt.Errorf("%w: %v", ErrRestartFailed, err) //nolint:errorlint
+	}
+	s.remote = string(raw)
+	return s.LocalICE(), nil
+}
