@@ -1,0 +1,50 @@
+package signaling
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/glintlive/glint/sfu"
+)
+
+// streamInfo is one stream in the API.
+type streamInfo struct {
+	sfu.Info
+	WHIP string `json:"whip"`
+	WHEP string `json:"whep"`
+}
+
+func (s *Server) streamInfo(name string) streamInfo {
+	in := sfu.Info{Name: name, State: sfu.StateOffline.String()}
+	if room := s.reg.Lookup(name); room != nil {
+		in = room.Info(sfu.Now())
+	}
+	return streamInfo{Info: in, WHIP: "/whip/" + name, WHEP: "/whep/" + name}
+}
+
+// listStreams answers GET /api/streams: every configured stream and its state.
+func (s *Server) listStreams(w http.ResponseWriter, _ *http.Request) {
+	out := struct {
+		Streams []streamInfo `json:"streams"`
+	}{Streams: []streamInfo{}}
+	for _, name := range s.keys.Names() {
+		out.Streams = append(out.Streams, s.streamInfo(name))
+	}
+	writeJSON(w, out)
+}
+
+// getStream answers GET /api/streams/{stream}.
+func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("stream")
+	if !s.keys.Known(name) {
+		problem(w, http.StatusNotFound, "no stream called "+name)
+		return
+	}
+	writeJSON(w, s.streamInfo(name))
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
+}

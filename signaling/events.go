@@ -1,0 +1,138 @@
+package signaling
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/glintlive/glint/sfu"
+	"github.com/glintlive/glint/sfu/peer"
+)
+
+// eventsSubscribe answers the POST that starts a WHEP server-sent-events
+// subscription (draft-ietf-wish-whep §4.6.1): the event stream is at the
+// same URL.
+func (s *Server) eventsSubscribe(w http.ResponseWriter, r *http.Request) {
+	if s.lookup(r, peer.RoleViewer) == nil {
+		problem(w, http.StatusNotFound, "no such session")
+		return
+	}
+	_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody))
+	w.Header().Set("Location", r.URL.Path)
+	w.WriteHeader(http.StatusCreated)
+}
+
+// eventInterval is how often a viewer's event stream reports.
+const eventInterval = time.Second
+
+// events streams active/inactive, layers and viewercount events for a
+// viewer session until it ends.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	sess := s.lookup(r, peer.RoleViewer)
+	if sess == nil {
+		problem(w, http.StatusNotFound, "no such session")
+		return
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		problem(w, http.StatusInternalServerError, "streaming unsupported")
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	sub := sess.view.Subscriber()
+	room := sub.Room()
+	t := time.NewTicker(eventInterval)
+	defer t.Stop()
+	last := ""
+	for {
+		state := room.State().String()
+		if state != last {
+			ev := "active"
+			if state != "live" {
+				ev = "inactive"
+			}
+			writeEvent(w, ev, map[string]string{"state": state})
+			last = state
+		}
+		writeEvent(w, "viewercount", map[string]int{"viewercount": room.Viewers()})
+		writeEvent(w, "layers", layersEvent(sub, room))
+		fl.Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-sess.view.Done():
+			writeEvent(w, "inactive", map[string]string{"state": "ended"})
+			fl.Flush()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// layersEvent is Glint's "layers" payload: what the viewer receives now and
+// what the publisher offers.
+type layersPayload struct {
+	Active   string          `json:"active"`
+	Target   string          `json:"target"`
+	Width    int             `json:"width,omitempty"`
+	Height   int             `json:"height,omitempty"`
+	Bitrate  uint64          `json:"bitrate"`
+	Estimate uint64          `json:"estimate"`
+	Layers   []sfu.LayerInfo `json:"layers"`
+}
+
+func layersEvent(sub *sfu.Subscriber, room *sfu.Room) layersPayload {
+	in := sub.Info()
+	p := layersPayload{Estimate: in.Estimate}
+	for _, t := range in.Tracks {
+		if t.Kind == "video" {
+			p.Active, p.Target, p.Width, p.Height, p.Bitrate = t.Layer, t.Target, t.Width, t.Height, t.Bitrate
+		}
+	}
+	if ri := room.Info(sfu.Now()); ri.Video != nil {
+		p.Layers = ri.Video.Layers
+	}
+	return p
+}
+
+func writeEvent(w io.Writer, name string, v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, b)
+}
+
+// maxLayerDimension bounds a requested picture size.
+const maxLayerDimension = 8192
+
+// layer handles the WHEP layer-selection extension: a JSON object with
+// encodingId to pin a simulcast layer, or maxWidth/maxHeight to cap it; an
+// empty object returns to automatic selection.
+func (s *Server) layer(w http.ResponseWriter, r *http.Request) {
+	sess := s.lookup(r, peer.RoleViewer)
+	if sess == nil {
+		problem(w, http.StatusNotFound, "no such session")
+		return
+	}
+	if !hasType(r, "application/json") {
+		problem(w, http.StatusUnsupportedMediaType, "layer selection takes application/json")
+		return
+	}
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var p sfu.Preferences
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		problem(w, http.StatusBadRequest, "layer selection: "+err.Error())
+		return
+	}
+	if p.MaxWidth < 0 || p.MaxHeight < 0 || p.MaxWidth > maxLayerDimension || p.MaxHeight > maxLayerDimension || len(p.RID) > 16 {
+		problem(w, http.StatusBadRequest, "maxWidth/maxHeight must be 0..8192 and encodingId at most 16 characters")
+		return
+	}
+	sess.view.Subscriber().SetPreferences(p, sfu.Now())
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,167 @@
+package signaling
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sync"
+)
+
+var (
+	// ErrUnknownStream: no channel of that name is configured.
+	ErrUnknownStream = errors.New("unknown stream")
+	// ErrNoKey: the request carried no bearer token.
+	ErrNoKey = errors.New("missing stream key")
+	// ErrBadKey: the bearer token is not the stream's key.
+	ErrBadKey = errors.New("wrong stream key")
+)
+
+// streamName is what a channel may be called: it appears in URLs and logs.
+var streamName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidStreamName reports whether name can name a channel.
+func ValidStreamName(name string) bool { return streamName.MatchString(name) }
+
+// Keys holds each channel's stream key, persisted in the data directory so a
+// generated key survives restarts.
+type Keys struct {
+	path string
+	mu   sync.RWMutex
+	keys map[string]string
+}
+
+// keysFile is the file under the data directory that holds the keys.
+const keysFile = "streams.json"
+
+// LoadKeys reads the keys saved in dataDir, applies configured ones (which
+// win), and, when no channel exists at all, creates "demo" with a random
+// key. It returns the names of channels it created.
+func LoadKeys(dataDir string, configured map[string]string) (*Keys, []string, error) {
+	k := &Keys{path: filepath.Join(dataDir, keysFile), keys: map[string]string{}}
+	raw, err := os.ReadFile(k.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, nil, err
+	default:
+		var saved struct {
+			Streams map[string]string `json:"streams"`
+		}
+		if err := json.Unmarshal(raw, &saved); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", k.path, err)
+		}
+		maps.Copy(k.keys, saved.Streams)
+	}
+	changed := false
+	for name, key := range configured {
+		if !ValidStreamName(name) {
+			return nil, nil, fmt.Errorf("stream name %q: use 1-64 letters, digits, '-' or '_'", name)
+		}
+		if len(key) < 8 {
+			return nil, nil, fmt.Errorf("stream %q: key must be at least 8 characters", name)
+		}
+		if k.keys[name] != key {
+			k.keys[name] = key
+			changed = true
+		}
+	}
+	var created []string
+	if len(k.keys) == 0 {
+		k.keys["demo"] = randomHex(16)
+		created = append(created, "demo")
+		changed = true
+	}
+	if changed {
+		if err := k.save(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return k, created, nil
+}
+
+// save writes the keys atomically: a crash leaves the old file or the new.
+func (k *Keys) save() error {
+	if err := os.MkdirAll(filepath.Dir(k.path), 0o700); err != nil {
+		return err
+	}
+	raw, err := json.MarshalIndent(struct {
+		Streams map[string]string `json:"streams"`
+	}{k.keys}, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(k.path), ".streams-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(append(raw, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), k.path)
+}
+
+// Known reports whether a channel is configured.
+func (k *Keys) Known(stream string) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	_, ok := k.keys[stream]
+	return ok
+}
+
+// Check verifies a bearer token for a stream in constant time.
+func (k *Keys) Check(stream, token string) error {
+	k.mu.RLock()
+	key, ok := k.keys[stream]
+	k.mu.RUnlock()
+	switch {
+	case !ok:
+		return ErrUnknownStream
+	case token == "":
+		return ErrNoKey
+	case subtle.ConstantTimeCompare([]byte(key), []byte(token)) != 1:
+		return ErrBadKey
+	}
+	return nil
+}
+
+// Names returns the channel names, sorted.
+func (k *Keys) Names() []string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return slices.Sorted(maps.Keys(k.keys))
+}
+
+// Key returns a channel's key, for printing at start-up.
+func (k *Keys) Key(stream string) string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.keys[stream]
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,184 @@
+package signaling
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/glintlive/glint/sfu"
+	"github.com/glintlive/glint/sfu/peer"
+)
+
+// bearer returns the RFC 6750 bearer token of a request.
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// authorize checks a WHIP request's stream key and answers 401/403/404.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, stream string) bool {
+	switch err := s.keys.Check(stream, bearer(r)); {
+	case err == nil:
+		return true
+	case errors.Is(err, ErrUnknownStream):
+		problem(w, http.StatusNotFound, "no stream called "+stream)
+	case errors.Is(err, ErrNoKey):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="glint"`)
+		problem(w, http.StatusUnauthorized, "Authorization: Bearer <stream key> is required")
+	default:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="glint", error="invalid_token"`)
+		problem(w, http.StatusForbidden, "wrong stream key")
+	}
+	return false
+}
+
+// hasType reports whether the request body is of the given media type.
+func hasType(r *http.Request, want string) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && strings.EqualFold(mt, want)
+}
+
+// readBody reads at most maxBody bytes, answering 413 beyond.
+func readBody(w http.ResponseWriter, r *http.Request) (string, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		problem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", maxBody))
+		return "", false
+	case err != nil:
+		problem(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return "", false
+	}
+	return string(b), true
+}
+
+// offer handles POST on a WHIP or WHEP endpoint (RFC 9725 §4.2).
+func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
+	stream := r.PathValue("stream")
+	if !hasType(r, "application/sdp") {
+		w.Header().Set("Accept-Post", "application/sdp")
+		problem(w, http.StatusUnsupportedMediaType, "the offer must be application/sdp")
+		return
+	}
+	if !s.keys.Known(stream) {
+		problem(w, http.StatusNotFound, "no stream called "+stream)
+		return
+	}
+	if role == peer.RolePublisher && !s.authorize(w, r, stream) {
+		return
+	}
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	room := s.reg.Room(stream)
+	if role == peer.RoleViewer && room.State() == sfu.StateOffline {
+		retryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
+		return
+	}
+	switch ok, closing := s.reserve(); {
+	case closing:
+		retryLater(w, http.StatusServiceUnavailable, retryBusy, "the node is shutting down")
+		return
+	case !ok:
+		retryLater(w, http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("the node is at its limit of %d sessions", s.cfg.MaxSessions))
+		return
+	}
+	sess, answer, err := s.connect(r.Context(), room, role, body)
+	if err != nil {
+		s.release()
+		s.offerError(w, stream, err)
+		return
+	}
+	s.add(sess)
+	h := w.Header()
+	h.Set("Content-Type", "application/sdp")
+	h.Set("Location", sessionPath(role, stream, sess.id))
+	h.Set("ETag", sess.etag)
+	h.Set("Accept-Patch", "application/trickle-ice-sdpfrag")
+	for _, l := range s.iceServerLinks() {
+		h.Add("Link", l)
+	}
+	if role == peer.RoleViewer {
+		base := sessionPath(role, stream, sess.id)
+		h.Add("Link", fmt.Sprintf(`<%s/events>; rel="urn:ietf:params:whep:ext:core:server-sent-events"; events="active,inactive,layers,viewercount"`, base))
+		h.Add("Link", fmt.Sprintf(`<%s/layer>; rel="urn:ietf:params:whep:ext:core:layer"`, base))
+	}
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
+}
+
+func (s *Server) connect(ctx context.Context, room *sfu.Room, role peer.Role, body string) (*session, string, error) {
+	o, err := peer.ParseOffer(body, role)
+	if err != nil {
+		return nil, "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OfferTimeout)
+	defer cancel()
+	sess := &session{id: randomHex(16), stream: room.Name(), role: role, etag: newETag()}
+	var answer string
+	if role == peer.RolePublisher {
+		sess.pub, answer, err = s.node.Publish(ctx, room, sess.id, o)
+	} else {
+		sess.view, answer, err = s.node.View(ctx, room, sess.id, o, sfu.Preferences{})
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	s.log.Info("session", "stream", room.Name(), "id", sess.id, "role", roleName(role))
+	return sess, answer, nil
+}
+
+// offerError maps a failed offer to its status.
+func (s *Server) offerError(w http.ResponseWriter, stream string, err error) {
+	switch {
+	case errors.Is(err, peer.ErrNoCodec), errors.Is(err, sfu.ErrNoCodec):
+		problem(w, http.StatusNotAcceptable, err.Error())
+	case errors.Is(err, peer.ErrBadOffer):
+		problem(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, sfu.ErrNotLive):
+		retryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
+	case errors.Is(err, peer.ErrClosed):
+		retryLater(w, http.StatusServiceUnavailable, retryBusy, "the node is shutting down")
+	default:
+		s.log.Warn("offer failed", "stream", stream, "err", err)
+		problem(w, http.StatusInternalServerError, "could not answer the offer")
+	}
+}
+
+func sessionPath(role peer.Role, stream, id string) string {
+	if role == peer.RolePublisher {
+		return "/whip/" + stream + "/" + id
+	}
+	return "/whep/" + stream + "/" + id
+}
+
+func roleName(role peer.Role) string {
+	if role == peer.RolePublisher {
+		return "publisher"
+	}
+	return "viewer"
+}
+
+func newETag() string { return `"` + randomHex(8) + `"` }
+
+// iceServerLinks renders the configured ICE servers as RFC 9725 §4.6 links.
+func (s *Server) iceServerLinks() []string {
+	var out []string
+	for _, is := range s.cfg.ICEServers {
+		l := fmt.Sprintf(`<%s>; rel="ice-server"`, is.URL)
+		if is.Username != "" {
+			l += fmt.Sprintf(`; username=%q; credential=%q; credential-type="password"`, is.Username, is.Credential)
+		}
+		out = append(out, l)
+	}
+	return out
+}

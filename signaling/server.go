@@ -1,0 +1,231 @@
+package signaling
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/glintlive/glint/sfu"
+	"github.com/glintlive/glint/sfu/peer"
+)
+
+// ICEServer is a STUN or TURN server advertised to clients in Link headers
+// (RFC 9725 §4.6). Glint itself does not contact it.
+type ICEServer struct {
+	URL        string `yaml:"url"`
+	Username   string `yaml:"username"`
+	Credential string `yaml:"credential"`
+}
+
+// Config holds the HTTP endpoints' settings.
+type Config struct {
+	// MaxSessions is the most WHIP plus WHEP sessions the node serves; past
+	// it, offers get 503 with Retry-After.
+	MaxSessions int
+	// CORSOrigins may call the endpoints from a browser; "*" allows any.
+	CORSOrigins []string
+	// ICEServers are advertised to clients.
+	ICEServers []ICEServer
+	// OfferTimeout bounds answering one offer.
+	OfferTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{MaxSessions: 2000, CORSOrigins: []string{"*"}, OfferTimeout: 10 * time.Second}
+}
+
+// Validate reports the first unusable setting.
+func (c *Config) Validate() error {
+	switch {
+	case c.MaxSessions < 1:
+		return errors.New("max sessions must be at least 1")
+	case c.OfferTimeout < time.Second:
+		return errors.New("offer timeout must be at least 1s")
+	}
+	for _, s := range c.ICEServers {
+		if s.URL == "" {
+			return errors.New("an ICE server needs a URL")
+		}
+	}
+	return nil
+}
+
+// maxBody is the largest SDP or sdpfrag body accepted.
+const maxBody = 64 << 10
+
+// Retry-After values.
+const (
+	retryOffline = 5 * time.Second
+	retryBusy    = 10 * time.Second
+)
+
+// Server serves WHIP, WHEP and the API.
+type Server struct {
+	cfg  Config
+	keys *Keys
+	reg  *sfu.Registry
+	node *peer.Node
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	reserved int
+	closing  bool
+	wg       sync.WaitGroup
+}
+
+// iceSession is what publishers and viewers share for PATCH.
+type iceSession interface {
+	RemoteICE() peer.ICE
+	LocalICE() peer.ICE
+	AddCandidates(mid string, cands []string) error
+	Restart(ctx context.Context, ufrag, pwd string, cands []string) (peer.ICE, error)
+	Done() <-chan struct{}
+}
+
+type session struct {
+	id, stream string
+	role       peer.Role
+	pub        *peer.Publisher
+	view       *peer.Viewer
+
+	mu   sync.Mutex // serialises PATCHes
+	etag string
+}
+
+func (s *session) ice() iceSession {
+	if s.pub != nil {
+		return s.pub
+	}
+	return s.view
+}
+
+// New returns a Server. keys, reg and node must outlive it.
+func New(cfg Config, keys *Keys, reg *sfu.Registry, node *peer.Node, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, keys: keys, reg: reg, node: node, log: log, sessions: map[string]*session{}}, nil
+}
+
+// Handler returns the HTTP handler for every endpoint.
+func (s *Server) Handler() http.Handler {
+	m := http.NewServeMux()
+	for _, kind := range []struct {
+		prefix string
+		role   peer.Role
+	}{{"/whip/", peer.RolePublisher}, {"/whep/", peer.RoleViewer}} {
+		p, role := kind.prefix, kind.role
+		m.HandleFunc("POST "+p+"{stream}", func(w http.ResponseWriter, r *http.Request) { s.offer(w, r, role) })
+		m.HandleFunc("OPTIONS "+p+"{stream}", s.preflight("OPTIONS, GET, HEAD, POST", true))
+		m.HandleFunc("GET "+p+"{stream}", s.endpointInfo)
+		m.HandleFunc("PATCH "+p+"{stream}/{id}", func(w http.ResponseWriter, r *http.Request) { s.patch(w, r, role) })
+		m.HandleFunc("DELETE "+p+"{stream}/{id}", func(w http.ResponseWriter, r *http.Request) { s.delete(w, r, role) })
+		m.HandleFunc("GET "+p+"{stream}/{id}", func(w http.ResponseWriter, r *http.Request) { s.sessionInfo(w, r, role) })
+		m.HandleFunc("OPTIONS "+p+"{stream}/{id}", s.preflight("OPTIONS, GET, HEAD, PATCH, DELETE", false))
+	}
+	m.HandleFunc("POST /whep/{stream}/{id}/events", s.eventsSubscribe)
+	m.HandleFunc("GET /whep/{stream}/{id}/events", s.events)
+	m.HandleFunc("OPTIONS /whep/{stream}/{id}/events", s.preflight("OPTIONS, GET, POST", false))
+	m.HandleFunc("POST /whep/{stream}/{id}/layer", s.layer)
+	m.HandleFunc("OPTIONS /whep/{stream}/{id}/layer", s.preflight("OPTIONS, POST", false))
+	m.HandleFunc("GET /api/streams", s.listStreams)
+	m.HandleFunc("GET /api/streams/{stream}", s.getStream)
+	return s.cors(m)
+}
+
+// reserve claims a session slot; release gives it back.
+func (s *Server) reserve() (ok, closing bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false, true
+	}
+	if len(s.sessions)+s.reserved >= s.cfg.MaxSessions {
+		return false, false
+	}
+	s.reserved++
+	return true, false
+}
+
+func (s *Server) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reserved--
+}
+
+// add registers a session whose slot was reserved, and forgets it when its
+// connection closes.
+func (s *Server) add(sess *session) {
+	s.mu.Lock()
+	s.reserved--
+	s.sessions[sess.id] = sess
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		<-sess.ice().Done()
+		s.mu.Lock()
+		delete(s.sessions, sess.id)
+		s.mu.Unlock()
+	}()
+}
+
+func (s *Server) lookup(r *http.Request, role peer.Role) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess := s.sessions[r.PathValue("id")]
+	if sess == nil || sess.role != role || sess.stream != r.PathValue("stream") {
+		return nil
+	}
+	return sess
+}
+
+// Sessions returns how many WHIP and WHEP sessions are open.
+func (s *Server) Sessions() (publishers, viewers int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sess := range s.sessions {
+		if sess.role == peer.RolePublisher {
+			publishers++
+		} else {
+			viewers++
+		}
+	}
+	return publishers, viewers
+}
+
+// Shutdown refuses new sessions, ends every open one and waits until they
+// have closed or ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	var all []*session
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		if sess.pub != nil {
+			_ = sess.pub.End()
+		} else {
+			_ = sess.view.Close()
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sessions still open: %w", ctx.Err())
+	}
+}
