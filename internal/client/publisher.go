@@ -1,0 +1,300 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// PublisherConfig describes a synthetic WHIP publisher.
+type PublisherConfig struct {
+	Endpoint, Token string
+	HTTP            *http.Client
+	// Simulcast sends three layers, rids l, m and h (320x180, 640x360,
+	// 1280x720); otherwise one 1280x720 encoding.
+	Simulcast bool
+	Audio     bool
+	FPS       int    // frames per second; 0 means 30
+	Bitrates  [3]int // bits per second of l, m, h; zero means 150k, 500k, 1.2M
+	// KeyInterval sends periodic keyframes; 0 sends them only when asked.
+	KeyInterval time.Duration
+	Options
+}
+
+// Publisher is a running synthetic publisher.
+type Publisher struct {
+	PC       *webrtc.PeerConnection
+	Resource *Resource
+
+	cfg    PublisherConfig
+	layers []*pubLayer
+	audio  *sendTrack
+
+	keyRequests atomic.Uint64
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+}
+
+type pubLayer struct {
+	track   *sendTrack
+	index   int
+	w, h    int
+	bitrate int
+	seq     uint16
+	ts      uint32
+	pid     uint16
+	frame   uint32
+	wantKey atomic.Bool
+	lastKey time.Time
+}
+
+// Publish connects a synthetic publisher and starts sending.
+func Publish(ctx context.Context, cfg PublisherConfig) (*Publisher, error) {
+	if cfg.FPS == 0 {
+		cfg.FPS = 30
+	}
+	if cfg.Bitrates == [3]int{} {
+		cfg.Bitrates = [3]int{150_000, 500_000, 1_200_000}
+	}
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: []webrtc.RTCPFeedback{
+			{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"},
+		}},
+		PayloadType: 96,
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2},
+		PayloadType:        111,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	resp, err := nack.NewResponderInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(resp)
+	sr, err := report.NewSenderInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(sr)
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(cfg.settingEngine()))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	if err != nil {
+		return nil, err
+	}
+	p := &Publisher{PC: pc, cfg: cfg}
+	if err := p.negotiate(ctx); err != nil {
+		_ = pc.Close()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	p.wg.Add(1)
+	go p.run(runCtx)
+	return p, nil
+}
+
+func (p *Publisher) negotiate(ctx context.Context) error {
+	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	rids := []string{""}
+	if p.cfg.Simulcast {
+		rids = []string{"h", "m", "l"}
+	}
+	var video *webrtc.RTPTransceiver
+	for i, rid := range rids {
+		idx := 2 - i
+		if !p.cfg.Simulcast {
+			idx = 2
+		}
+		t := &sendTrack{id: "video", streamID: "glint", rid: rid, kind: webrtc.RTPCodecTypeVideo, codec: vp8}
+		l := &pubLayer{track: t, index: idx, w: 320 << idx, h: 180 << idx, bitrate: p.cfg.Bitrates[idx],
+			seq: uint16(rand.Uint32()), ts: rand.Uint32(), pid: uint16(rand.Uint32() & 0x7fff)}
+		l.wantKey.Store(true)
+		p.layers = append(p.layers, l)
+		if i == 0 {
+			tr, err := p.PC.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+			if err != nil {
+				return err
+			}
+			video = tr
+			continue
+		}
+		if err := video.Sender().AddEncoding(t); err != nil {
+			return err
+		}
+	}
+	var audio *webrtc.RTPTransceiver
+	if p.cfg.Audio {
+		p.audio = &sendTrack{id: "audio", streamID: "glint", kind: webrtc.RTPCodecTypeAudio,
+			codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}}
+		tr, err := p.PC.AddTransceiverFromTrack(p.audio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return err
+		}
+		audio = tr
+	}
+	offer, err := p.PC.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	gathered := webrtc.GatheringCompletePromise(p.PC)
+	if err := p.PC.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for _, l := range p.layers {
+		l.track.mid = video.Mid()
+	}
+	if audio != nil {
+		p.audio.mid = audio.Mid()
+	}
+	res, err := Post(ctx, p.cfg.HTTP, p.cfg.Endpoint, p.cfg.Token, p.PC.LocalDescription().SDP)
+	if err != nil {
+		return err
+	}
+	p.Resource = res
+	if err := p.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer}); err != nil {
+		return fmt.Errorf("applying answer: %w", err)
+	}
+	for _, l := range p.layers {
+		p.wg.Add(1)
+		go p.readRTCP(video.Sender(), l.track.rid)
+	}
+	if audio != nil {
+		p.wg.Add(1)
+		go p.readRTCP(audio.Sender(), "")
+	}
+	return nil
+}
+
+// readRTCP turns PLI and FIR into keyframes on the layer asked for.
+func (p *Publisher) readRTCP(s *webrtc.RTPSender, rid string) {
+	defer p.wg.Done()
+	for {
+		var pkts []rtcp.Packet
+		var err error
+		if rid == "" {
+			pkts, _, err = s.ReadRTCP()
+		} else {
+			pkts, _, err = s.ReadSimulcastRTCP(rid)
+		}
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			var ssrc uint32
+			switch r := pkt.(type) {
+			case *rtcp.PictureLossIndication:
+				ssrc = r.MediaSSRC
+			case *rtcp.FullIntraRequest:
+				if len(r.FIR) > 0 {
+					ssrc = r.FIR[0].SSRC
+				}
+			default:
+				continue
+			}
+			for _, l := range p.layers {
+				l.track.mu.Lock()
+				match := l.track.ssrc == ssrc
+				l.track.mu.Unlock()
+				if match {
+					p.keyRequests.Add(1)
+					l.wantKey.Store(true)
+				}
+			}
+		}
+	}
+}
+
+func (p *Publisher) run(ctx context.Context) {
+	defer p.wg.Done()
+	frame := time.NewTicker(time.Second / time.Duration(p.cfg.FPS))
+	defer frame.Stop()
+	audio := time.NewTicker(20 * time.Millisecond)
+	defer audio.Stop()
+	var aseq uint16
+	var ats uint32
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-frame.C:
+			for _, l := range p.layers {
+				p.sendFrame(l, now)
+			}
+		case <-audio.C:
+			if p.audio != nil {
+				_ = p.audio.write(aseq, ats, false, opusFrame())
+				aseq++
+				ats += 960
+			}
+		}
+	}
+}
+
+func (p *Publisher) sendFrame(l *pubLayer, now time.Time) {
+	key := l.wantKey.Swap(false)
+	if p.cfg.KeyInterval > 0 && now.Sub(l.lastKey) >= p.cfg.KeyInterval {
+		key = true
+	}
+	if key {
+		l.lastKey = now
+	}
+	size := l.bitrate / 8 / p.cfg.FPS
+	if key {
+		size *= 3
+	}
+	pkts := vp8Frame(key, l.pid, l.w, l.h, size, l.index, l.frame, now)
+	for i, pl := range pkts {
+		_ = l.track.write(l.seq, l.ts, i == len(pkts)-1, pl)
+		l.seq++
+	}
+	l.ts += uint32(90000 / p.cfg.FPS)
+	l.pid = (l.pid + 1) & 0x7fff
+	l.frame++
+}
+
+// KeyframeRequests returns how many PLI/FIR the server sent.
+func (p *Publisher) KeyframeRequests() uint64 { return p.keyRequests.Load() }
+
+// Stop stops sending and closes the connection without a DELETE, as a
+// publisher that vanished would.
+func (p *Publisher) Stop() error {
+	p.cancel()
+	err := p.PC.Close()
+	p.wg.Wait()
+	return err
+}
+
+// Close ends the session with a DELETE and closes the connection.
+func (p *Publisher) Close(ctx context.Context) error {
+	var errs []error
+	if p.Resource != nil {
+		errs = append(errs, p.Resource.Delete(ctx))
+	}
+	errs = append(errs, p.Stop())
+	return errors.Join(errs...)
+}

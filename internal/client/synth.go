@@ -1,0 +1,108 @@
+package client
+
+import (
+	"encoding/binary"
+	"time"
+)
+
+// Synthetic media. Frames are not decodable pictures; they carry valid VP8
+// payload descriptors and frame headers (so servers detect keyframes and
+// sizes) and a marker a viewer reads back: which layer, which frame, when
+// it was sent. That lets a viewer check continuity and latency even when a
+// server rewrites SSRC, sequence numbers and timestamps.
+
+// markerMagic starts the marker in the first packet of every frame.
+var markerMagic = [4]byte{'G', 'L', 'N', 'T'}
+
+// markerSize is the marker's length: magic, layer, frame number, send time.
+const markerSize = 4 + 1 + 4 + 8
+
+// Marker is what a synthetic frame says about itself.
+type Marker struct {
+	Layer int
+	Frame uint32
+	Sent  time.Time
+}
+
+// maxPayload keeps packets well under the MTU.
+const maxPayload = 1100
+
+// vp8Frame returns the RTP payloads of one synthetic VP8 frame of size
+// bytes.
+func vp8Frame(key bool, pid uint16, w, h, size, layer int, frame uint32, now time.Time) [][]byte {
+	first := []byte{0x90, 0x80, 0x80 | byte(pid>>8), byte(pid)}
+	if key {
+		// Frame tag (key, shown) and start code with the picture size (RFC 6386 §9.1).
+		first = append(first, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, byte(w), byte(w>>8), byte(h), byte(h>>8))
+	} else {
+		first = append(first, 0x11, 0x02, 0x00)
+	}
+	first = appendMarker(first, layer, frame, now)
+	var out [][]byte
+	rest := max(size-len(first), 0)
+	take := min(rest, maxPayload-len(first))
+	out = append(out, append(first, make([]byte, take)...))
+	rest -= take
+	for rest > 0 {
+		take = min(rest, maxPayload-4)
+		out = append(out, append([]byte{0x80, 0x80, 0x80 | byte(pid>>8), byte(pid)}, make([]byte, take)...))
+		rest -= take
+	}
+	return out
+}
+
+func appendMarker(b []byte, layer int, frame uint32, now time.Time) []byte {
+	b = append(b, markerMagic[:]...)
+	b = append(b, byte(layer))
+	b = binary.BigEndian.AppendUint32(b, frame)
+	return binary.BigEndian.AppendUint64(b, uint64(now.UnixNano())) //nolint:gosec // after 1970
+}
+
+// ReadMarker finds a synthetic frame's marker in a VP8 payload.
+func ReadMarker(payload []byte) (Marker, bool) {
+	for _, off := range []int{4 + 10, 4 + 3} {
+		if len(payload) < off+markerSize || [4]byte(payload[off:off+4]) != markerMagic {
+			continue
+		}
+		m := payload[off+4:]
+		return Marker{
+			Layer: int(m[0]),
+			Frame: binary.BigEndian.Uint32(m[1:]),
+			Sent:  time.Unix(0, int64(binary.BigEndian.Uint64(m[5:]))), //nolint:gosec
+		}, true
+	}
+	return Marker{}, false
+}
+
+// IsVP8Keyframe reports whether a VP8 payload starts a keyframe.
+func IsVP8Keyframe(p []byte) bool {
+	if len(p) < 1 || p[0]&0x10 == 0 || p[0]&0x07 != 0 {
+		return false
+	}
+	i := 1
+	if p[0]&0x80 != 0 {
+		if len(p) < 2 {
+			return false
+		}
+		x := p[1]
+		i = 2
+		if x&0x80 != 0 {
+			if len(p) > i && p[i]&0x80 != 0 {
+				i += 2
+			} else {
+				i++
+			}
+		}
+		if x&0x40 != 0 {
+			i++
+		}
+		if x&0x30 != 0 {
+			i++
+		}
+	}
+	return len(p) > i && p[i]&0x01 == 0
+}
+
+// opusFrame is a 20 ms Opus packet: a TOC byte for a 20 ms CELT frame and
+// silence.
+func opusFrame() []byte { return []byte{0xf8, 0xff, 0xfe} }

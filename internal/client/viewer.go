@@ -1,0 +1,260 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// ViewerConfig describes a WHEP viewer.
+type ViewerConfig struct {
+	Endpoint, Token string
+	HTTP            *http.Client
+	// NoAudio leaves audio out of the offer.
+	NoAudio bool
+	Options
+	// OnPacket, if set, sees every received packet (on the track's reader
+	// goroutine).
+	OnPacket func(kind webrtc.RTPCodecType, p *rtp.Packet, at time.Time)
+}
+
+// Viewer is a connected WHEP viewer that checks what it receives.
+type Viewer struct {
+	PC       *webrtc.PeerConnection
+	Resource *Resource
+
+	cfg ViewerConfig
+	wg  sync.WaitGroup
+
+	mu    sync.Mutex
+	stats ViewerStats
+	seen  map[webrtc.RTPCodecType]*streamCheck
+}
+
+// ViewerStats is what a viewer observed.
+type ViewerStats struct {
+	VideoPackets, AudioPackets int
+	// FirstVideoKeyframe: the first video packet started a keyframe.
+	FirstVideoKeyframe bool
+	// SSRCChanges counts SSRC changes within a kind (a continuous stream has
+	// none).
+	SSRCChanges int
+	// SeqJumps counts sequence numbers skipped forward and never filled.
+	SeqJumps int
+	// Layer is the simulcast layer (0 low … 2 high) of the last frame.
+	Layer int
+	// Layers records each layer change with its time.
+	Layers []LayerChange
+	// FramesByLayer counts complete frame starts per layer.
+	FramesByLayer [3]int
+	// FrameGaps counts frames skipped within one layer while staying on it.
+	FrameGaps int
+	// FirstFrameAt is when the first video frame started.
+	FirstFrameAt time.Time
+	// LastPacketAt is when the latest packet arrived.
+	LastPacketAt time.Time
+	// LastLatency is the send-to-receive time of the latest frame start.
+	LastLatency time.Duration
+}
+
+// LayerChange is a switch to another simulcast layer.
+type LayerChange struct {
+	At    time.Time
+	Layer int
+}
+
+type streamCheck struct {
+	ssrc      uint32
+	started   bool
+	highest   uint16
+	missing   map[uint16]struct{}
+	lastFrame map[int]uint32
+}
+
+// View connects a WHEP viewer.
+func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
+	m := &webrtc.MediaEngine{}
+	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "transport-cc"}}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb},
+		PayloadType:        96,
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, RTCPFeedback: []webrtc.RTCPFeedback{{Type: "transport-cc"}}},
+		PayloadType:        111,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	for _, f := range cfg.Interceptors {
+		ir.Add(f)
+	}
+	retries := cfg.NACKRetries
+	if retries == 0 {
+		retries = 5
+	}
+	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorMaxNacksPerPacket(retries))
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(gen)
+	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
+		return nil, err
+	}
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(rr)
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(cfg.settingEngine()))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	if err != nil {
+		return nil, err
+	}
+	v := &Viewer{PC: pc, cfg: cfg, seen: map[webrtc.RTPCodecType]*streamCheck{}}
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		v.wg.Add(1)
+		go v.read(t)
+	})
+	kinds := []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo}
+	if !cfg.NoAudio {
+		kinds = append(kinds, webrtc.RTPCodecTypeAudio)
+	}
+	for _, k := range kinds {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			_ = pc.Close()
+			return nil, err
+		}
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		_ = pc.Close()
+		return nil, err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		_ = pc.Close()
+		return nil, err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		_ = pc.Close()
+		return nil, ctx.Err()
+	}
+	res, err := Post(ctx, cfg.HTTP, cfg.Endpoint, cfg.Token, pc.LocalDescription().SDP)
+	if err != nil {
+		_ = pc.Close()
+		return nil, err
+	}
+	v.Resource = res
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer}); err != nil {
+		_ = pc.Close()
+		return nil, fmt.Errorf("applying answer: %w", err)
+	}
+	return v, nil
+}
+
+func (v *Viewer) read(t *webrtc.TrackRemote) {
+	defer v.wg.Done()
+	for {
+		p, _, err := t.ReadRTP()
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		v.note(t.Kind(), p, now)
+		if v.cfg.OnPacket != nil {
+			v.cfg.OnPacket(t.Kind(), p, now)
+		}
+	}
+}
+
+func (v *Viewer) note(kind webrtc.RTPCodecType, p *rtp.Packet, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := &v.stats
+	s.LastPacketAt = now
+	c := v.seen[kind]
+	if c == nil {
+		c = &streamCheck{ssrc: p.SSRC, missing: map[uint16]struct{}{}, lastFrame: map[int]uint32{}}
+		v.seen[kind] = c
+	}
+	if c.ssrc != p.SSRC {
+		s.SSRCChanges++
+		c.ssrc = p.SSRC
+	}
+	if !c.started {
+		c.started, c.highest = true, p.SequenceNumber
+		if kind == webrtc.RTPCodecTypeVideo {
+			s.FirstVideoKeyframe = IsVP8Keyframe(p.Payload)
+		}
+	} else if d := int16(p.SequenceNumber - c.highest); d > 0 {
+		for q := c.highest + 1; q != p.SequenceNumber; q++ {
+			c.missing[q] = struct{}{}
+		}
+		c.highest = p.SequenceNumber
+	} else {
+		delete(c.missing, p.SequenceNumber)
+	}
+	// Forget holes old enough that no NACK will fill them.
+	for q := range c.missing {
+		if int16(c.highest-q) > 512 {
+			delete(c.missing, q)
+			s.SeqJumps++
+		}
+	}
+	if kind == webrtc.RTPCodecTypeAudio {
+		s.AudioPackets++
+		return
+	}
+	s.VideoPackets++
+	m, ok := ReadMarker(p.Payload)
+	if !ok || m.Layer > 2 {
+		return
+	}
+	if s.FramesByLayer == [3]int{} {
+		s.FirstFrameAt = now
+	}
+	if len(s.Layers) == 0 || s.Layer != m.Layer {
+		s.Layer = m.Layer
+		s.Layers = append(s.Layers, LayerChange{At: now, Layer: m.Layer})
+		delete(c.lastFrame, m.Layer)
+	}
+	if last, ok := c.lastFrame[m.Layer]; ok && m.Frame > last+1 {
+		s.FrameGaps++
+	}
+	c.lastFrame[m.Layer] = m.Frame
+	s.FramesByLayer[m.Layer]++
+	s.LastLatency = now.Sub(m.Sent)
+}
+
+// Stats returns what the viewer has seen so far. Holes still waiting for a
+// retransmission count as jumps.
+func (v *Viewer) Stats() ViewerStats {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := v.stats
+	s.Layers = append([]LayerChange(nil), s.Layers...)
+	return s
+}
+
+// Close ends the session with a DELETE and closes the connection.
+func (v *Viewer) Close(ctx context.Context) error {
+	if v.Resource != nil {
+		_ = v.Resource.Delete(ctx)
+	}
+	err := v.PC.Close()
+	v.wg.Wait()
+	return err
+}
