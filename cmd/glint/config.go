@@ -1,0 +1,289 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/glintlive/glint/sfu"
+	"github.com/glintlive/glint/sfu/peer"
+	"github.com/glintlive/glint/signaling"
+)
+
+// Config is a node's whole configuration. Each package owns its part, with
+// its own defaults and Validate; this composes them.
+type Config struct {
+	ConfigFile string
+	Listen     string
+	DataDir    string
+	LogLevel   string
+	StreamKeys map[string]string
+	RTC        peer.Config
+	SFU        sfu.Config
+	Signaling  signaling.Config
+}
+
+func defaultConfig() Config {
+	return Config{
+		Listen:     ":8080",
+		DataDir:    "./glint-data",
+		LogLevel:   "info",
+		StreamKeys: map[string]string{},
+		RTC:        peer.DefaultConfig(),
+		SFU:        sfu.DefaultConfig(),
+		Signaling:  signaling.DefaultConfig(),
+	}
+}
+
+// Validate checks every part.
+func (c *Config) Validate() error {
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log-level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	if c.Listen == "" || c.DataDir == "" {
+		return errors.New("listen and data-dir must not be empty")
+	}
+	return errors.Join(c.RTC.Validate(), c.SFU.Validate(), c.Signaling.Validate())
+}
+
+// setting is one configurable value: the same name in the YAML file, as
+// GLINT_NAME in the environment and as --name on the command line.
+type setting struct {
+	name, help string
+	set        func(string) error
+	reset      func() // lists: cleared before each source's first value
+	show       func() string
+}
+
+func (s *setting) env() string {
+	return "GLINT_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+func (c *Config) settings() []*setting {
+	str := func(name, help string, p *string) *setting {
+		return &setting{name: name, help: help, set: func(v string) error { *p = v; return nil }, show: func() string { return *p }}
+	}
+	num := func(name, help string, p *int) *setting {
+		return &setting{name: name, help: help, set: func(v string) (err error) { *p, err = strconv.Atoi(v); return err },
+			show: func() string { return strconv.Itoa(*p) }}
+	}
+	dur := func(name, help string, p *time.Duration) *setting {
+		return &setting{name: name, help: help, set: func(v string) (err error) { *p, err = time.ParseDuration(v); return err },
+			show: func() string { return p.String() }}
+	}
+	boolean := func(name, help string, p *bool) *setting {
+		return &setting{name: name, help: help, set: func(v string) (err error) { *p, err = strconv.ParseBool(v); return err },
+			show: func() string { return strconv.FormatBool(*p) }}
+	}
+	list := func(name, help string, p *[]string) *setting {
+		return &setting{name: name, help: help,
+			set:   func(v string) error { *p = append(*p, v); return nil },
+			reset: func() { *p = nil },
+			show:  func() string { return strings.Join(*p, ",") }}
+	}
+	return []*setting{
+		str("config", "YAML file with any of these settings, by name", &c.ConfigFile),
+		str("listen", "HTTP address for WHIP, WHEP, the API and the pages", &c.Listen),
+		str("data-dir", "directory for stream keys (streams.json) and, later, recordings", &c.DataDir),
+		str("log-level", "debug, info, warn or error", &c.LogLevel),
+		{name: "stream-key", help: "NAME=KEY defines a stream and its publishing key (repeatable); with none, a 'demo' stream with a random key is created",
+			set: func(v string) error {
+				name, key, ok := strings.Cut(v, "=")
+				if !ok || name == "" {
+					return fmt.Errorf("%q is not NAME=KEY", v)
+				}
+				c.StreamKeys[name] = key
+				return nil
+			},
+			reset: func() { c.StreamKeys = map[string]string{} },
+			show:  func() string { return "" }},
+		num("rtc-port", "UDP port for all WebRTC media; ICE-TCP listens on the same TCP port", &c.RTC.Port),
+		list("rtc-ip", "local IP to gather candidates on (repeatable; default every non-loopback interface; 127.0.0.1 for loopback only)", &c.RTC.IPs),
+		list("public-ip", "IP to advertise in ICE candidates instead of the local one, behind 1:1 NAT (repeatable); no STUN lookups happen", &c.RTC.PublicIPs),
+		boolean("rtc-tcp", "also accept ICE-TCP on rtc-port, for networks that block UDP", &c.RTC.TCP),
+		dur("ice-disconnected-timeout", "silence after which a peer counts as disconnected", &c.RTC.ICEDisconnectedTimeout),
+		dur("ice-failed-timeout", "further silence after which a peer counts as gone", &c.RTC.ICEFailedTimeout),
+		dur("reconnect-grace", "how long viewers wait for a dropped publisher to come back", &c.SFU.ReconnectGrace),
+		dur("keyframe-interval", "least time between keyframe requests to a publisher (requests coalesce)", &c.SFU.KeyframeInterval),
+		num("max-sessions", "most WHIP+WHEP sessions on this node; beyond it offers get 503", &c.Signaling.MaxSessions),
+		list("cors-origin", "origin allowed to call the endpoints from a browser (repeatable; * for any)", &c.Signaling.CORSOrigins),
+		{name: "ice-server", help: "STUN/TURN server advertised to clients as URL[,USERNAME,CREDENTIAL] (repeatable); Glint never contacts it",
+			set: func(v string) error {
+				f := strings.Split(v, ",")
+				s := signaling.ICEServer{URL: f[0]}
+				if len(f) == 3 {
+					s.Username, s.Credential = f[1], f[2]
+				} else if len(f) != 1 {
+					return fmt.Errorf("%q is not URL[,USERNAME,CREDENTIAL]", v)
+				}
+				c.Signaling.ICEServers = append(c.Signaling.ICEServers, s)
+				return nil
+			},
+			reset: func() { c.Signaling.ICEServers = nil },
+			show:  func() string { return "" }},
+	}
+}
+
+// rawValue collects a flag's raw values in order, to apply after the file
+// and the environment.
+type rawValue struct {
+	name string
+	out  *[][2]string
+}
+
+func (r rawValue) String() string { return "" }
+func (r rawValue) Set(v string) error {
+	*r.out = append(*r.out, [2]string{r.name, v})
+	return nil
+}
+
+// loadConfig builds the configuration from defaults, then the YAML file,
+// then the environment, then flags: later sources win.
+func loadConfig(args []string, env func(string) (string, bool), usage io.Writer) (Config, error) {
+	c := defaultConfig()
+	settings := c.settings()
+	fs := flag.NewFlagSet("glint serve", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	var fromFlags [][2]string
+	for _, s := range settings {
+		fs.Var(rawValue{s.name, &fromFlags}, s.name, s.help)
+	}
+	fs.Usage = func() { printUsage(usage, defaultConfig()) }
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	byName := map[string]*setting{}
+	for _, s := range settings {
+		byName[s.name] = s
+	}
+	// Which file: a flag wins over the environment.
+	file, _ := env("GLINT_CONFIG")
+	for _, kv := range fromFlags {
+		if kv[0] == "config" {
+			file = kv[1]
+		}
+	}
+	var fromFile, fromEnv [][2]string
+	if file != "" {
+		var err error
+		if fromFile, err = readConfigFile(file); err != nil {
+			return c, err
+		}
+	}
+	for _, s := range settings {
+		v, ok := env(s.env())
+		if !ok {
+			continue
+		}
+		if s.reset != nil { // lists: space-separated
+			for _, item := range strings.Fields(v) {
+				fromEnv = append(fromEnv, [2]string{s.name, item})
+			}
+			continue
+		}
+		fromEnv = append(fromEnv, [2]string{s.name, v})
+	}
+	for _, src := range []struct {
+		what string
+		kvs  [][2]string
+	}{{"config file", fromFile}, {"environment", fromEnv}, {"flag", fromFlags}} {
+		cleared := map[string]bool{}
+		for _, kv := range src.kvs {
+			s := byName[kv[0]]
+			if s == nil {
+				return c, fmt.Errorf("%s: unknown setting %q", src.what, kv[0])
+			}
+			if s.reset != nil && !cleared[s.name] {
+				s.reset()
+				cleared[s.name] = true
+			}
+			if err := s.set(kv[1]); err != nil {
+				return c, fmt.Errorf("%s: %s: %w", src.what, s.name, err)
+			}
+		}
+	}
+	c.ConfigFile = file
+	return c, c.Validate()
+}
+
+// readConfigFile reads a YAML mapping of setting names to values; lists are
+// YAML sequences, stream-key a mapping of names to keys.
+func readConfigFile(path string) ([][2]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, nil
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: top level must be a mapping of setting names", path)
+	}
+	var out [][2]string
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		name, v := m.Content[i].Value, m.Content[i+1]
+		switch v.Kind {
+		case yaml.ScalarNode:
+			out = append(out, [2]string{name, v.Value})
+		case yaml.SequenceNode:
+			for _, item := range v.Content {
+				if item.Kind == yaml.MappingNode { // ice-server: {url, username, credential}
+					var s signaling.ICEServer
+					if err := item.Decode(&s); err != nil {
+						return nil, fmt.Errorf("%s: %s: %w", path, name, err)
+					}
+					val := s.URL
+					if s.Username != "" {
+						val += "," + s.Username + "," + s.Credential
+					}
+					out = append(out, [2]string{name, val})
+					continue
+				}
+				out = append(out, [2]string{name, item.Value})
+			}
+		case yaml.MappingNode:
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				out = append(out, [2]string{name, v.Content[j].Value + "=" + v.Content[j+1].Value})
+			}
+		default:
+			return nil, fmt.Errorf("%s: %s: unsupported value", path, name)
+		}
+	}
+	return out, nil
+}
+
+func printUsage(w io.Writer, def Config) {
+	fmt.Fprint(w, `Usage: glint serve [flags]
+
+Runs one Glint node: WHIP ingest, WHEP playback, the API and the web pages.
+Every setting can also come from the YAML file given by --config (same
+names) or from the environment (GLINT_ and the name in capitals, '-' as '_';
+lists space-separated). Flags win over the environment, which wins over the
+file.
+
+`)
+	for _, s := range def.settings() {
+		fmt.Fprintf(w, "  --%s\n      %s\n      env %s", s.name, s.help, s.env())
+		if d := s.show(); d != "" {
+			fmt.Fprintf(w, "; default %s", d)
+		}
+		fmt.Fprintln(w)
+	}
+}

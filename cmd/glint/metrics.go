@@ -1,0 +1,65 @@
+package main
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/glintlive/glint/sfu"
+	"github.com/glintlive/glint/sfu/peer"
+	"github.com/glintlive/glint/signaling"
+)
+
+// collector reads the core's counters at scrape time; nothing on the media
+// path touches Prometheus.
+type collector struct {
+	reg  *sfu.Registry
+	node *peer.Node
+	srv  *signaling.Server
+
+	sessions, streams, viewers, bitrate, packets, malformedRTP, malformedRTCP, keyReqs *prometheus.Desc
+}
+
+func newCollector(reg *sfu.Registry, node *peer.Node, srv *signaling.Server) *collector {
+	return &collector{
+		reg: reg, node: node, srv: srv,
+		sessions:      prometheus.NewDesc("glint_sessions", "Open WHIP and WHEP sessions.", []string{"role"}, nil),
+		streams:       prometheus.NewDesc("glint_streams", "Streams by state.", []string{"state"}, nil),
+		viewers:       prometheus.NewDesc("glint_stream_viewers", "Viewers of a stream.", []string{"stream"}, nil),
+		bitrate:       prometheus.NewDesc("glint_layer_bitrate_bits", "Bitrate a publisher sends on a layer.", []string{"stream", "kind", "rid"}, nil),
+		packets:       prometheus.NewDesc("glint_layer_packets_total", "RTP packets received on a layer.", []string{"stream", "kind", "rid"}, nil),
+		malformedRTP:  prometheus.NewDesc("glint_rtp_malformed_total", "Malformed RTP packets dropped.", nil, nil),
+		malformedRTCP: prometheus.NewDesc("glint_rtcp_malformed_total", "Malformed RTCP packets dropped.", nil, nil),
+		keyReqs:       prometheus.NewDesc("glint_keyframe_requests_total", "Keyframe requests sent to publishers, after coalescing.", []string{"stream"}, nil),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	pubs, views := c.srv.Sessions()
+	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(pubs), "publisher")
+	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(views), "viewer")
+	states := map[string]int{"live": 0, "reconnecting": 0, "offline": 0}
+	var malformed uint64
+	now := sfu.Now()
+	for _, r := range c.reg.Rooms() {
+		in := r.Info(now)
+		states[in.State]++
+		ch <- prometheus.MustNewConstMetric(c.viewers, prometheus.GaugeValue, float64(in.Viewers), in.Name)
+		ch <- prometheus.MustNewConstMetric(c.keyReqs, prometheus.CounterValue, float64(in.Keyframes), in.Name)
+		for kind, t := range map[string]*sfu.TrackInfo{"audio": in.Audio, "video": in.Video} {
+			if t == nil {
+				continue
+			}
+			for _, l := range t.Layers {
+				ch <- prometheus.MustNewConstMetric(c.bitrate, prometheus.GaugeValue, float64(l.Bitrate), in.Name, kind, l.RID)
+				ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(l.Packets), in.Name, kind, l.RID)
+				malformed += l.Malformed
+			}
+		}
+	}
+	for s, n := range states {
+		ch <- prometheus.MustNewConstMetric(c.streams, prometheus.GaugeValue, float64(n), s)
+	}
+	ch <- prometheus.MustNewConstMetric(c.malformedRTP, prometheus.CounterValue, float64(malformed))
+	ch <- prometheus.MustNewConstMetric(c.malformedRTCP, prometheus.CounterValue, float64(c.node.MalformedRTCP()))
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/glintlive/glint/examples/web"
+	"github.com/glintlive/glint/sfu"
+	"github.com/glintlive/glint/sfu/peer"
+	"github.com/glintlive/glint/signaling"
+)
+
+// drainTimeout bounds the second stage of shutdown.
+const drainTimeout = 10 * time.Second
+
+// serve runs a node until ctx ends. ready, if not nil, receives the HTTP
+// address once the node accepts requests (tests use it).
+func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan<- string) error {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	keys, created, err := signaling.LoadKeys(cfg.DataDir, cfg.StreamKeys)
+	if err != nil {
+		return fmt.Errorf("stream keys: %w", err)
+	}
+	reg := sfu.NewRegistry(cfg.SFU)
+	node, err := peer.NewNode(cfg.RTC, reg, log)
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	srv, err := signaling.New(cfg.Signaling, keys, reg, node, log)
+	if err != nil {
+		return err
+	}
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(newCollector(reg, node, srv), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           routes(srv, metrics),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	banner(stdout, ln.Addr().String(), keys, created, node.Port())
+	log.Info("node up", "http", ln.Addr().String(), "rtc-port", node.Port())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- reg.Run(ctx) }()
+	go func() { errc <- node.Run(ctx) }()
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	// Stage one: stop accepting requests. Stage two: end sessions and drain,
+	// with a deadline.
+	drain, done := context.WithTimeout(context.Background(), drainTimeout)
+	defer done()
+	log.Info("shutting down")
+	errs := []error{hs.Shutdown(drain), srv.Shutdown(drain)}
+	if errors.Is(runErr, http.ErrServerClosed) {
+		runErr = nil
+	}
+	return errors.Join(append(errs, runErr)...)
+}
+
+// routes mounts the endpoints, the API, metrics and the pages.
+func routes(srv *signaling.Server, metrics *prometheus.Registry) http.Handler {
+	m := http.NewServeMux()
+	api := srv.Handler()
+	for _, p := range []string{"/whip/", "/whep/", "/api/"} {
+		m.Handle(p, api)
+	}
+	m.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	static := http.FileServerFS(web.FS)
+	m.Handle("GET /static/", http.StripPrefix("/static/", static))
+	page := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			b, err := fs.ReadFile(web.FS, name)
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write(b)
+		}
+	}
+	m.HandleFunc("GET /{$}", page("index.html"))
+	m.HandleFunc("GET /live", page("live.html"))
+	m.HandleFunc("GET /watch/{stream}", page("watch.html"))
+	return m
+}
+
+// banner prints where everything is.
+func banner(w io.Writer, addr string, keys *signaling.Keys, created []string, rtcPort int) {
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	fmt.Fprintf(w, "Glint is running. Media on UDP/TCP port %d.\n\n", rtcPort)
+	fmt.Fprintf(w, "  Streams:  %s/\n  Go live:  %s/live\n", base, base)
+	for _, name := range keys.Names() {
+		note := ""
+		for _, c := range created {
+			if c == name {
+				note = " (new)"
+			}
+		}
+		fmt.Fprintf(w, "\n  Stream %q%s\n    watch:      %s/watch/%s\n    WHIP:       %s/whip/%s\n    WHEP:       %s/whep/%s\n    stream key: %s\n",
+			name, note, base, name, base, name, base, name, keys.Key(name))
+	}
+	fmt.Fprintln(w)
+}
+
+func logLevel(s string) slog.Level {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}

@@ -1,0 +1,12 @@
+// Package web embeds Glint's browser pages: the stream list, the go-live
+// page (WHIP from the camera, with simulcast and a codec choice) and the
+// watch page (WHEP playback with layer, bitrate, resolution and latency).
+// They are plain HTML and JavaScript modules: no build step.
+package web
+
+import "embed"
+
+// FS holds the pages and their scripts.
+//
+//go:embed *.html *.js *.css
+var FS embed.FS
