@@ -34,9 +34,10 @@ type Viewer struct {
 	cfg ViewerConfig
 	wg  sync.WaitGroup
 
-	mu    sync.Mutex
-	stats ViewerStats
-	seen  map[webrtc.RTPCodecType]*streamCheck
+	mu     sync.Mutex
+	stats  ViewerStats
+	seen   map[webrtc.RTPCodecType]*streamCheck
+	states []webrtc.PeerConnectionState
 }
 
 // ViewerStats is what a viewer observed.
@@ -122,6 +123,11 @@ func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
 		return nil, err
 	}
 	v := &Viewer{PC: pc, cfg: cfg, seen: map[webrtc.RTPCodecType]*streamCheck{}}
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		v.mu.Lock()
+		v.states = append(v.states, s)
+		v.mu.Unlock()
+	})
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		v.wg.Add(1)
 		go v.read(t)
@@ -247,6 +253,13 @@ func (v *Viewer) Stats() ViewerStats {
 	s := v.stats
 	s.Layers = append([]LayerChange(nil), s.Layers...)
 	return s
+}
+
+// States returns the connection states the viewer went through.
+func (v *Viewer) States() []webrtc.PeerConnectionState {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]webrtc.PeerConnectionState(nil), v.states...)
 }
 
 // Close ends the session with a DELETE and closes the connection.

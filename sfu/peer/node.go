@@ -40,6 +40,9 @@ type Config struct {
 	ICEDisconnectedTimeout, ICEFailedTimeout, ICEKeepalive time.Duration
 	// GatherTimeout bounds waiting for ICE candidates before answering.
 	GatherTimeout time.Duration
+	// ListenTCP opens the ICE-TCP listener; nil means net.Listen. Tests
+	// inject listeners whose connections stall.
+	ListenTCP func(network, address string) (net.Listener, error)
 }
 
 // DefaultConfig returns the defaults.
@@ -125,7 +128,7 @@ func (n *Node) listen() error {
 		n.udp = m
 		n.closers = append(n.closers, m.Close)
 		if n.cfg.TCP {
-			l, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(n.cfg.Port)))
+			l, err := n.listenTCP("tcp", net.JoinHostPort("", strconv.Itoa(n.cfg.Port)))
 			if err != nil {
 				return fmt.Errorf("listen tcp: %w", err)
 			}
@@ -148,7 +151,7 @@ func (n *Node) listen() error {
 		n.closers = append(n.closers, m.Close)
 		udps = append(udps, m)
 		if n.cfg.TCP {
-			l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+			l, err := n.listenTCP("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
 			if err != nil {
 				return fmt.Errorf("listen tcp %s:%d: %w", ip, port, err)
 			}
@@ -160,6 +163,13 @@ func (n *Node) listen() error {
 		n.tcp = ice.NewMultiTCPMuxDefault(tcps...)
 	}
 	return nil
+}
+
+func (n *Node) listenTCP(network, address string) (net.Listener, error) {
+	if n.cfg.ListenTCP != nil {
+		return n.cfg.ListenTCP(network, address)
+	}
+	return net.Listen(network, address)
 }
 
 // tcpWriteBuffer bounds what a stalled ICE-TCP viewer can queue; beyond it

@@ -1,0 +1,147 @@
+package signaling_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/glintlive/glint/internal/client"
+	"github.com/glintlive/glint/sfu"
+	"github.com/glintlive/glint/sfu/peer"
+	"github.com/glintlive/glint/signaling"
+)
+
+const testKey = "test-key-123456"
+
+// node is a Glint node on loopback: real UDP and TCP sockets on 127.0.0.1,
+// real HTTP.
+type node struct {
+	URL  string
+	Reg  *sfu.Registry
+	Peer *peer.Node
+	Srv  *signaling.Server
+	http *httptest.Server
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+type nodeOptions struct {
+	grace       time.Duration
+	maxSessions int
+	iceServers  []signaling.ICEServer
+	tcp         bool
+}
+
+func startNode(t testing.TB, o nodeOptions) *node {
+	t.Helper()
+	return startNodeWith(t, o, nil)
+}
+
+func startNodeWith(t testing.TB, o nodeOptions, listenTCP func(network, addr string) (net.Listener, error)) *node {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("GLINT_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	keys, _, err := signaling.LoadKeys(t.TempDir(), map[string]string{"demo": testKey, "other": "other-key-123456"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := sfu.DefaultConfig()
+	sc.ReconnectGrace = o.grace
+	if sc.ReconnectGrace == 0 {
+		sc.ReconnectGrace = 30 * time.Second
+	}
+	reg := sfu.NewRegistry(sc)
+	pc := peer.DefaultConfig()
+	pc.Port = 0
+	pc.IPs = []string{"127.0.0.1"}
+	pc.TCP = o.tcp
+	pc.ListenTCP = listenTCP
+	pc.ICEDisconnectedTimeout, pc.ICEFailedTimeout, pc.ICEKeepalive = time.Second, time.Second, 300*time.Millisecond
+	pn, err := peer.NewNode(pc, reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := signaling.DefaultConfig()
+	if o.maxSessions > 0 {
+		cfg.MaxSessions = o.maxSessions
+	}
+	cfg.ICEServers = o.iceServers
+	srv, err := signaling.New(cfg, keys, reg, pn, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{URL: hs.URL, Reg: reg, Peer: pn, Srv: srv, http: hs, stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(n.done)
+		go func() { _ = pn.Run(ctx) }()
+		_ = reg.Run(ctx)
+	}()
+	t.Cleanup(n.close)
+	return n
+}
+
+func (n *node) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = n.Srv.Shutdown(ctx)
+	n.http.Close()
+	n.stop()
+	<-n.done
+	_ = n.Peer.Close()
+}
+
+func (n *node) publish(t testing.TB, cfg client.PublisherConfig) *client.Publisher {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = n.URL + "/whip/demo"
+	}
+	if cfg.Token == "" {
+		cfg.Token = testKey
+	}
+	cfg.Loopback = true
+	p, err := client.Publish(ctx, cfg)
+	if err != nil {
+		t.Fatal("publish:", err)
+	}
+	t.Cleanup(func() { _ = p.Stop() })
+	return p
+}
+
+func (n *node) view(t testing.TB, cfg client.ViewerConfig) *client.Viewer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = n.URL + "/whep/demo"
+	}
+	cfg.Loopback = true
+	v, err := client.View(ctx, cfg)
+	if err != nil {
+		t.Fatal("view:", err)
+	}
+	t.Cleanup(func() { _ = v.Close(context.Background()) })
+	return v
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
