@@ -117,7 +117,10 @@ func (e *estimator) onTWCC(fb *rtcp.TransportLayerCC, now int64) {
 
 	seq := fb.BaseSequenceNumber
 	deltas := fb.RecvDeltas
-	var sumDelay, nDelay int64
+	// The batch's least one-way delay: a standing queue raises every
+	// packet's delay, a busy receiver that timestamps late only some.
+	var minDelay int64
+	haveDelay := false
 	visit := func(symbol uint16) {
 		rec := &e.history[seq%historySize]
 		known := rec.valid && rec.seq == seq
@@ -144,8 +147,9 @@ func (e *estimator) onTWCC(fb *rtcp.TransportLayerCC, now int64) {
 				e.winLast = rec.at
 			}
 			d := arrival*1000 - rec.at // ns, arbitrary offset
-			sumDelay += d
-			nDelay++
+			if !haveDelay || d < minDelay {
+				minDelay, haveDelay = d, true
+			}
 			e.noteDelay(d, now)
 		}
 		rec.valid = false
@@ -172,8 +176,8 @@ func (e *estimator) onTWCC(fb *rtcp.TransportLayerCC, now int64) {
 			}
 		}
 	}
-	if nDelay > 0 {
-		q := sumDelay/nDelay - e.baseDelay()
+	if haveDelay {
+		q := minDelay - e.baseDelay()
 		if q < 0 {
 			q = 0
 		}
@@ -253,10 +257,14 @@ func (e *estimator) update(loss float64, overuse, calm bool, now int64) {
 		}
 		e.est = min(e.est, next)
 	case loss < lossLow && calm:
-		e.est *= 1 + increasePerSecond*float64(dt)/float64(second)
+		next := e.est * (1 + increasePerSecond*float64(dt)/float64(second))
 		if e.acked > 0 {
-			e.est = min(e.est, max(e.acked*probeCeilingFactor+probeCeilingExtra, e.min))
+			// Grow no further than a step above what is being delivered, but
+			// never cut the estimate to that ceiling: while a new viewer waits
+			// for its first keyframe only audio is acknowledged.
+			next = min(next, max(e.acked*probeCeilingFactor+probeCeilingExtra, e.est))
 		}
+		e.est = next
 	}
 	e.est = min(max(e.est, e.min), e.max)
 }

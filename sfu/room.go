@@ -303,6 +303,16 @@ func (p *Publication) AddLayer(rid string, codec Codec, exts ExtIDs, now int64) 
 	return l, nil
 }
 
+// Announce records the codec negotiated for a kind before media arrives, so
+// viewers joining in between are bound to the codec they will receive.
+func (p *Publication) Announce(c Codec) {
+	t := p.part.video
+	if c.Kind() == KindAudio {
+		t = p.part.audio
+	}
+	t.announced.Store(&c)
+}
+
 // MaxLayers is the most simulcast layers a track accepts.
 const MaxLayers = 3
 

@@ -59,23 +59,26 @@ type LayerInfo struct {
 	Bitrate   uint64  `json:"bitrate"`
 	Packets   uint64  `json:"packets"`
 	Keyframes uint64  `json:"keyframes"`
-	Malformed uint64  `json:"malformed,omitempty"`
-	SSRC      uint32  `json:"ssrc"`
+	// KeyframeRequests counts requests sent upstream after coalescing.
+	KeyframeRequests uint64 `json:"keyframe_requests"`
+	Malformed        uint64 `json:"malformed,omitempty"`
+	SSRC             uint32 `json:"ssrc"`
 }
 
 // Info returns a snapshot of the layer.
 func (l *Layer) Info(now int64) LayerInfo {
 	s := &l.stats
 	return LayerInfo{
-		RID:       l.rid,
-		Active:    l.active(now),
-		Width:     int(s.width.Load()),
-		Height:    int(s.height.Load()),
-		FPS:       float64(s.fps100.Load()) / 100,
-		Bitrate:   s.bitrate.Load(),
-		Packets:   s.packets.Load(),
-		Keyframes: s.keyframes.Load(),
-		Malformed: s.malformed.Load(),
-		SSRC:      l.ssrc.Load(),
+		RID:              l.rid,
+		Active:           l.active(now),
+		Width:            int(s.width.Load()),
+		Height:           int(s.height.Load()),
+		FPS:              float64(s.fps100.Load()) / 100,
+		Bitrate:          s.bitrate.Load(),
+		Packets:          s.packets.Load(),
+		Keyframes:        s.keyframes.Load(),
+		KeyframeRequests: l.keyReqs.Load(),
+		Malformed:        s.malformed.Load(),
+		SSRC:             l.ssrc.Load(),
 	}
 }

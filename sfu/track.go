@@ -22,9 +22,10 @@ type Track struct {
 	participant string
 	kind        Kind
 
-	mu     sync.Mutex // serialises changes to layers and sinks
-	layers atomic.Pointer[[]*Layer]
-	sinks  atomic.Pointer[[]Sink]
+	mu        sync.Mutex // serialises changes to layers and sinks
+	layers    atomic.Pointer[[]*Layer]
+	sinks     atomic.Pointer[[]Sink]
+	announced atomic.Pointer[Codec] // negotiated before the first packet
 }
 
 func newTrack(r *Room, participant string, kind Kind) *Track {
@@ -46,10 +47,14 @@ func (t *Track) Room() *Room { return t.room }
 // Layers returns the current publication's layers, lowest quality first.
 func (t *Track) Layers() []*Layer { return *t.layers.Load() }
 
-// Codec returns the codec of the current publication, if any.
+// Codec returns the codec of the current publication, if any: the codec of
+// its layers, or the one negotiated before its first packet arrived.
 func (t *Track) Codec() (Codec, bool) {
 	if ls := t.Layers(); len(ls) > 0 {
 		return ls[0].codec, true
+	}
+	if c := t.announced.Load(); c != nil {
+		return *c, true
 	}
 	return Codec{}, false
 }

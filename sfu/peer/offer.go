@@ -204,6 +204,25 @@ func parseRtpmap(v, media string) (uint8, sfu.Codec, bool) {
 	return uint8(pt), c, true
 }
 
+// answerCodecs returns, per kind, the first codec of an answer: the one the
+// offerer will send.
+func answerCodecs(text string) []sfu.Codec {
+	var d sdp.SessionDescription
+	if d.UnmarshalString(text) != nil {
+		return nil
+	}
+	var out []sfu.Codec
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Port.Value == 0 || (m.MediaName.Media != "audio" && m.MediaName.Media != "video") {
+			continue
+		}
+		if med, err := parseMedia(m, "", 0); err == nil && len(med.Codecs) > 0 {
+			out = append(out, med.Codecs[0])
+		}
+	}
+	return out
+}
+
 // mediaOf returns the offer's m-line of kind k, if any.
 func (o *Offer) mediaOf(k sfu.Kind) (Media, bool) {
 	for _, m := range o.Media {

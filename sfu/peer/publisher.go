@@ -50,6 +50,9 @@ func (n *Node) Publish(ctx context.Context, room *sfu.Room, id string, offer *Of
 		return nil, "", err
 	}
 	p.pub = room.Publish(sfu.HostID, p, sfu.Now())
+	for _, c := range answerCodecs(answer) {
+		p.pub.Announce(c)
+	}
 	close(p.ready)
 	p.log.Info("publisher joined")
 	return p, answer, nil
