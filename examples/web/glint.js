@@ -13,7 +13,8 @@ export async function waitGathered(pc, ms = 2000) {
 
 // post sends the offer and returns {location, etag, links, answer}. An
 // error carries .status and .retryAfter.
-export async function post(url, pc, token) {
+export async function post(endpoint, pc, token) {
+  const url = new URL(endpoint, location.href).toString();
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   await waitGathered(pc);

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromium finds Debian's Chromium; a test that needs it fails, never
+// skips, when it is missing.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{os.Getenv("GLINT_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
+		if name == "" {
+			continue
+		}
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("Chromium is not installed: run `make test` (it installs it), or `sudo apt-get install chromium`")
+	return ""
+}
+
+// browser starts headless Chromium kept on loopback: no DNS, no background
+// networking, a fake camera and microphone, loopback ICE candidates.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium(t)),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	return ctx
+}
+
+// poll evaluates expr until it is true or the timeout passes.
+func poll(t *testing.T, ctx context.Context, timeout time.Duration, what, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr)); err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector(".status") ? document.querySelector(".status").textContent : document.title`))
+			t.Fatalf("timed out after %v waiting for %s; the page says %q", timeout, what, state)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type watchState struct {
+	Frames       int     `json:"frames"`
+	FirstFrameAt float64 `json:"firstFrameAt"`
+	Width        int     `json:"width"`
+	Height       int     `json:"height"`
+}
+
+func TestBrowserGoLiveAndWatch(t *testing.T) {
+	for _, codec := range []string{"VP8", "H264"} {
+		t.Run(codec, func(t *testing.T) {
+			const key = "browser-test-key-123"
+			base, _ := startServe(t, "--stream-key", "demo="+key)
+			live := browser(t)
+
+			// Tab one goes live from the fake camera, with simulcast.
+			if err := chromedp.Do(live,
+				chromedp.Navigate(base+"/live?stream=demo&codec="+codec),
+				chromedp.SetValue("#key", key),
+				chromedp.Click("#start"),
+			); err != nil {
+				t.Fatal(err)
+			}
+			poll(t, live, 15*time.Second, "the publisher connected", `window.glintLive.state === "connected"`)
+			var layers int
+			deadline := time.Now().Add(10 * time.Second)
+			for layers < 3 && time.Now().Before(deadline) {
+				_, body := get(t, base+"/api/streams/demo")
+				var in struct {
+					Video struct {
+						Codec  string
+						Layers []json.RawMessage
+					}
+				}
+				_ = json.Unmarshal([]byte(body), &in)
+				layers = len(in.Video.Layers)
+				time.Sleep(200 * time.Millisecond)
+			}
+			if layers != 3 {
+				t.Fatalf("the server sees %d simulcast layers from Chromium, want 3", layers)
+			}
+
+			// Tab two watches: the first frame renders within 2 s of opening
+			// the page, and frames keep coming for 10 s.
+			watch, cancel := chromedp.NewContext(live)
+			defer cancel()
+			if err := chromedp.Do(watch, chromedp.Navigate(base+"/watch/demo")); err != nil {
+				t.Fatal(err)
+			}
+			poll(t, watch, 5*time.Second, "the first rendered frame", `window.glintWatch.frames > 0`)
+			s, err := chromedp.Run(watch, chromedp.Evaluate[watchState](`window.glintWatch`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.FirstFrameAt > 2000 {
+				t.Fatalf("first frame rendered %.0f ms after the watch page opened, want ≤ 2000", s.FirstFrameAt)
+			}
+			t.Logf("%s: first frame %.0f ms after opening the watch page", codec, s.FirstFrameAt)
+			last := s.Frames
+			for i := range 10 {
+				time.Sleep(time.Second)
+				if s, err = chromedp.Run(watch, chromedp.Evaluate[watchState](`window.glintWatch`)); err != nil {
+					t.Fatal(err)
+				}
+				if s.Frames-last < 10 {
+					t.Fatalf("second %d: %d frames rendered, want ≥ 10", i+1, s.Frames-last)
+				}
+				last = s.Frames
+			}
+			if s.Width == 0 || s.Height == 0 {
+				t.Fatalf("no picture size reported: %+v", s)
+			}
+			t.Logf("%s: %d frames in the 10 s, last at %dx%d", codec, s.Frames, s.Width, s.Height)
+			if dir := os.Getenv("GLINT_SCREENSHOTS"); dir != "" {
+				for name, ctx := range map[string]context.Context{"live": live, "watch": watch} {
+					_ = chromedp.Do(ctx, chromedp.EmulateViewport(1000, 1150), chromedp.Sleep(1500*time.Millisecond))
+					png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+					if err == nil {
+						_ = os.WriteFile(filepath.Join(dir, codec+"-"+name+".png"), png, 0o644)
+					}
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,87 @@
+package peer
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/glintlive/glint/sfu"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func testNode(t *testing.T) *Node {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Port = 0
+	cfg.IPs = []string{"127.0.0.1"}
+	n, err := NewNode(cfg, sfu.NewRegistry(sfu.DefaultConfig()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestNodeSharesOnePortAndReleasesIt(t *testing.T) {
+	n := testNode(t)
+	port := n.Port()
+	if port == 0 {
+		t.Fatal("no media port")
+	}
+	// ICE-TCP listens on the same port number.
+	if c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", itoaPort(port))); err != nil {
+		t.Fatalf("no ICE-TCP listener on %d: %v", port, err)
+	} else {
+		c.Close()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- n.Run(ctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatalf("port %d still held after Close: %v", port, err)
+	}
+	c.Close()
+}
+
+func TestClosedNodeRefusesSessions(t *testing.T) {
+	n := testNode(t)
+	_ = n.Close()
+	room := sfu.NewRegistry(sfu.DefaultConfig()).Room("x")
+	o, err := ParseOffer(chromeOffer, RolePublisher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, _, err := n.Publish(ctx, room, "id", o); err == nil {
+		t.Fatal("a closed node accepted a publisher")
+	}
+}
+
+func TestNTPTime(t *testing.T) {
+	ts := time.Date(2026, 1, 1, 0, 0, 0, 500_000_000, time.UTC)
+	v := ntpTime(ts)
+	if secs := v >> 32; secs != uint64(ts.Unix()+2208988800) {
+		t.Fatalf("NTP seconds %d", secs)
+	}
+	if frac := v & 0xffffffff; frac < 1<<31-2 || frac > 1<<31+2 {
+		t.Fatalf("NTP fraction %d for half a second", frac)
+	}
+}
+
+func itoaPort(p int) string { return strconv.Itoa(p) }
+
