@@ -75,7 +75,9 @@ func checkContinuous(t *testing.T, pkts []sent) {
 	}
 }
 
-func isKey(p sent) bool { return len(p.payload) > 4 && p.payload[0]&0x10 != 0 && p.payload[4]&0x01 == 0 }
+func isKey(p sent) bool {
+	return len(p.payload) > 4 && p.payload[0]&0x10 != 0 && p.payload[4]&0x01 == 0
+}
 
 func TestForwardStartsOnKeyframeAndSwitchesContinuously(t *testing.T) {
 	reg := NewRegistry(testConfig())

@@ -440,4 +440,3 @@ func fragValue(frag, key string) string {
 	}
 	return ""
 }
-

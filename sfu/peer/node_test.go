@@ -84,4 +84,3 @@ func TestNTPTime(t *testing.T) {
 }
 
 func itoaPort(p int) string { return strconv.Itoa(p) }
-
