@@ -113,20 +113,24 @@ func TestSimulcastFanoutTwentyViewers(t *testing.T) {
 	for i, v := range viewers {
 		checkClean(t, i, v.Stats())
 	}
-	// Joins coalesce: at most one keyframe request per coalescing interval
-	// (500 ms) while viewers arrive, plus a little slack, not one per viewer.
-	limit := uint64(joinSpan/(500*time.Millisecond)) + 3
-	if k := p.KeyframeRequests(); k > limit {
-		t.Errorf("publisher got %d keyframe requests for 20 joins over %v, want ≤ %d", k, joinSpan, limit)
-		for _, l := range n.Reg.Lookup("demo").Info(sfu.Now()).Video.Layers {
-			t.Logf("layer %s: %d requests", l.RID, l.KeyframeRequests)
+	// Joins coalesce: one layer is asked for a keyframe at most once per
+	// coalescing interval (500 ms), however many viewers arrive. Under load
+	// some viewers also switch layers, which asks too, so the total is not a
+	// fixed number, but never one per viewer and never two within an
+	// interval on one layer (allowing 150 ms of delivery jitter).
+	total := 0
+	for rid, times := range p.KeyframeRequestTimes() {
+		total += len(times)
+		for i := 1; i < len(times); i++ {
+			if gap := times[i].Sub(times[i-1]); gap < 350*time.Millisecond {
+				t.Errorf("layer %s asked for keyframes %v apart: not coalesced", rid, gap)
+			}
 		}
-		for i, v := range viewers {
-			t.Logf("viewer %d layers %v", i, v.Stats().Layers)
-		}
-	} else {
-		t.Logf("20 joins over %v cost %d keyframe requests", joinSpan.Round(time.Millisecond), k)
 	}
+	if total >= len(viewers) {
+		t.Errorf("%d keyframe requests for %d joins", total, len(viewers))
+	}
+	t.Logf("20 joins over %v cost %d keyframe requests", joinSpan.Round(time.Millisecond), total)
 	info := n.Reg.Lookup("demo").Info(sfu.Now())
 	if info.Viewers != 20 || info.Video == nil || len(info.Video.Layers) != 3 {
 		t.Fatalf("room info: %+v", info)

@@ -42,6 +42,8 @@ type Publisher struct {
 	audio  *sendTrack
 
 	keyRequests atomic.Uint64
+	keyMu       sync.Mutex
+	keyTimes    map[string][]time.Time
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 }
@@ -222,6 +224,12 @@ func (p *Publisher) readRTCP(s *webrtc.RTPSender, rid string) {
 				l.track.mu.Unlock()
 				if match {
 					p.keyRequests.Add(1)
+					p.keyMu.Lock()
+					if p.keyTimes == nil {
+						p.keyTimes = map[string][]time.Time{}
+					}
+					p.keyTimes[l.track.rid] = append(p.keyTimes[l.track.rid], time.Now())
+					p.keyMu.Unlock()
 					l.wantKey.Store(true)
 				}
 			}
@@ -279,6 +287,18 @@ func (p *Publisher) sendFrame(l *pubLayer, now time.Time) {
 
 // KeyframeRequests returns how many PLI/FIR the server sent.
 func (p *Publisher) KeyframeRequests() uint64 { return p.keyRequests.Load() }
+
+// KeyframeRequestTimes returns when each layer (by rid) was asked for a
+// keyframe.
+func (p *Publisher) KeyframeRequestTimes() map[string][]time.Time {
+	p.keyMu.Lock()
+	defer p.keyMu.Unlock()
+	out := map[string][]time.Time{}
+	for rid, ts := range p.keyTimes {
+		out[rid] = append([]time.Time(nil), ts...)
+	}
+	return out
+}
 
 // Stop stops sending and closes the connection without a DELETE, as a
 // publisher that vanished would.
