@@ -178,13 +178,17 @@ func (f *forwarder) continueTimestamp(l *Layer, p *Packet) uint32 {
 	if srOld == nil || srNew == nil {
 		return fallback
 	}
-	// Wall-clock time of p on the new layer, in NTP units relative to srNew.
-	dNew := int64(int32(p.Timestamp-srNew.rtp)) * second / int64(f.clockRate)
-	at := ntpAdd(srNew.ntp, dNew)
-	// The old layer's RTP time at that instant, then onto the output timeline.
-	dOld := ntpDiff(at, srOld.ntp)
-	oldRTP := srOld.rtp + uint32(dOld*int64(f.clockRate)/second)
-	out := oldRTP + f.current().tsOff
+	// Both layers share the publisher's wall clock. Map p's timestamp onto
+	// the old layer's RTP timeline: the same instant is srOld.rtp plus the
+	// NTP distance between the two reports in ticks, plus p's distance from
+	// srNew. Only the NTP difference is converted, with rounding.
+	ntpDelta := int64(srNew.ntp - srOld.ntp) //nolint:gosec // two's complement wrap is intended
+	if ntpDelta > 3600<<32 || ntpDelta < -3600<<32 {
+		return fallback
+	}
+	ticks := (ntpDelta*int64(f.clockRate) + 1<<31) >> 32
+	oldRTP := srOld.rtp + uint32(ticks) + (p.Timestamp - srNew.rtp) //nolint:gosec
+	out := oldRTP + f.epochs[f.ep].tsOff
 	// Never step backwards, and never jump far from the elapsed-time guess
 	// (a bogus report must not freeze a viewer).
 	delta := int32(out - f.lastOutTS)
@@ -225,8 +229,3 @@ func ntpAdd(ntp uint64, d int64) uint64 {
 	return ntp + uint64(secs<<32) + uint64(frac*(1<<32)/second) //nolint:gosec // two's complement wrap is intended
 }
 
-// ntpDiff returns a-b in nanoseconds.
-func ntpDiff(a, b uint64) int64 {
-	x := int64(a - b) //nolint:gosec // two's complement wrap is intended
-	return x/(1<<32)*second + (x%(1<<32))*second/(1<<32)
-}

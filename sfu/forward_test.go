@@ -306,7 +306,7 @@ func TestMalformedPacketsCounted(t *testing.T) {
 			t.Fatalf("accepted malformed packet %x", b)
 		}
 	}
-	if n := l.Info(second).Malformed; n != 9 {
-		t.Fatalf("malformed count %d, want 9", n)
+	if n := l.Info(second).Malformed; n != 9 || reg.MalformedRTP() != 9 {
+		t.Fatalf("malformed count %d (node %d), want 9", n, reg.MalformedRTP())
 	}
 }

@@ -72,6 +72,7 @@ func (l *Layer) WriteRTP(b []byte, now int64) error {
 	p, err := l.ring.put(b, &l.exts, l.family, now)
 	if err != nil {
 		l.stats.malformed.Add(1)
+		l.track.room.reg.malformed.Add(1)
 		return err
 	}
 	if p == nil {

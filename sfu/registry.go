@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,7 +15,13 @@ type Registry struct {
 
 	mu    sync.Mutex
 	rooms map[string]*Room
+
+	malformed atomic.Uint64 // node-wide, so it never goes back when layers go
 }
+
+// MalformedRTP returns how many RTP packets from publishers were dropped as
+// malformed since start.
+func (g *Registry) MalformedRTP() uint64 { return g.malformed.Load() }
 
 // NewRegistry returns an empty registry. cfg must be valid.
 func NewRegistry(cfg Config) *Registry {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
@@ -360,26 +362,39 @@ func TestICERestartKeepsSession(t *testing.T) {
 	v := n.view(t, client.ViewerConfig{})
 	eventually(t, 5*time.Second, "viewer receiving", func() bool { return v.Stats().VideoPackets > 50 })
 
+	restartICE(t, v.PC, v.Resource)
+	before := v.Stats().VideoPackets
+	eventually(t, 10*time.Second, "media after the restart", func() bool { return v.Stats().VideoPackets > before+100 })
+	if s := v.Stats(); s.SSRCChanges != 0 {
+		t.Fatalf("restart changed SSRC: %+v", s)
+	}
+}
+
+// restartICE performs an RFC 9725 ICE restart: a new offer's credentials
+// and candidates go in a PATCH with If-Match: *, and the server's new ones
+// come back in the 200's fragment.
+func restartICE(t *testing.T, pc *webrtc.PeerConnection, res *client.Resource) {
+	t.Helper()
 	ctx := context.Background()
-	offer, err := v.PC.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	offer, err := pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gathered := webrtc.GatheringCompletePromise(v.PC)
-	if err := v.PC.SetLocalDescription(offer); err != nil {
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
 		t.Fatal(err)
 	}
 	<-gathered
-	frag := fragmentOf(t, v.PC.LocalDescription().SDP)
-	resp, body, err := v.Resource.Patch(ctx, frag, "*")
+	frag := fragmentOf(t, pc.LocalDescription().SDP)
+	resp, body, err := res.Patch(ctx, frag, "*")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("restart PATCH: %v %v %s", err, resp, body)
 	}
-	if resp.Header.Get("ETag") == "" || resp.Header.Get("ETag") == v.Resource.ETag {
+	if resp.Header.Get("ETag") == "" || resp.Header.Get("ETag") == res.ETag {
 		t.Fatalf("restart kept ETag %q", resp.Header.Get("ETag"))
 	}
 	// Apply the server's new ICE parameters to the previous answer.
-	answer := v.PC.RemoteDescription().SDP
+	answer := pc.RemoteDescription().SDP
 	ufrag, pwd := fragValue(string(body), "ice-ufrag"), fragValue(string(body), "ice-pwd")
 	var lines []string
 	for _, l := range strings.Split(answer, "\r\n") {
@@ -393,21 +408,16 @@ func TestICERestartKeepsSession(t *testing.T) {
 		}
 		lines = append(lines, l)
 	}
-	if err := v.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: strings.Join(lines, "\r\n")}); err != nil {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: strings.Join(lines, "\r\n")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range strings.Split(string(body), "\r\n") {
 		if strings.HasPrefix(l, "a=candidate:") {
 			mid := "0"
-			if err := v.PC.AddICECandidate(webrtc.ICECandidateInit{Candidate: strings.TrimPrefix(l, "a="), SDPMid: &mid}); err != nil {
+			if err := pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: strings.TrimPrefix(l, "a="), SDPMid: &mid}); err != nil {
 				t.Fatal(err)
 			}
 		}
-	}
-	before := v.Stats().VideoPackets
-	eventually(t, 10*time.Second, "media after the restart", func() bool { return v.Stats().VideoPackets > before+100 })
-	if s := v.Stats(); s.SSRCChanges != 0 {
-		t.Fatalf("restart changed SSRC: %+v", s)
 	}
 }
 
@@ -443,4 +453,125 @@ func fragValue(frag, key string) string {
 		}
 	}
 	return ""
+}
+
+func TestSingleEncodingPublisher(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	n.publish(t, client.PublisherConfig{Audio: true})
+	eventually(t, 5*time.Second, "stream live", func() bool { return roomState(n) == "live" })
+	v := n.view(t, client.ViewerConfig{})
+	eventually(t, 5*time.Second, "media", func() bool { s := v.Stats(); return s.VideoPackets > 200 && s.AudioPackets > 50 })
+	checkClean(t, 0, v.Stats())
+	if l := n.Reg.Lookup("demo").Info(sfu.Now()).Video.Layers; len(l) != 1 || l[0].RID != "" {
+		t.Fatalf("layers %+v, want one without a rid", l)
+	}
+}
+
+// lossyUplink drops the first transmission of every 20th video packet a
+// publisher sends (retransmissions pass) and counts the sequence numbers
+// the server NACKs.
+type lossyUplink struct {
+	interceptor.NoOp
+	mu      sync.Mutex
+	dropped map[uint16]bool
+	nacked  map[uint16]int
+	n       int
+}
+
+func (l *lossyUplink) NewInterceptor(string) (interceptor.Interceptor, error) { return l, nil }
+
+func (l *lossyUplink) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	if !strings.HasPrefix(info.MimeType, "video") {
+		return w
+	}
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		l.mu.Lock()
+		_, again := l.dropped[h.SequenceNumber]
+		l.n++
+		drop := !again && l.n%20 == 0
+		if drop {
+			l.dropped[h.SequenceNumber] = true
+		}
+		l.mu.Unlock()
+		if drop {
+			return len(payload), nil
+		}
+		return w.Write(h, payload, a)
+	})
+}
+
+func (l *lossyUplink) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		n, a, err := r.Read(b, a)
+		if err == nil {
+			if pkts, perr := rtcp.Unmarshal(b[:n]); perr == nil {
+				l.mu.Lock()
+				for _, p := range pkts {
+					if nk, ok := p.(*rtcp.TransportLayerNack); ok {
+						for _, pair := range nk.Nacks {
+							for _, s := range pair.PacketList() {
+								l.nacked[s]++
+							}
+						}
+					}
+				}
+				l.mu.Unlock()
+			}
+		}
+		return n, a, err
+	})
+}
+
+func TestPublisherLossRecoveredOnceForEveryone(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	up := &lossyUplink{dropped: map[uint16]bool{}, nacked: map[uint16]int{}}
+	n.publish(t, client.PublisherConfig{Audio: true, Options: client.Options{Interceptors: []interceptor.Factory{up}}})
+	eventually(t, 5*time.Second, "stream live", func() bool { return roomState(n) == "live" })
+	var viewers []*client.Viewer
+	for range 5 {
+		viewers = append(viewers, n.view(t, client.ViewerConfig{}))
+	}
+	eventually(t, 10*time.Second, "viewers receiving", func() bool {
+		for _, v := range viewers {
+			if v.Stats().VideoPackets < 400 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(300 * time.Millisecond) // let the last repairs land
+	for i, v := range viewers {
+		checkClean(t, i, v.Stats()) // every loss repaired: no sequence number missing
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	dropped, asked, requests := len(up.dropped), 0, 0
+	for s := range up.dropped {
+		if up.nacked[s] > 0 {
+			asked++
+		}
+		requests += up.nacked[s]
+	}
+	t.Logf("publisher lost %d packets; the server asked for %d of them with %d NACK entries for 5 viewers", dropped, asked, requests)
+	if dropped < 10 || asked < dropped*8/10 {
+		t.Fatalf("%d packets lost, %d asked for again: the server did not recover the publisher's losses", dropped, asked)
+	}
+	if requests > dropped*2 {
+		t.Fatalf("%d NACK entries for %d losses and 5 viewers: losses must be asked for once, not per viewer", requests, dropped)
+	}
+}
+
+func TestPublisherICERestart(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	p := n.publish(t, client.PublisherConfig{Simulcast: true, Audio: true})
+	eventually(t, 5*time.Second, "stream live", func() bool { return roomState(n) == "live" })
+	v := n.view(t, client.ViewerConfig{})
+	eventually(t, 5*time.Second, "viewer receiving", func() bool { return v.Stats().VideoPackets > 50 })
+	restartICE(t, p.PC, p.Resource)
+	before := v.Stats().VideoPackets
+	eventually(t, 10*time.Second, "media after the publisher's restart", func() bool { return v.Stats().VideoPackets > before+100 })
+	if roomState(n) != "live" {
+		t.Fatalf("state %s after an ICE restart", roomState(n))
+	}
+	checkClean(t, 0, v.Stats())
 }

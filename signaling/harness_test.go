@@ -35,6 +35,7 @@ type nodeOptions struct {
 	maxSessions int
 	iceServers  []signaling.ICEServer
 	tcp         bool
+	publicIPs   []string
 }
 
 func startNode(t testing.TB, o nodeOptions) *node {
@@ -62,6 +63,7 @@ func startNodeWith(t testing.TB, o nodeOptions, listenTCP func(network, addr str
 	pc.Port = 0
 	pc.IPs = []string{"127.0.0.1"}
 	pc.TCP = o.tcp
+	pc.PublicIPs = o.publicIPs
 	pc.ListenTCP = listenTCP
 	pc.ICEDisconnectedTimeout, pc.ICEFailedTimeout, pc.ICEKeepalive = time.Second, time.Second, 300*time.Millisecond
 	pn, err := peer.NewNode(pc, reg, log)

@@ -320,3 +320,40 @@ func TestAPIAndEvents(t *testing.T) {
 		t.Fatalf("layers event does not report the pinned layer: %q", got)
 	}
 }
+
+func TestPublicIPReplacesHostCandidates(t *testing.T) {
+	n := startNode(t, nodeOptions{publicIPs: []string{"203.0.113.7"}})
+	resp, body := do(t, n.URL, req{method: "POST", path: "/whip/demo", ctype: "application/sdp", token: testKey,
+		body: offerFor(t, webrtc.RTPTransceiverDirectionSendonly, webrtc.MimeTypeVP8, "")})
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if !strings.Contains(body, " 203.0.113.7 ") || strings.Contains(body, " 127.0.0.1 ") {
+		t.Fatalf("answer candidates do not advertise only the public IP:\n%s", body)
+	}
+}
+
+func TestOfferWithDataChannelIsAnswered(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	n.publish(t, client.PublisherConfig{Simulcast: true})
+	eventually(t, 5*time.Second, "live", func() bool { return roomState(n) == "live" })
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.CreateDataChannel("glint", nil); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, n.URL, req{method: "POST", path: "/whep/demo", ctype: "application/sdp", body: offer.SDP})
+	if resp.StatusCode != 201 || !strings.Contains(body, "m=application ") || strings.Contains(body, "m=application 0 ") {
+		t.Fatalf("offer with a data channel: %d, answer:\n%s", resp.StatusCode, body)
+	}
+}

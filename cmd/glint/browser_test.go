@@ -84,7 +84,7 @@ type watchState struct {
 }
 
 func TestBrowserGoLiveAndWatch(t *testing.T) {
-	for _, codec := range []string{"VP8", "H264"} {
+	for _, codec := range []string{"VP8", "H264", "VP9", "AV1"} {
 		t.Run(codec, func(t *testing.T) {
 			const key = "browser-test-key-123"
 			base, _ := startServe(t, "--stream-key", "demo="+key)

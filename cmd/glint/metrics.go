@@ -39,7 +39,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(pubs), "publisher")
 	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(views), "viewer")
 	states := map[string]int{"live": 0, "reconnecting": 0, "offline": 0}
-	var malformed uint64
 	now := sfu.Now()
 	for _, r := range c.reg.Rooms() {
 		in := r.Info(now)
@@ -53,13 +52,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			for _, l := range t.Layers {
 				ch <- prometheus.MustNewConstMetric(c.bitrate, prometheus.GaugeValue, float64(l.Bitrate), in.Name, kind, l.RID)
 				ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(l.Packets), in.Name, kind, l.RID)
-				malformed += l.Malformed
 			}
 		}
 	}
 	for s, n := range states {
 		ch <- prometheus.MustNewConstMetric(c.streams, prometheus.GaugeValue, float64(n), s)
 	}
-	ch <- prometheus.MustNewConstMetric(c.malformedRTP, prometheus.CounterValue, float64(malformed))
+	ch <- prometheus.MustNewConstMetric(c.malformedRTP, prometheus.CounterValue, float64(c.reg.MalformedRTP()))
 	ch <- prometheus.MustNewConstMetric(c.malformedRTCP, prometheus.CounterValue, float64(c.node.MalformedRTCP()))
 }

@@ -15,8 +15,9 @@ type Options struct {
 	Loopback bool
 	// TCP makes the client use ICE-TCP only.
 	TCP bool
-	// Interceptors are added before the client's own (a viewer test adds a
-	// packet dropper first, so feedback reports the drops as loss).
+	// Interceptors are added before the client's own, nearest the network:
+	// a viewer test's dropper runs before feedback is generated, a
+	// publisher test's before the NACK responder stores what it sent.
 	Interceptors []interceptor.Factory
 	// NACKRetries caps how often the viewer asks again for one lost packet
 	// (pion retries without limit by default). 0 means 5.

@@ -88,6 +88,9 @@ func Publish(ctx context.Context, cfg PublisherConfig) (*Publisher, error) {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
+	for _, f := range cfg.Interceptors { // nearest the network: a test's lossy link
+		ir.Add(f)
+	}
 	resp, err := nack.NewResponderInterceptor()
 	if err != nil {
 		return nil, err

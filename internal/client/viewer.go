@@ -56,7 +56,8 @@ type ViewerStats struct {
 	Layers []LayerChange
 	// FramesByLayer counts complete frame starts per layer.
 	FramesByLayer [3]int
-	// FrameGaps counts frames skipped within one layer while staying on it.
+	// FrameGaps counts frames of the layer being watched that never arrived
+	// (a frame repaired late by a retransmission is not a gap).
 	FrameGaps int
 	// FirstFrameAt is when the first video frame started.
 	FirstFrameAt time.Time
@@ -78,7 +79,13 @@ type streamCheck struct {
 	highest   uint16
 	missing   map[uint16]struct{}
 	lastFrame map[int]uint32
+	// frames of the current layer not seen yet, by frame number
+	missingFrames map[uint32]struct{}
 }
+
+// frameWindow is how many frames a missing frame may lag before it counts
+// as lost (one second at 30 fps).
+const frameWindow = 30
 
 // View connects a WHEP viewer.
 func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
@@ -193,7 +200,7 @@ func (v *Viewer) note(kind webrtc.RTPCodecType, p *rtp.Packet, now time.Time) {
 	s.LastPacketAt = now
 	c := v.seen[kind]
 	if c == nil {
-		c = &streamCheck{ssrc: p.SSRC, missing: map[uint16]struct{}{}, lastFrame: map[int]uint32{}}
+		c = &streamCheck{ssrc: p.SSRC, missing: map[uint16]struct{}{}, lastFrame: map[int]uint32{}, missingFrames: map[uint32]struct{}{}}
 		v.seen[kind] = c
 	}
 	if c.ssrc != p.SSRC {
@@ -236,11 +243,27 @@ func (v *Viewer) note(kind webrtc.RTPCodecType, p *rtp.Packet, now time.Time) {
 		s.Layer = m.Layer
 		s.Layers = append(s.Layers, LayerChange{At: now, Layer: m.Layer})
 		delete(c.lastFrame, m.Layer)
+		clear(c.missingFrames) // frames of the old layer are no longer due
 	}
-	if last, ok := c.lastFrame[m.Layer]; ok && m.Frame > last+1 {
-		s.FrameGaps++
+	last, ok := c.lastFrame[m.Layer]
+	switch {
+	case !ok || m.Frame+frameWindow*4 < last: // first frame, or a new publisher counting from zero
+		c.lastFrame[m.Layer] = m.Frame
+		clear(c.missingFrames)
+	case m.Frame > last:
+		for f := last + 1; f < m.Frame && f-last <= frameWindow*4; f++ {
+			c.missingFrames[f] = struct{}{}
+		}
+		c.lastFrame[m.Layer] = m.Frame
+	default:
+		delete(c.missingFrames, m.Frame)
 	}
-	c.lastFrame[m.Layer] = m.Frame
+	for f := range c.missingFrames {
+		if c.lastFrame[m.Layer]-f > frameWindow {
+			delete(c.missingFrames, f)
+			s.FrameGaps++
+		}
+	}
 	s.FramesByLayer[m.Layer]++
 	s.LastLatency = now.Sub(m.Sent)
 }
