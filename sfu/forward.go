@@ -228,4 +228,3 @@ func ntpAdd(ntp uint64, d int64) uint64 {
 	secs, frac := d/second, d%second
 	return ntp + uint64(secs<<32) + uint64(frac*(1<<32)/second) //nolint:gosec // two's complement wrap is intended
 }
-
