@@ -310,3 +310,26 @@ func TestMalformedPacketsCounted(t *testing.T) {
 		t.Fatalf("malformed count %d (node %d), want 9", n, reg.MalformedRTP())
 	}
 }
+
+func TestLayerWithoutKeyframeIsAskedForOne(t *testing.T) {
+	reg := NewRegistry(testConfig())
+	now := int64(second)
+	s := newSimulcast(t, reg, now)
+	s.frameAll(t, false, now) // the first keyframes were lost
+	reg.Tick(now + 100*millisecond)
+	for _, v := range s.layers {
+		if s.src.count(v.l) != 1 {
+			t.Fatalf("layer %s: %d keyframe requests, want 1", v.l.rid, s.src.count(v.l))
+		}
+	}
+	s.frameAll(t, true, now+200*millisecond)
+	reg.Tick(now + 2*second)
+	for _, v := range s.layers {
+		if s.src.count(v.l) != 1 {
+			t.Fatalf("layer %s asked again after its keyframe", v.l.rid)
+		}
+		if in := v.l.Info(now); in.Height != v.h {
+			t.Fatalf("layer %s height %d, want %d", v.l.rid, in.Height, v.h)
+		}
+	}
+}

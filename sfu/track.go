@@ -114,6 +114,12 @@ func (t *Track) tick(now int64) {
 	ls := t.Layers()
 	for _, l := range ls {
 		l.stats.tick(now)
+		// A layer that sends but never sent a keyframe can neither be
+		// switched to nor sized (maxHeight needs its height): ask once per
+		// coalescing interval until it does.
+		if t.kind == KindVideo && l.stats.keyframes.Load() == 0 && l.active(now) {
+			l.RequestKeyframe(now)
+		}
 	}
 	if len(ls) < 2 {
 		return

@@ -107,9 +107,25 @@ func Publish(ctx context.Context, cfg PublisherConfig) (*Publisher, error) {
 		return nil, err
 	}
 	p := &Publisher{PC: pc, cfg: cfg}
+	connected := make(chan struct{})
+	var once sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(connected) })
+		}
+	})
 	if err := p.negotiate(ctx); err != nil {
 		_ = pc.Close()
 		return nil, err
+	}
+	// Like a real client, send media once the transport is up: what is
+	// written before is dropped, first keyframes included.
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		_ = pc.Close()
+		p.wg.Wait()
+		return nil, fmt.Errorf("connecting: %w", ctx.Err())
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
