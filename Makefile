@@ -14,7 +14,7 @@ build: ## build bin/glint
 	$(GO) build -trimpath -o bin/glint ./cmd/glint
 
 test: test-deps vet ## install what the tests need, then run every test with the race detector
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -p 1 -timeout 15m ./...
 
 test-deps: ## install the tools tests use (Chromium) when missing
 	@./scripts/test-deps.sh

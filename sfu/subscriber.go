@@ -64,11 +64,15 @@ func (s *Subscriber) Start(now int64) {
 	}
 	s.started = true
 	s.allocateLocked(now)
-	s.mu.Unlock()
+	var bound []*DownTrack
 	for _, d := range s.tracks {
 		if d.w != nil {
-			d.track.AddSink(d)
+			bound = append(bound, d)
 		}
+	}
+	s.mu.Unlock()
+	for _, d := range bound {
+		d.track.AddSink(d)
 	}
 }
 

@@ -40,6 +40,19 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusInternalServerError, "streaming unsupported")
 		return
 	}
+	sess.mu.Lock()
+	if sess.events >= maxEventStreams {
+		sess.mu.Unlock()
+		retryLater(w, http.StatusTooManyRequests, retryOffline, fmt.Sprintf("at most %d event streams per session", maxEventStreams))
+		return
+	}
+	sess.events++
+	sess.mu.Unlock()
+	defer func() {
+		sess.mu.Lock()
+		sess.events--
+		sess.mu.Unlock()
+	}()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)

@@ -94,9 +94,13 @@ type session struct {
 	pub        *peer.Publisher
 	view       *peer.Viewer
 
-	mu   sync.Mutex // serialises PATCHes
-	etag string
+	mu     sync.Mutex // serialises PATCHes
+	etag   string
+	events int // open event streams
 }
+
+// maxEventStreams bounds the event streams one viewer session may hold open.
+const maxEventStreams = 4
 
 func (s *session) ice() iceSession {
 	if s.pub != nil {

@@ -319,6 +319,24 @@ func TestAPIAndEvents(t *testing.T) {
 	if !strings.Contains(got, `"active":"l"`) {
 		t.Fatalf("layers event does not report the pinned layer: %q", got)
 	}
+	// One session may hold a few event streams, not any number.
+	for i := 1; ; i++ {
+		r, _ := http.NewRequestWithContext(ctx, "GET", n.URL+resp.Header.Get("Location"), nil)
+		more, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer more.Body.Close()
+		if more.StatusCode == http.StatusTooManyRequests {
+			if i != 4 {
+				t.Fatalf("event stream %d refused, want the 5th", i+1)
+			}
+			break
+		}
+		if i > 4 {
+			t.Fatalf("%d event streams open on one session", i+1)
+		}
+	}
 }
 
 func TestPublicIPReplacesHostCandidates(t *testing.T) {
@@ -355,5 +373,24 @@ func TestOfferWithDataChannelIsAnswered(t *testing.T) {
 	resp, body := do(t, n.URL, req{method: "POST", path: "/whep/demo", ctype: "application/sdp", body: offer.SDP})
 	if resp.StatusCode != 201 || !strings.Contains(body, "m=application ") || strings.Contains(body, "m=application 0 ") {
 		t.Fatalf("offer with a data channel: %d, answer:\n%s", resp.StatusCode, body)
+	}
+}
+
+func TestAbandonedSessionIsReclaimed(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	n.publish(t, client.PublisherConfig{Simulcast: true})
+	eventually(t, 5*time.Second, "live", func() bool { return roomState(n) == "live" })
+	// A viewer posts an offer and vanishes before connecting.
+	resp, body := do(t, n.URL, req{method: "POST", path: "/whep/demo", ctype: "application/sdp",
+		body: offerFor(t, webrtc.RTPTransceiverDirectionRecvonly, webrtc.MimeTypeVP8, "")})
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if _, v := n.Srv.Sessions(); v != 1 {
+		t.Fatalf("%d viewer sessions, want 1", v)
+	}
+	eventually(t, 15*time.Second, "the abandoned session reclaimed", func() bool { _, v := n.Srv.Sessions(); return v == 0 })
+	if got := n.Reg.Lookup("demo").Viewers(); got != 0 {
+		t.Fatalf("room still counts %d viewers", got)
 	}
 }

@@ -81,6 +81,7 @@ type watchState struct {
 	FirstFrameAt float64 `json:"firstFrameAt"`
 	Width        int     `json:"width"`
 	Height       int     `json:"height"`
+	Layer        string  `json:"layer"`
 }
 
 func TestBrowserGoLiveAndWatch(t *testing.T) {
@@ -133,14 +134,32 @@ func TestBrowserGoLiveAndWatch(t *testing.T) {
 				t.Fatalf("first frame rendered %.0f ms after the watch page opened, want ≤ 2000", s.FirstFrameAt)
 			}
 			t.Logf("%s: first frame %.0f ms after opening the watch page", codec, s.FirstFrameAt)
+			// Keep watching for 10 s, switching layers on the way with the
+			// page's quality menu: to the low layer at 3 s, back to automatic
+			// at 6 s. Real decoders must keep rendering through both switches.
+			setQuality := func(v string) {
+				if _, err := chromedp.Run(watch, chromedp.Evaluate[bool](`(() => { const q = document.getElementById("quality"); q.value = "`+v+`"; q.dispatchEvent(new Event("change")); return true })()`)); err != nil {
+					t.Fatal(err)
+				}
+			}
 			last := s.Frames
 			for i := range 10 {
+				switch i {
+				case 3:
+					setQuality("l")
+				case 6:
+					if s.Width != 320 {
+						t.Errorf("%s: picture %dx%d after choosing the low layer, want 320x180", codec, s.Width, s.Height)
+					}
+					setQuality("")
+				}
 				time.Sleep(time.Second)
 				if s, err = chromedp.Run(watch, chromedp.Evaluate[watchState](`window.glintWatch`)); err != nil {
 					t.Fatal(err)
 				}
 				if s.Frames-last < 10 {
-					t.Fatalf("second %d: %d frames rendered, want ≥ 10", i+1, s.Frames-last)
+					_, info := get(t, base+"/api/streams/demo")
+					t.Fatalf("second %d: %d frames rendered, want ≥ 10; watch page %+v; server %s", i+1, s.Frames-last, s, info)
 				}
 				last = s.Frames
 			}

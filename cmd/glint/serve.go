@@ -52,6 +52,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	hs := &http.Server{
 		Handler:           routes(srv, metrics),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second, // bodies are at most 64 KiB
+		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       120 * time.Second,
 	}
 	banner(stdout, ln.Addr().String(), keys, created, node.Port())

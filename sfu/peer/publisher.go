@@ -3,7 +3,6 @@ package peer
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -95,28 +94,27 @@ func (p *Publisher) readRTP(track *webrtc.TrackRemote, l *sfu.Layer) {
 	}
 }
 
-// readRTCP takes the publisher's sender reports, which keep lip sync.
+// readRTCP takes the publisher's sender reports, which keep lip sync. A
+// read error ends it (the track is gone); a packet that does not parse is
+// counted and skipped.
 func (p *Publisher) readRTCP(recv *webrtc.RTPReceiver, rid string, l *sfu.Layer) {
 	defer p.wg.Done()
+	buf := make([]byte, 1500)
 	for {
-		var pkts []rtcp.Packet
+		var n int
 		var err error
 		if rid == "" {
-			pkts, _, err = recv.ReadRTCP()
+			n, _, err = recv.Read(buf)
 		} else {
-			pkts, _, err = recv.ReadSimulcastRTCP(rid)
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
-			return
+			n, _, err = recv.ReadSimulcast(buf, rid)
 		}
 		if err != nil {
-			select {
-			case <-p.done:
-				return
-			default:
-				p.node.malformedRTCP.Add(1)
-				continue
-			}
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			p.node.malformedRTCP.Add(1)
+			continue
 		}
 		for _, pkt := range pkts {
 			if sr, ok := pkt.(*rtcp.SenderReport); ok && sr.SSRC == l.SSRC() {
