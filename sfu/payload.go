@@ -38,97 +38,116 @@ func inspect(f codecFamily, p *Packet) {
 	}
 }
 
-// inspectVP8 parses the RFC 7741 §4.2 payload descriptor.
-func inspectVP8(b []byte, p *Packet) {
-	if len(b) < 1 {
-		return
+// readPictureID reads a VP8 or VP9 picture id at b[i]: 7 bits, or 15 when
+// the M bit is set. It returns the next offset, or -1 if b is too short.
+func readPictureID(b []byte, i int, pic *pictureInfo) int {
+	if len(b) < i+1 {
+		return -1
 	}
-	start := b[0]&0x10 != 0
-	pidx := b[0] & 0x07
+	pic.pidOff = uint8(i) //nolint:gosec // descriptor offsets are < 8
+	if b[i]&0x80 == 0 {
+		pic.pid = uint16(b[i] & 0x7f)
+		return i + 1
+	}
+	if len(b) < i+2 {
+		return -1
+	}
+	pic.pidLong = true
+	pic.pid = binary.BigEndian.Uint16(b[i:]) & 0x7fff
+	return i + 2
+}
+
+// vp8Descriptor parses an RFC 7741 §4.2 payload descriptor: its size and
+// picture ids, or ok=false when b ends inside it.
+func vp8Descriptor(b []byte) (size int, pic pictureInfo, ok bool) {
+	if len(b) < 1 {
+		return 0, pic, false
+	}
 	i := 1
 	if b[0]&0x80 != 0 { // X
 		if len(b) < 2 {
-			return
+			return 0, pic, false
 		}
 		x := b[1]
 		i = 2
 		if x&0x80 != 0 { // I
-			if len(b) < i+1 {
-				return
-			}
-			p.picture.pidOff = uint8(i)
-			if b[i]&0x80 != 0 {
-				if len(b) < i+2 {
-					return
-				}
-				p.picture.pidLong = true
-				p.picture.pid = binary.BigEndian.Uint16(b[i:]) & 0x7fff
-				i += 2
-			} else {
-				p.picture.pid = uint16(b[i] & 0x7f)
-				i++
+			if i = readPictureID(b, i, &pic); i < 0 {
+				return 0, pic, false
 			}
 		}
 		if x&0x40 != 0 { // L
 			if len(b) < i+1 {
-				return
+				return 0, pic, false
 			}
-			p.picture.tl0Off = uint8(i)
-			p.picture.tl0 = b[i]
+			pic.tl0Off, pic.tl0 = uint8(i), b[i] //nolint:gosec
 			i++
 		}
 		if x&0x30 != 0 { // T or K
 			i++
 		}
 	}
-	if i >= len(b) {
-		return
-	}
-	// VP8 payload header (RFC 6386 §9.1): P bit clear means a key frame.
-	p.Keyframe = start && pidx == 0 && b[i]&0x01 == 0
+	return i, pic, i < len(b)
 }
 
-// inspectVP9 parses the RFC 9628 §4.2 payload descriptor.
-func inspectVP9(b []byte, p *Packet) {
-	if len(b) < 1 {
+// inspectVP8 reads the descriptor and the VP8 payload header (RFC 6386
+// §9.1): the start of partition 0 with the P bit clear is a key frame.
+func inspectVP8(b []byte, p *Packet) {
+	size, pic, ok := vp8Descriptor(b)
+	if !ok {
 		return
+	}
+	p.picture = pic
+	p.Keyframe = b[0]&0x10 != 0 && b[0]&0x07 == 0 && b[size]&0x01 == 0
+}
+
+// vp9Descriptor parses an RFC 9628 §4.2 payload descriptor up to the
+// scalability structure: the offset after it, the picture ids and the
+// spatial layer id, or ok=false when b ends inside it.
+func vp9Descriptor(b []byte) (size int, pic pictureInfo, sid uint8, ok bool) {
+	if len(b) < 1 {
+		return 0, pic, 0, false
 	}
 	h := b[0]
 	i := 1
 	if h&0x80 != 0 { // I
-		if len(b) < i+1 {
-			return
-		}
-		p.picture.pidOff = uint8(i)
-		if b[i]&0x80 != 0 {
-			if len(b) < i+2 {
-				return
-			}
-			p.picture.pidLong = true
-			p.picture.pid = binary.BigEndian.Uint16(b[i:]) & 0x7fff
-			i += 2
-		} else {
-			p.picture.pid = uint16(b[i] & 0x7f)
-			i++
+		if i = readPictureID(b, i, &pic); i < 0 {
+			return 0, pic, 0, false
 		}
 	}
-	sid := uint8(0)
+	flexible := h&0x10 != 0
 	if h&0x20 != 0 { // L
 		if len(b) < i+1 {
-			return
+			return 0, pic, 0, false
 		}
 		sid = (b[i] >> 1) & 0x07
 		i++
-		if h&0x10 == 0 { // non-flexible mode carries TL0PICIDX
+		if !flexible { // non-flexible mode carries TL0PICIDX
 			if len(b) < i+1 {
-				return
+				return 0, pic, 0, false
 			}
-			p.picture.tl0Off = uint8(i)
-			p.picture.tl0 = b[i]
+			pic.tl0Off, pic.tl0 = uint8(i), b[i] //nolint:gosec
+			i++
 		}
 	}
-	// B set and P clear on the base spatial layer: an intra frame.
-	p.Keyframe = h&0x08 != 0 && h&0x40 == 0 && sid == 0
+	if flexible && h&0x40 != 0 { // P_DIFF entries, N bit chains them
+		for more := true; more; i++ {
+			if i >= len(b) {
+				return 0, pic, 0, false
+			}
+			more = b[i]&0x01 != 0
+		}
+	}
+	return i, pic, sid, i < len(b)
+}
+
+// inspectVP9: B set and P clear on the base spatial layer is an intra frame.
+func inspectVP9(b []byte, p *Packet) {
+	_, pic, sid, ok := vp9Descriptor(b)
+	if !ok {
+		return
+	}
+	p.picture = pic
+	p.Keyframe = b[0]&0x08 != 0 && b[0]&0x40 == 0 && sid == 0
 }
 
 // h264Keyframe reports whether an RFC 6184 payload starts an IDR access unit
@@ -179,26 +198,9 @@ func keyframeSize(f codecFamily, b []byte) (w, h int, ok bool) {
 }
 
 func vp8Size(b []byte) (int, int, bool) {
-	i := 1
-	if b[0]&0x80 != 0 && len(b) > 1 {
-		x := b[1]
-		i = 2
-		if x&0x80 != 0 {
-			if i < len(b) && b[i]&0x80 != 0 {
-				i += 2
-			} else {
-				i++
-			}
-		}
-		if x&0x40 != 0 {
-			i++
-		}
-		if x&0x30 != 0 {
-			i++
-		}
-	}
+	i, _, ok := vp8Descriptor(b)
 	// Frame tag (3 bytes), start code 9d 01 2a, then 14-bit width and height.
-	if len(b) < i+10 || b[i+3] != 0x9d || b[i+4] != 0x01 || b[i+5] != 0x2a {
+	if !ok || len(b) < i+10 || b[i+3] != 0x9d || b[i+4] != 0x01 || b[i+5] != 0x2a {
 		return 0, 0, false
 	}
 	w := int(binary.LittleEndian.Uint16(b[i+6:]) & 0x3fff)
@@ -207,48 +209,21 @@ func vp8Size(b []byte) (int, int, bool) {
 }
 
 func vp9Size(b []byte) (int, int, bool) {
-	h := b[0]
-	i := 1
-	if h&0x80 != 0 {
-		if i < len(b) && b[i]&0x80 != 0 {
-			i += 2
-		} else {
-			i++
-		}
-	}
-	flexible := h&0x10 != 0
-	if h&0x20 != 0 {
-		i++
-		if !flexible {
-			i++
-		}
-	}
-	if flexible && h&0x40 != 0 {
-		for i < len(b) {
-			n := b[i]&0x01 != 0
-			i++
-			if !n {
-				break
-			}
-		}
-	}
-	if i >= len(b) {
+	i, _, _, ok := vp9Descriptor(b)
+	if !ok {
 		return 0, 0, false
 	}
-	if h&0x02 != 0 { // V: scalability structure with resolutions (Y bit)
+	if b[0]&0x02 != 0 { // V: scalability structure; with Y it carries sizes
 		ss := b[i]
-		if ss&0x10 != 0 && i+5 <= len(b) {
-			w := int(binary.BigEndian.Uint16(b[i+1:]))
-			ht := int(binary.BigEndian.Uint16(b[i+3:]))
-			// The last spatial layer is the largest; for simulcast there is one.
-			ns := int(ss>>5) + 1
-			if end := i + 1 + 4*ns; end <= len(b) {
-				w = int(binary.BigEndian.Uint16(b[end-4:]))
-				ht = int(binary.BigEndian.Uint16(b[end-2:]))
-			}
-			return w, ht, w > 0 && ht > 0
+		ns := int(ss>>5) + 1
+		if ss&0x10 == 0 || i+1+4*ns > len(b) {
+			return 0, 0, false
 		}
-		return 0, 0, false
+		// The last spatial layer is the largest; for simulcast there is one.
+		end := i + 1 + 4*ns
+		w := int(binary.BigEndian.Uint16(b[end-4:]))
+		h := int(binary.BigEndian.Uint16(b[end-2:]))
+		return w, h, w > 0 && h > 0
 	}
 	var hdr vp9.Header
 	if hdr.Unmarshal(b[i:]) != nil || hdr.FrameSize == nil {

@@ -15,8 +15,7 @@ import (
 // subscription (draft-ietf-wish-whep §4.6.1): the event stream is at the
 // same URL.
 func (s *Server) eventsSubscribe(w http.ResponseWriter, r *http.Request) {
-	if s.lookup(r, peer.RoleViewer) == nil {
-		problem(w, http.StatusNotFound, "no such session")
+	if s.find(w, r, peer.RoleViewer) == nil {
 		return
 	}
 	_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxBody))
@@ -30,9 +29,8 @@ const eventInterval = time.Second
 // events streams active/inactive, layers and viewercount events for a
 // viewer session until it ends.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	sess := s.lookup(r, peer.RoleViewer)
+	sess := s.find(w, r, peer.RoleViewer)
 	if sess == nil {
-		problem(w, http.StatusNotFound, "no such session")
 		return
 	}
 	fl, ok := w.(http.Flusher)
@@ -124,9 +122,8 @@ const maxLayerDimension = 8192
 // encodingId to pin a simulcast layer, or maxWidth/maxHeight to cap it; an
 // empty object returns to automatic selection.
 func (s *Server) layer(w http.ResponseWriter, r *http.Request) {
-	sess := s.lookup(r, peer.RoleViewer)
+	sess := s.find(w, r, peer.RoleViewer)
 	if sess == nil {
-		problem(w, http.StatusNotFound, "no such session")
 		return
 	}
 	if !hasType(r, "application/json") {

@@ -11,9 +11,8 @@ import (
 
 // patch handles trickle and ICE restart on a session (RFC 9725 §4.3).
 func (s *Server) patch(w http.ResponseWriter, r *http.Request, role peer.Role) {
-	sess := s.lookup(r, role)
+	sess := s.find(w, r, role)
 	if sess == nil {
-		problem(w, http.StatusNotFound, "no such session")
 		return
 	}
 	if role == peer.RolePublisher && !s.authorize(w, r, sess.stream) {
@@ -72,9 +71,8 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, role peer.Role) {
 
 // delete ends a session. Deleting a WHIP session ends the broadcast.
 func (s *Server) delete(w http.ResponseWriter, r *http.Request, role peer.Role) {
-	sess := s.lookup(r, role)
+	sess := s.find(w, r, role)
 	if sess == nil {
-		problem(w, http.StatusNotFound, "no such session")
 		return
 	}
 	if role == peer.RolePublisher && !s.authorize(w, r, sess.stream) {
@@ -94,9 +92,8 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, role peer.Role) 
 
 // sessionInfo answers GET/HEAD on a session URL: it exists, no content.
 func (s *Server) sessionInfo(w http.ResponseWriter, r *http.Request, role peer.Role) {
-	sess := s.lookup(r, role)
+	sess := s.find(w, r, role)
 	if sess == nil {
-		problem(w, http.StatusNotFound, "no such session")
 		return
 	}
 	sess.mu.Lock()

@@ -190,6 +190,15 @@ func (s *Server) lookup(r *http.Request, role peer.Role) *session {
 	return sess
 }
 
+// find returns the session a request names, or answers 404.
+func (s *Server) find(w http.ResponseWriter, r *http.Request, role peer.Role) *session {
+	sess := s.lookup(r, role)
+	if sess == nil {
+		problem(w, http.StatusNotFound, "no such session")
+	}
+	return sess
+}
+
 // Sessions returns how many WHIP and WHEP sessions are open.
 func (s *Server) Sessions() (publishers, viewers int) {
 	s.mu.Lock()
