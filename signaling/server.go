@@ -190,11 +190,17 @@ func (s *Server) lookup(r *http.Request, role peer.Role) *session {
 	return sess
 }
 
-// find returns the session a request names, or answers 404.
+// find returns the session a request names, or answers 404; a WHIP
+// session also needs its stream key (RFC 9725: a bearer token on every
+// request but the preflight), or it answers 401/403.
 func (s *Server) find(w http.ResponseWriter, r *http.Request, role peer.Role) *session {
 	sess := s.lookup(r, role)
-	if sess == nil {
+	switch {
+	case sess == nil:
 		problem(w, http.StatusNotFound, "no such session")
+		return nil
+	case role == peer.RolePublisher && !s.authorize(w, r, sess.stream):
+		return nil
 	}
 	return sess
 }

@@ -187,6 +187,8 @@ func TestSessionResource(t *testing.T) {
 		{"patch a WHIP session without its key", req{method: "PATCH", path: whip, ctype: trickle, body: frag, header: map[string]string{"If-Match": p.Resource.ETag}}, 401},
 		{"patch a WHIP session with a wrong key", req{method: "PATCH", path: whip, ctype: trickle, token: "nope", body: frag, header: map[string]string{"If-Match": p.Resource.ETag}}, 403},
 		{"get a session", req{method: "GET", path: whep}, 204},
+		{"get a WHIP session without its key", req{method: "GET", path: whip}, 401},
+		{"get a WHIP session with its key", req{method: "GET", path: whip, token: testKey}, 204},
 		{"preflight a session", req{method: "OPTIONS", path: whep, header: map[string]string{"Origin": "https://app.example", "Access-Control-Request-Method": "PATCH"}}, 204},
 		{"delete a WHIP session without its key", req{method: "DELETE", path: whip}, 401},
 		{"delete a viewer", req{method: "DELETE", path: whep}, 200},
