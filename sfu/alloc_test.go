@@ -15,7 +15,9 @@ type allocHarness struct {
 
 func newAllocHarness(t *testing.T, now int64) *allocHarness {
 	t.Helper()
-	reg := NewRegistry(testConfig())
+	cfg := testConfig()
+	cfg.KeyframeCache = 0 // the viewer has not started on any layer
+	reg := NewRegistry(cfg)
 	s := newSimulcast(t, reg, now)
 	s.frameAll(t, true, now) // sizes known, layers active
 	for i, br := range []uint64{150_000, 500_000, 1_200_000} {

@@ -5,17 +5,21 @@ import (
 )
 
 // historySize is how many sent packets a viewer remembers for matching
-// transport-wide congestion control feedback (about 3 s at 2.5 Mbit/s).
-const historySize = 1024
+// transport-wide congestion control feedback (about 1.7 s at 300 packets a
+// second; feedback comes every 50-100 ms).
+const historySize = 512
 
 // sendRec is one packet sent to a viewer, keyed by its transport-wide
-// sequence number.
+// sequence number, in 8 bytes: the send time in milliseconds of the core's
+// clock (wrapping after 49 days; only differences matter), the size (0 for
+// an empty record) and the sequence number.
 type sendRec struct {
-	at    int64
-	size  uint16
-	seq   uint16
-	valid bool
+	atMs uint32
+	size uint16
+	seq  uint16
 }
+
+func (r sendRec) at() int64 { return int64(r.atMs) * millisecond }
 
 // Estimator tuning. The shape follows the loss- and delay-based halves of
 // Google congestion control (draft-ietf-rmcat-gcc-02 §5, §6), simplified: an
@@ -88,7 +92,7 @@ func (e *estimator) estimate() uint64 { return uint64(e.est) }
 
 // sent records a packet sent with transport-wide sequence number seq.
 func (e *estimator) sent(seq uint16, size int, now int64) {
-	e.history[seq%historySize] = sendRec{at: now, size: uint16(min(size, 0xffff)), seq: seq, valid: true} //nolint:gosec // clamped
+	e.history[seq%historySize] = sendRec{atMs: uint32(now / millisecond), size: uint16(min(max(size, 1), 0xffff)), seq: seq} //nolint:gosec // clamped; the millisecond clock wraps by design
 }
 
 // onTWCC processes a transport-wide congestion control feedback packet
@@ -123,7 +127,7 @@ func (e *estimator) onTWCC(fb *rtcp.TransportLayerCC, now int64) {
 	haveDelay := false
 	visit := func(symbol uint16) {
 		rec := &e.history[seq%historySize]
-		known := rec.valid && rec.seq == seq
+		known := rec.size != 0 && rec.seq == seq
 		switch symbol {
 		case rtcp.TypeTCCPacketNotReceived:
 			if known {
@@ -140,19 +144,20 @@ func (e *estimator) onTWCC(fb *rtcp.TransportLayerCC, now int64) {
 			}
 			e.winRecv++
 			e.winBytes += int64(rec.size)
-			if e.winFirst == 0 || rec.at < e.winFirst {
-				e.winFirst = rec.at
+			at := rec.at()
+			if e.winFirst == 0 || at < e.winFirst {
+				e.winFirst = at
 			}
-			if rec.at > e.winLast {
-				e.winLast = rec.at
+			if at > e.winLast {
+				e.winLast = at
 			}
-			d := arrival*1000 - rec.at // ns, arbitrary offset
+			d := arrival*1000 - at // ns, arbitrary offset
 			if !haveDelay || d < minDelay {
 				minDelay, haveDelay = d, true
 			}
 			e.noteDelay(d, now)
 		}
-		rec.valid = false
+		rec.size = 0
 		seq++
 	}
 	n := int(fb.PacketStatusCount)

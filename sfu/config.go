@@ -14,6 +14,11 @@ type Config struct {
 	// KeyframeInterval is the least time between two keyframe requests sent
 	// upstream for one layer; requests in between are coalesced.
 	KeyframeInterval time.Duration
+	// KeyframeCache is the oldest cached keyframe a new viewer starts from
+	// (replayed with what followed it) instead of asking the publisher for
+	// a new one. A replay adds up to this much latency at the start; 0 turns
+	// it off.
+	KeyframeCache time.Duration
 	// InitialBitrate, MinBitrate and MaxBitrate bound each viewer's bandwidth
 	// estimate, in bits per second.
 	InitialBitrate, MinBitrate, MaxBitrate uint64
@@ -27,6 +32,7 @@ func DefaultConfig() Config {
 	return Config{
 		ReconnectGrace:   60 * time.Second,
 		KeyframeInterval: 500 * time.Millisecond,
+		KeyframeCache:    250 * time.Millisecond,
 		InitialBitrate:   2_500_000,
 		MinBitrate:       100_000,
 		MaxBitrate:       20_000_000,
@@ -42,6 +48,8 @@ func (c *Config) Validate() error {
 		return errors.New("reconnect grace must not be negative")
 	case c.KeyframeInterval < 10*time.Millisecond:
 		return fmt.Errorf("keyframe interval %v is below 10ms", c.KeyframeInterval)
+	case c.KeyframeCache < 0 || c.KeyframeCache > 5*time.Second:
+		return fmt.Errorf("keyframe cache %v: use 0 (off) to 5s", c.KeyframeCache)
 	case c.MinBitrate == 0 || c.MinBitrate > c.MaxBitrate:
 		return fmt.Errorf("bitrate bounds %d..%d are not a range", c.MinBitrate, c.MaxBitrate)
 	case c.InitialBitrate < c.MinBitrate || c.InitialBitrate > c.MaxBitrate:

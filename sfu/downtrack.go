@@ -43,8 +43,6 @@ type DownTrack struct {
 	pt      uint8
 	hdr     rtp.Header
 	twccBuf [2]byte
-	scratch [MaxPacketSize]byte
-	rtx     Packet
 
 	upTo         *Layer
 	upAt         int64
@@ -192,7 +190,7 @@ const srtpOverhead = 10 + 8 + 20
 // rewritePicture copies the payload and shifts its picture id and
 // TL0PICIDX, so picture ids stay continuous across switches.
 func (d *DownTrack) rewritePicture(b []byte, pi pictureInfo, pidOff uint16, tl0Off uint8) []byte {
-	out := d.scratch[:len(b)]
+	out := d.sub.scratch[:len(b)]
 	copy(out, b)
 	pid := pi.pid + pidOff
 	if pi.pidLong {
@@ -229,12 +227,12 @@ func (d *DownTrack) OnNACK(pairs []rtcp.NackPair, now int64) {
 }
 
 func (d *DownTrack) retransmitLocked(out uint16, now int64) {
+	p := &d.sub.copied
 	e, src, ok := d.fw.lookup(out)
-	if !ok || !e.layer.copyPacket(src, &d.rtx) || now-d.rtx.Arrival > retransmitAge {
+	if !ok || !e.layer.copyPacket(src, p) || now-p.Arrival > retransmitAge {
 		d.nackMiss.Add(1)
 		return
 	}
-	p := &d.rtx
 	d.send(p, out, p.Timestamp+e.tsOff, e.pidOff, e.tl0Off, now)
 	d.retransmits.Add(1)
 }
@@ -254,17 +252,66 @@ func (d *DownTrack) OnPictureLoss(now int64) {
 	}
 }
 
-// setTarget points the forwarder at layer l; a keyframe is requested when
-// the viewer must switch to it.
+// setTarget points the forwarder at layer l. A viewer that has not started
+// starts from the layer's cached keyframe when it is recent enough;
+// otherwise, and for a switch, a keyframe is requested.
 func (d *DownTrack) setTarget(l *Layer, now int64) {
 	if d.fw.target == l {
 		return
 	}
 	d.fw.target = l
 	d.target.Store(l)
-	if l != d.fw.cur {
-		l.RequestKeyframe(now)
+	if l == d.fw.cur {
+		return
 	}
+	if !d.fw.started && d.replayKeyframe(l, now) {
+		return
+	}
+	l.RequestKeyframe(now)
+}
+
+// maxReplay bounds a start-up replay, in packets.
+const maxReplay = 256
+
+// replayKeyframe sends the layer's last keyframe and everything after it
+// from the cache, if the keyframe is within the cache age and the cache
+// still holds it. A packet missing from the cache (still being repaired
+// upstream) is skipped: the viewer asks for it and gets it from the cache.
+func (d *DownTrack) replayKeyframe(l *Layer, now int64) bool {
+	age := l.track.room.reg.cfg.KeyframeCache.Nanoseconds()
+	at := l.keyAt.Load()
+	if age == 0 || at == 0 || now-at > age {
+		return false
+	}
+	start, head := uint16(l.keySeq.Load()), uint16(l.headSeq.Load())
+	n := int(head-start) + 1
+	if n > maxReplay || n > len(l.ring.slots)/2 {
+		return false
+	}
+	p := &d.sub.copied
+	for i := range n {
+		if !l.copyPacket(start+uint16(i), p) {
+			if i == 0 {
+				return false
+			}
+			continue
+		}
+		r := d.fw.forward(l, p)
+		if r.reason != forwarded {
+			continue
+		}
+		if r.switched {
+			d.cur.Store(l)
+			if l.codec != d.codec {
+				d.selectCodec(l.codec)
+			}
+		}
+		d.send(p, r.seq, r.ts, r.pidOff, r.tl0Off, now)
+	}
+	if d.fw.started {
+		l.replays.Add(1)
+	}
+	return d.fw.started
 }
 
 // allocate picks the video layer that fits budget bits per second and the

@@ -333,3 +333,47 @@ func TestLayerWithoutKeyframeIsAskedForOne(t *testing.T) {
 		}
 	}
 }
+
+func TestNewViewerStartsFromCachedKeyframe(t *testing.T) {
+	reg := NewRegistry(testConfig())
+	now := int64(second)
+	s := newSimulcast(t, reg, now)
+	s.frameAll(t, true, now)
+	for range 3 {
+		now += 33 * millisecond
+		s.frameAll(t, false, now)
+	}
+	// 99 ms after the keyframe, within the 250 ms cache: no request upstream,
+	// the viewer gets the keyframe and the three frames after it at once.
+	sub, rec := subscribe(t, s.room, now)
+	top := s.layers[2]
+	if n := s.src.count(top.l); n != 0 {
+		t.Fatalf("%d keyframe requests; the cached keyframe should have served", n)
+	}
+	pkts := rec.all()
+	if len(pkts) != 12 || !isKey(pkts[0]) {
+		t.Fatalf("got %d packets (first a keyframe: %v), want the 4 cached frames (12 packets)", len(pkts), len(pkts) > 0 && isKey(pkts[0]))
+	}
+	now += 33 * millisecond
+	s.frameAll(t, false, now)
+	checkContinuous(t, rec.all())
+	if got := top.l.Info(now).CachedStarts; got != 1 {
+		t.Fatalf("cached starts %d, want 1", got)
+	}
+
+	// Past the cache age, a new viewer asks for a keyframe as before.
+	now += 300 * millisecond
+	sub2, err := s.room.Subscribe("late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec2 := &recorder{}
+	if _, err := sub2.DownTracks()[1].Bind(rec2, 1, []Codec{vp8Codec}, ExtIDs{}); err != nil {
+		t.Fatal(err)
+	}
+	sub2.Start(now)
+	if n := s.src.count(top.l); n != 1 || len(rec2.all()) != 0 {
+		t.Fatalf("stale cache: %d requests, %d packets; want 1 request and nothing sent yet", n, len(rec2.all()))
+	}
+	_ = sub
+}

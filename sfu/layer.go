@@ -43,8 +43,12 @@ type Layer struct {
 	ssrc atomic.Uint32
 	sr   atomic.Pointer[senderReport]
 
-	lastKeyReq atomic.Int64 // last keyframe request sent upstream
+	lastKeyReq atomic.Int64  // last keyframe request sent upstream
+	keySeq     atomic.Uint32 // sequence number of the last keyframe's first packet
+	keyAt      atomic.Int64  // its arrival; 0 before the first keyframe
+	headSeq    atomic.Uint32 // newest sequence number stored
 	keyReqs    atomic.Uint64
+	replays    atomic.Uint64 // viewers started from the cached keyframe
 	gone       atomic.Bool
 
 	stats layerStats
@@ -82,12 +86,19 @@ func (l *Layer) WriteRTP(b []byte, now int64) error {
 	if l.ssrc.Load() != p.SSRC {
 		l.ssrc.Store(p.SSRC)
 	}
+	if head := uint16(l.headSeq.Load()); int16(p.SequenceNumber-head) > 0 || l.stats.packets.Load() == 0 {
+		l.headSeq.Store(uint32(p.SequenceNumber))
+	}
 	if p.Keyframe && l.track.kind == KindVideo {
 		l.noteKeyframe(p)
 	}
 	l.stats.onPacket(p)
-	for _, s := range *l.track.sinks.Load() {
+	sinks := *l.track.sinks.Load()
+	for _, s := range sinks {
 		s.Deliver(l, p)
+	}
+	if len(sinks) > 0 {
+		l.track.room.reg.fanout.Observe(Now() - p.Arrival)
 	}
 	return nil
 }
@@ -99,6 +110,8 @@ func (l *Layer) noteKeyframe(p *Packet) {
 		return
 	}
 	l.haveKey, l.lastKeyTS = true, p.Timestamp
+	l.keySeq.Store(uint32(p.SequenceNumber))
+	l.keyAt.Store(p.Arrival)
 	l.stats.keyframes.Add(1)
 	l.stats.lastKeyframe.Store(p.Arrival)
 	if w, h, ok := keyframeSize(l.family, p.Payload()); ok {

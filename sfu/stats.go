@@ -59,8 +59,10 @@ type LayerInfo struct {
 	Bitrate   uint64  `json:"bitrate"`
 	Packets   uint64  `json:"packets"`
 	Keyframes uint64  `json:"keyframes"`
-	// KeyframeRequests counts requests sent upstream after coalescing.
+	// KeyframeRequests counts requests sent upstream after coalescing;
+	// CachedStarts the viewers started from the cached keyframe instead.
 	KeyframeRequests uint64 `json:"keyframe_requests"`
+	CachedStarts     uint64 `json:"cached_keyframe_starts"`
 	Malformed        uint64 `json:"malformed,omitempty"`
 	SSRC             uint32 `json:"ssrc"`
 }
@@ -78,6 +80,7 @@ func (l *Layer) Info(now int64) LayerInfo {
 		Packets:          s.packets.Load(),
 		Keyframes:        s.keyframes.Load(),
 		KeyframeRequests: l.keyReqs.Load(),
+		CachedStarts:     l.replays.Load(),
 		Malformed:        s.malformed.Load(),
 		SSRC:             l.ssrc.Load(),
 	}

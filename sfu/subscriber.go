@@ -26,6 +26,10 @@ type Subscriber struct {
 	tracks  []*DownTrack
 	twccSeq uint16
 	bwe     estimator
+	// Scratch space for any of the viewer's down tracks, under mu: a
+	// payload with a rewritten picture id, a packet copied from a cache.
+	scratch [MaxPacketSize]byte
+	copied  Packet
 	prefs   Preferences
 	started bool
 	closed  bool
@@ -56,14 +60,16 @@ func (s *Subscriber) OnClose(fn func(reason error)) {
 // Start begins forwarding to every bound down track. Call it once the
 // transport can carry media, so the first packet a viewer gets is the
 // keyframe it starts from.
+//
+// The down tracks join their tracks before their first layers are chosen:
+// a packet arriving in between is filtered out but already cached, so a
+// viewer started from the cached keyframe misses nothing.
 func (s *Subscriber) Start(now int64) {
 	s.mu.Lock()
 	if s.started || s.closed {
 		s.mu.Unlock()
 		return
 	}
-	s.started = true
-	s.allocateLocked(now)
 	var bound []*DownTrack
 	for _, d := range s.tracks {
 		if d.w != nil {
@@ -74,6 +80,13 @@ func (s *Subscriber) Start(now int64) {
 	for _, d := range bound {
 		d.track.AddSink(d)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.started = true
+	s.allocateLocked(now)
 }
 
 // Close ends the subscriber and calls the OnClose function. It is safe to

@@ -22,6 +22,7 @@ import (
 type Config struct {
 	ConfigFile string
 	Listen     string
+	Debug      string
 	DataDir    string
 	LogLevel   string
 	StreamKeys map[string]string
@@ -93,6 +94,7 @@ func (c *Config) settings() []*setting {
 	return []*setting{
 		str("config", "YAML file with any of these settings, by name", &c.ConfigFile),
 		str("listen", "HTTP address for WHIP, WHEP, the API and the pages", &c.Listen),
+		str("debug-listen", "address for Go's /debug/pprof profiles (off when empty; keep it on localhost)", &c.Debug),
 		str("data-dir", "directory for stream keys (streams.json) and, later, recordings", &c.DataDir),
 		str("log-level", "debug, info, warn or error", &c.LogLevel),
 		{name: "stream-key", help: "NAME=KEY defines a stream and its publishing key (repeatable); with none, a 'demo' stream with a random key is created",
@@ -114,6 +116,7 @@ func (c *Config) settings() []*setting {
 		dur("ice-failed-timeout", "further silence after which a peer counts as gone", &c.RTC.ICEFailedTimeout),
 		dur("reconnect-grace", "how long viewers wait for a dropped publisher to come back", &c.SFU.ReconnectGrace),
 		dur("keyframe-interval", "least time between keyframe requests to a publisher (requests coalesce)", &c.SFU.KeyframeInterval),
+		dur("keyframe-cache", "a new viewer starts from a cached keyframe this recent instead of asking for one (adds up to this much latency at its start; 0 turns it off)", &c.SFU.KeyframeCache),
 		num("max-sessions", "most WHIP+WHEP sessions on this node; beyond it offers get 503", &c.Signaling.MaxSessions),
 		list("cors-origin", "origin allowed to call the endpoints from a browser (repeatable; * for any)", &c.Signaling.CORSOrigins),
 		{name: "ice-server", help: "STUN/TURN server advertised to clients as URL[,USERNAME,CREDENTIAL] (repeatable); Glint never contacts it",
