@@ -15,7 +15,7 @@ type collector struct {
 	node *peer.Node
 	srv  *signaling.Server
 
-	sessions, streams, viewers, bitrate, packets, malformedRTP, malformedRTCP, keyReqs *prometheus.Desc
+	sessions, streams, viewers, bitrate, packets, malformedRTP, malformedRTCP, keyReqs, fanout *prometheus.Desc
 }
 
 func newCollector(reg *sfu.Registry, node *peer.Node, srv *signaling.Server) *collector {
@@ -29,6 +29,7 @@ func newCollector(reg *sfu.Registry, node *peer.Node, srv *signaling.Server) *co
 		malformedRTP:  prometheus.NewDesc("glint_rtp_malformed_total", "Malformed RTP packets dropped.", nil, nil),
 		malformedRTCP: prometheus.NewDesc("glint_rtcp_malformed_total", "Malformed RTCP packets dropped.", nil, nil),
 		keyReqs:       prometheus.NewDesc("glint_keyframe_requests_total", "Keyframe requests sent to publishers, after coalescing.", []string{"stream"}, nil),
+		fanout:        prometheus.NewDesc("glint_fanout_seconds", "Time from a packet's arrival to the return of the last viewer's write.", nil, nil),
 	}
 }
 
@@ -58,6 +59,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for s, n := range states {
 		ch <- prometheus.MustNewConstMetric(c.streams, prometheus.GaugeValue, float64(n), s)
 	}
+	counts, sum := c.reg.Fanout().Snapshot()
+	buckets := map[float64]uint64{}
+	var total uint64
+	for i, n := range counts {
+		total += n
+		if up := sfu.BucketUpperMicros(i); up > 0 {
+			buckets[up/1e6] = total
+		}
+	}
+	ch <- prometheus.MustNewConstHistogram(c.fanout, total, float64(sum)/1e9, buckets)
 	ch <- prometheus.MustNewConstMetric(c.malformedRTP, prometheus.CounterValue, float64(c.reg.MalformedRTP()))
 	ch <- prometheus.MustNewConstMetric(c.malformedRTCP, prometheus.CounterValue, float64(c.node.MalformedRTCP()))
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -61,6 +62,21 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if cfg.Debug != "" {
+		dl, err := net.Listen("tcp", cfg.Debug)
+		if err != nil {
+			return fmt.Errorf("debug-listen: %w", err)
+		}
+		dm := http.NewServeMux()
+		dm.HandleFunc("/debug/pprof/", pprof.Index)
+		dm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		dm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		dm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		ds := &http.Server{Handler: dm, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ds.Serve(dl) }()
+		defer ds.Close()
+		log.Info("profiles", "url", "http://"+dl.Addr().String()+"/debug/pprof/")
+	}
 	errc := make(chan error, 3)
 	go func() { errc <- hs.Serve(ln) }()
 	go func() { errc <- reg.Run(ctx) }()
