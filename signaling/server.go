@@ -86,6 +86,7 @@ type iceSession interface {
 	AddCandidates(mid string, cands []string) error
 	Restart(ctx context.Context, ufrag, pwd string, cands []string) (peer.ICE, error)
 	Done() <-chan struct{}
+	OnDone(fn func())
 }
 
 type session struct {
@@ -171,13 +172,12 @@ func (s *Server) add(sess *session) {
 	s.sessions[sess.id] = sess
 	s.mu.Unlock()
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		<-sess.ice().Done()
+	sess.ice().OnDone(func() {
 		s.mu.Lock()
 		delete(s.sessions, sess.id)
 		s.mu.Unlock()
-	}()
+		s.wg.Done()
+	})
 }
 
 func (s *Server) lookup(r *http.Request, role peer.Role) *session {

@@ -23,6 +23,8 @@ type session struct {
 
 	done      chan struct{}
 	closeOnce sync.Once
+	onDone    []func()
+	doneMu    sync.Mutex
 }
 
 func newSession(n *Node, id string, pc *webrtc.PeerConnection, offer string) session {
@@ -35,7 +37,33 @@ func (s *session) ID() string { return s.id }
 // Done is closed when the session's connection has closed.
 func (s *session) Done() <-chan struct{} { return s.done }
 
-func (s *session) markDone() { s.closeOnce.Do(func() { close(s.done) }) }
+// OnDone registers fn to run once the session's connection has closed (at
+// once if it already has), without a goroutine waiting for it.
+func (s *session) OnDone(fn func()) {
+	s.doneMu.Lock()
+	select {
+	case <-s.done:
+		s.doneMu.Unlock()
+		fn()
+		return
+	default:
+	}
+	s.onDone = append(s.onDone, fn)
+	s.doneMu.Unlock()
+}
+
+func (s *session) markDone() {
+	s.closeOnce.Do(func() {
+		s.doneMu.Lock()
+		close(s.done)
+		fns := s.onDone
+		s.onDone = nil
+		s.doneMu.Unlock()
+		for _, fn := range fns {
+			fn()
+		}
+	})
+}
 
 // ICE is one side's ICE parameters and candidates.
 type ICE struct {
