@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,11 +26,24 @@ type PublisherConfig struct {
 	// 1280x720); otherwise one 1280x720 encoding.
 	Simulcast bool
 	Audio     bool
-	FPS       int    // frames per second; 0 means 30
-	Bitrates  [3]int // bits per second of l, m, h; zero means 150k, 500k, 1.2M
+	// Codec is "VP8" (the default) or "H264".
+	Codec    string
+	FPS      int    // frames per second; 0 means 30
+	Bitrates [3]int // bits per second of l, m, h; zero means 150k, 500k, 1.2M
 	// KeyInterval sends periodic keyframes; 0 sends them only when asked.
 	KeyInterval time.Duration
+	// Video supplies H.264 access units (a real clip); nil uses synthetic
+	// frames. VP8 is always synthetic.
+	Video VideoSource
 	Options
+}
+
+// VideoSource supplies the H.264 access units a publisher sends, as NAL
+// units without start codes. The publisher adds its marker and packetizes.
+type VideoSource interface {
+	// Next returns the next access unit of a simulcast layer (0 low … 2
+	// high): an IDR one when key is set. keyframe reports whether it is one.
+	Next(layer int, key bool) (nals [][]byte, keyframe bool)
 }
 
 // Publisher is a running synthetic publisher.
@@ -69,13 +83,12 @@ func Publish(ctx context.Context, cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Bitrates == [3]int{} {
 		cfg.Bitrates = [3]int{150_000, 500_000, 1_200_000}
 	}
+	video, err := videoCodec(cfg.Codec)
+	if err != nil {
+		return nil, err
+	}
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: []webrtc.RTCPFeedback{
-			{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"},
-		}},
-		PayloadType: 96,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
+	if err := m.RegisterCodec(video, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, err
 	}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
@@ -134,8 +147,28 @@ func Publish(ctx context.Context, cfg PublisherConfig) (*Publisher, error) {
 	return p, nil
 }
 
+// videoCodec returns the codec a synthetic publisher sends.
+func videoCodec(name string) (webrtc.RTPCodecParameters, error) {
+	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}, {Type: "transport-cc"}}
+	switch strings.ToUpper(name) {
+	case "", "VP8":
+		return webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb},
+			PayloadType:        96,
+		}, nil
+	case "H264":
+		return webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, RTCPFeedback: fb,
+				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
+			PayloadType: 102,
+		}, nil
+	}
+	return webrtc.RTPCodecParameters{}, fmt.Errorf("codec %q: use VP8 or H264", name)
+}
+
 func (p *Publisher) negotiate(ctx context.Context) error {
-	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	codec, _ := videoCodec(p.cfg.Codec)
+	vp8 := codec.RTPCodecCapability
 	rids := []string{""}
 	if p.cfg.Simulcast {
 		rids = []string{"h", "m", "l"}
@@ -294,7 +327,16 @@ func (p *Publisher) sendFrame(l *pubLayer, now time.Time) {
 	if key {
 		size *= 3
 	}
-	pkts := vp8Frame(key, l.pid, l.w, l.h, size, l.index, l.frame, now)
+	var pkts [][]byte
+	switch {
+	case isH264(l.track.codec.MimeType) && p.cfg.Video != nil:
+		nals, _ := p.cfg.Video.Next(l.index, key)
+		pkts = h264AccessUnit(nals, l.index, l.frame, now)
+	case isH264(l.track.codec.MimeType):
+		pkts = h264AccessUnit(syntheticH264(key, l.index, size), l.index, l.frame, now)
+	default:
+		pkts = vp8Frame(key, l.pid, l.w, l.h, size, l.index, l.frame, now)
+	}
 	for i, pl := range pkts {
 		_ = l.track.write(l.seq, l.ts, i == len(pkts)-1, pl)
 		l.seq++

@@ -58,31 +58,46 @@ func appendMarker(b []byte, layer int, frame uint32, now time.Time) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(now.UnixNano())) //nolint:gosec // after 1970
 }
 
-// ReadMarker finds a synthetic frame's marker in a VP8 payload.
-func ReadMarker(payload []byte) (Marker, bool) {
-	for _, off := range []int{4 + 10, 4 + 3} {
-		if len(payload) < off+markerSize || [4]byte(payload[off:off+4]) != markerMagic {
-			continue
+// ReadMarker finds a synthetic frame's marker in the first RTP payload of
+// a frame, for either codec, whatever payload descriptor or packetization a
+// server chose when it forwarded the frame.
+func ReadMarker(mime string, payload []byte) (Marker, bool) {
+	if isH264(mime) {
+		return readH264Marker(payload)
+	}
+	i, ok := vp8DescriptorSize(payload)
+	if !ok {
+		return Marker{}, false
+	}
+	for _, off := range []int{i + 10, i + 3} { // after a key or an inter frame header
+		if m, ok := parseMarker(payload, off); ok {
+			return m, true
 		}
-		m := payload[off+4:]
-		return Marker{
-			Layer: int(m[0]),
-			Frame: binary.BigEndian.Uint32(m[1:]),
-			Sent:  time.Unix(0, int64(binary.BigEndian.Uint64(m[5:]))), //nolint:gosec
-		}, true
 	}
 	return Marker{}, false
 }
 
-// IsVP8Keyframe reports whether a VP8 payload starts a keyframe.
-func IsVP8Keyframe(p []byte) bool {
-	if len(p) < 1 || p[0]&0x10 == 0 || p[0]&0x07 != 0 {
-		return false
+func parseMarker(b []byte, off int) (Marker, bool) {
+	if off < 0 || len(b) < off+markerSize || [4]byte(b[off:off+4]) != markerMagic {
+		return Marker{}, false
+	}
+	m := b[off+4:]
+	return Marker{
+		Layer: int(m[0]),
+		Frame: binary.BigEndian.Uint32(m[1:]),
+		Sent:  time.Unix(0, int64(binary.BigEndian.Uint64(m[5:]))), //nolint:gosec
+	}, true
+}
+
+// vp8DescriptorSize returns the length of an RFC 7741 payload descriptor.
+func vp8DescriptorSize(p []byte) (int, bool) {
+	if len(p) < 1 {
+		return 0, false
 	}
 	i := 1
 	if p[0]&0x80 != 0 {
 		if len(p) < 2 {
-			return false
+			return 0, false
 		}
 		x := p[1]
 		i = 2
@@ -100,7 +115,21 @@ func IsVP8Keyframe(p []byte) bool {
 			i++
 		}
 	}
-	return len(p) > i && p[i]&0x01 == 0
+	return i, len(p) > i
+}
+
+// IsKeyframe reports whether a payload starts a keyframe.
+func IsKeyframe(mime string, p []byte) bool {
+	if isH264(mime) {
+		return h264Keyframe(p)
+	}
+	return IsVP8Keyframe(p)
+}
+
+// IsVP8Keyframe reports whether a VP8 payload starts a keyframe.
+func IsVP8Keyframe(p []byte) bool {
+	i, ok := vp8DescriptorSize(p)
+	return ok && p[0]&0x10 != 0 && p[0]&0x07 == 0 && p[i]&0x01 == 0
 }
 
 // opusFrame is a 20 ms Opus packet: a TOC byte for a 20 ms CELT frame and

@@ -21,9 +21,9 @@ type ViewerConfig struct {
 	// NoAudio leaves audio out of the offer.
 	NoAudio bool
 	Options
-	// OnPacket, if set, sees every received packet (on the track's reader
-	// goroutine).
-	OnPacket func(kind webrtc.RTPCodecType, p *rtp.Packet, at time.Time)
+	// OnPacket, if set, sees every received packet on the track's reader
+	// goroutine. p is reused for the next packet: copy what you keep.
+	OnPacket func(kind webrtc.RTPCodecType, mime string, p *rtp.Packet, at time.Time)
 }
 
 // Viewer is a connected WHEP viewer that checks what it receives.
@@ -59,8 +59,13 @@ type ViewerStats struct {
 	// FrameGaps counts frames of the layer being watched that never arrived
 	// (a frame repaired late by a retransmission is not a gap).
 	FrameGaps int
-	// FirstFrameAt is when the first video frame started.
-	FirstFrameAt time.Time
+	// Started is when View was called; FirstFrameAt when the first
+	// synthetic frame started, FirstPacketAt the first video packet of any
+	// kind, FirstKeyframeAt the first keyframe.
+	Started, FirstFrameAt, FirstPacketAt, FirstKeyframeAt time.Time
+	// Expected is how many video and audio packets the sequence numbers
+	// span; Missing how many of them are still missing (SeqJumps included).
+	Expected, Missing int
 	// LastPacketAt is when the latest packet arrived.
 	LastPacketAt time.Time
 	// LastLatency is the send-to-receive time of the latest frame start.
@@ -76,6 +81,8 @@ type LayerChange struct {
 type streamCheck struct {
 	ssrc      uint32
 	started   bool
+	first     uint16
+	wraps     int
 	highest   uint16
 	missing   map[uint16]struct{}
 	lastFrame map[int]uint32
@@ -89,13 +96,13 @@ const frameWindow = 30
 
 // View connects a WHEP viewer.
 func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
+	started := time.Now()
 	m := &webrtc.MediaEngine{}
-	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "transport-cc"}}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb},
-		PayloadType:        96,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, err
+	for _, name := range []string{"VP8", "H264"} {
+		c, _ := videoCodec(name)
+		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
 	}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, RTCPFeedback: []webrtc.RTCPFeedback{{Type: "transport-cc"}}},
@@ -130,6 +137,7 @@ func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
 		return nil, err
 	}
 	v := &Viewer{PC: pc, cfg: cfg, seen: map[webrtc.RTPCodecType]*streamCheck{}}
+	v.stats.Started = started
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		v.mu.Lock()
 		v.states = append(v.states, s)
@@ -178,22 +186,30 @@ func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
 	return v, nil
 }
 
+// read is a track's loop: one buffer and one packet, reused, so hundreds
+// of viewers in one process do not load the garbage collector.
 func (v *Viewer) read(t *webrtc.TrackRemote) {
 	defer v.wg.Done()
+	buf := make([]byte, 1500)
+	var p rtp.Packet
+	kind, mime := t.Kind(), t.Codec().MimeType
 	for {
-		p, _, err := t.ReadRTP()
+		n, _, err := t.Read(buf)
 		if err != nil {
 			return
 		}
+		if p.Unmarshal(buf[:n]) != nil {
+			continue
+		}
 		now := time.Now()
-		v.note(t.Kind(), p, now)
+		v.note(kind, mime, &p, now)
 		if v.cfg.OnPacket != nil {
-			v.cfg.OnPacket(t.Kind(), p, now)
+			v.cfg.OnPacket(kind, mime, &p, now)
 		}
 	}
 }
 
-func (v *Viewer) note(kind webrtc.RTPCodecType, p *rtp.Packet, now time.Time) {
+func (v *Viewer) note(kind webrtc.RTPCodecType, mime string, p *rtp.Packet, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	s := &v.stats
@@ -208,17 +224,24 @@ func (v *Viewer) note(kind webrtc.RTPCodecType, p *rtp.Packet, now time.Time) {
 		c.ssrc = p.SSRC
 	}
 	if !c.started {
-		c.started, c.highest = true, p.SequenceNumber
+		c.started, c.highest, c.first = true, p.SequenceNumber, p.SequenceNumber
 		if kind == webrtc.RTPCodecTypeVideo {
-			s.FirstVideoKeyframe = IsVP8Keyframe(p.Payload)
+			s.FirstVideoKeyframe = IsKeyframe(mime, p.Payload)
+			s.FirstPacketAt = now
 		}
 	} else if d := int16(p.SequenceNumber - c.highest); d > 0 {
 		for q := c.highest + 1; q != p.SequenceNumber; q++ {
 			c.missing[q] = struct{}{}
 		}
+		if p.SequenceNumber < c.highest {
+			c.wraps++
+		}
 		c.highest = p.SequenceNumber
 	} else {
 		delete(c.missing, p.SequenceNumber)
+	}
+	if kind == webrtc.RTPCodecTypeVideo && s.FirstKeyframeAt.IsZero() && IsKeyframe(mime, p.Payload) {
+		s.FirstKeyframeAt = now
 	}
 	// Forget holes old enough that no NACK will fill them.
 	for q := range c.missing {
@@ -232,7 +255,7 @@ func (v *Viewer) note(kind webrtc.RTPCodecType, p *rtp.Packet, now time.Time) {
 		return
 	}
 	s.VideoPackets++
-	m, ok := ReadMarker(p.Payload)
+	m, ok := ReadMarker(mime, p.Payload)
 	if !ok || m.Layer > 2 {
 		return
 	}
@@ -268,13 +291,19 @@ func (v *Viewer) note(kind webrtc.RTPCodecType, p *rtp.Packet, now time.Time) {
 	s.LastLatency = now.Sub(m.Sent)
 }
 
-// Stats returns what the viewer has seen so far. Holes still waiting for a
-// retransmission count as jumps.
+// Stats returns what the viewer has seen so far.
 func (v *Viewer) Stats() ViewerStats {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	s := v.stats
 	s.Layers = append([]LayerChange(nil), s.Layers...)
+	s.Missing = s.SeqJumps
+	for _, c := range v.seen {
+		if c.started {
+			s.Expected += c.wraps<<16 + int(c.highest) - int(c.first) + 1
+			s.Missing += len(c.missing)
+		}
+	}
 	return s
 }
 
