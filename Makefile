@@ -22,7 +22,7 @@ test: test-deps vet ## install what the tests need, then run every test (with th
 	$(GO) test -race -count=1 -p 1 -timeout 15m -skip '^TestBrowser' ./...
 	$(GO) test -count=1 -timeout 10m -run '^TestBrowser' ./cmd/glint/
 
-test-deps: ## install the tools tests use (Chromium) when missing
+test-deps: ## install the tools tests use (Chromium, ffmpeg) when missing
 	@./scripts/test-deps.sh
 
 vet: ## go vet and gofmt

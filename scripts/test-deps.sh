@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Glint's tests need when it is missing: Debian's Chromium for
-# the browser tests. Tests never skip for a missing tool; they fail and say
+# the browser tests, ffmpeg for the load tool's real H.264 clip. Tests never skip for a missing tool; they fail and say
 # how to install it.
 set -euo pipefail
 
@@ -8,6 +8,7 @@ need=()
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then
   need+=(chromium)
 fi
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
 if ! command -v go >/dev/null; then
   echo "Go is not installed (Go 1.26 or newer, e.g. /usr/local/go/bin)." >&2
   exit 1

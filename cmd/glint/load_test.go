@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/glintlive/glint/internal/load"
+)
+
+// ffmpeg finds Debian's ffmpeg; tests that need it fail, never skip, when
+// it is missing.
+func ffmpeg(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg is not installed: run `make test` (it installs it), or `sudo apt-get install ffmpeg`")
+	}
+}
+
+func TestLoadAgainstGlint(t *testing.T) {
+	for _, media := range []string{"synthetic", "clip"} {
+		t.Run(media, func(t *testing.T) {
+			if media == "clip" {
+				ffmpeg(t)
+			}
+			base, _ := startServe(t, "--stream-key", "demo=load-test-key-1")
+			var out, errs bytes.Buffer
+			err := loadCmd(context.Background(), []string{
+				"--whip", base + "/whip/demo", "--token", "load-test-key-1", "--viewers", "3", "--ramp", "300ms", "--settle", "500ms",
+				"--window", "2s", "--media", media, "--simulcast", "--server-pid", fmt.Sprint(os.Getpid()), "--metrics", base + "/metrics", "--json",
+			}, &out, &errs)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, errs.String())
+			}
+			var r load.Report
+			if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+				t.Fatalf("%v: %s", err, out.String())
+			}
+			switch {
+			case r.Joined != 3 || r.Failed != 0:
+				t.Errorf("joined %d, failed %d (%s)", r.Joined, r.Failed, r.FirstError)
+			case r.Config.Media != media:
+				t.Errorf("media %q, want %q", r.Config.Media, media)
+			case r.PacketsPerSecond < 100:
+				t.Errorf("%.0f packets/s delivered", r.PacketsPerSecond)
+			case r.Loss > 0.01:
+				t.Errorf("loss %.3f on loopback", r.Loss)
+			case r.Latency.N < 30 || r.LastViewer.N < 10 || r.Latency.P50 <= 0:
+				t.Errorf("latency %+v, last viewer %+v: frames not matched", r.Latency, r.LastViewer)
+			case r.FirstKeyframe.N != 3:
+				t.Errorf("time to first keyframe for %d viewers", r.FirstKeyframe.N)
+			case r.Server == nil || r.Server.MicrosPerPacket <= 0 || r.Server.RSSBytes <= 0:
+				t.Errorf("server figures %+v", r.Server)
+			case r.ServerFanout == nil || r.ServerFanout.N == 0:
+				t.Errorf("no fan-out figures from /metrics")
+			}
+			if !strings.Contains(errs.String(), "measuring") {
+				t.Errorf("no progress shown: %q", errs.String())
+			}
+		})
+	}
+}

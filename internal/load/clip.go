@@ -1,0 +1,123 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"sync"
+)
+
+// layerSizes are the simulcast layers' picture sizes, low to high.
+var layerSizes = [3][2]int{{320, 180}, {640, 360}, {1280, 720}} //nolint:gochecknoglobals // constant
+
+// clip is a short real H.264 encoding per layer, made by ffmpeg at start
+// and looped: servers that parse the bitstream (timestamps from slice
+// headers, as MediaMTX does) accept it. It implements client.VideoSource.
+type clip struct {
+	layers [3]*layerClip
+}
+
+type layerClip struct {
+	mu   sync.Mutex
+	aus  [][][]byte // access units, NAL units without start codes
+	keys []bool
+	pos  int
+}
+
+// Next returns the next access unit of a layer; on a keyframe request it
+// jumps to the next IDR access unit.
+func (c *clip) Next(layer int, key bool) ([][]byte, bool) {
+	lc := c.layers[layer]
+	if lc == nil {
+		lc = c.layers[2]
+	}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if key {
+		for i := 0; i < len(lc.aus) && !lc.keys[lc.pos]; i++ {
+			lc.pos = (lc.pos + 1) % len(lc.aus)
+		}
+	}
+	au, k := lc.aus[lc.pos], lc.keys[lc.pos]
+	lc.pos = (lc.pos + 1) % len(lc.aus)
+	return au, k
+}
+
+// clipSeconds is the length of the looped clip.
+const clipSeconds = 4
+
+// makeClip encodes the layers a run publishes with ffmpeg's libx264:
+// baseline profile, one slice per frame, parameter sets before every IDR, a
+// keyframe every second, no B-frames.
+func makeClip(ctx context.Context, ffmpeg string, layers []int, bitrates [3]int, fps int) (*clip, error) {
+	c := &clip{}
+	for _, i := range layers {
+		w, h := layerSizes[i][0], layerSizes[i][1]
+		br := strconv.Itoa(bitrates[i])
+		cmd := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
+			"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps), "-t", strconv.Itoa(clipSeconds),
+			"-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-preset", "veryfast", "-tune", "zerolatency",
+			"-x264-params", fmt.Sprintf("threads=1:sliced-threads=0:keyint=%d:min-keyint=%d:scenecut=0:repeat-headers=1:aud=0", fps, fps),
+			"-b:v", br, "-maxrate", br, "-bufsize", strconv.Itoa(bitrates[i]/2), "-f", "h264", "pipe:1")
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("ffmpeg %dx%d: %w: %s", w, h, err, errOut.String())
+		}
+		lc, err := splitAccessUnits(out.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("ffmpeg %dx%d output: %w", w, h, err)
+		}
+		c.layers[i] = lc
+	}
+	return c, nil
+}
+
+// splitAccessUnits groups an Annex B stream's NAL units into access units:
+// each slice with the parameter sets before it (one slice per frame).
+func splitAccessUnits(annexB []byte) (*layerClip, error) {
+	nalus := splitAnnexB(annexB)
+	lc := &layerClip{}
+	var pending [][]byte
+	for _, n := range nalus {
+		if len(n) == 0 {
+			continue
+		}
+		switch t := n[0] & 0x1f; t {
+		case 1, 5:
+			lc.aus = append(lc.aus, append(pending, n))
+			lc.keys = append(lc.keys, t == 5)
+			pending = nil
+		case 7, 8:
+			pending = append(pending, n)
+		}
+	}
+	if len(lc.aus) == 0 || !lc.keys[0] {
+		return nil, fmt.Errorf("no access units starting with an IDR (%d NAL units)", len(nalus))
+	}
+	return lc, nil
+}
+
+// splitAnnexB returns the NAL units of an Annex B byte stream (ITU-T H.264
+// Annex B): the bytes between 00 00 01 start codes, trailing zeros (of a
+// 4-byte start code) removed.
+func splitAnnexB(b []byte) [][]byte {
+	var out [][]byte
+	start := -1
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] != 0 || b[i+1] != 0 || b[i+2] != 1 {
+			continue
+		}
+		if start >= 0 {
+			out = append(out, bytes.TrimRight(b[start:i], "\x00"))
+		}
+		start = i + 3
+		i += 2
+	}
+	if start >= 0 && start < len(b) {
+		out = append(out, b[start:])
+	}
+	return out
+}

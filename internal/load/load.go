@@ -1,0 +1,299 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/glintlive/glint/internal/client"
+)
+
+// Config describes one load run.
+type Config struct {
+	WHIP, WHEP  string // endpoint URLs
+	Token       string // WHIP bearer token (the stream key)
+	ViewerToken string // WHEP bearer token, for servers that want one
+	Viewers     int
+	Ramp        time.Duration // joins are spread over this
+	Settle      time.Duration // wait after the last join before measuring
+	Window      time.Duration // the steady-state measurement
+	Codec       string        // VP8 or H264
+	// Media is "clip" (H.264 encoded by ffmpeg at start), "synthetic"
+	// (filler slices: forwarders accept them, servers that parse slices do
+	// not) or "auto" (a clip when ffmpeg is installed). VP8 is synthetic.
+	Media     string
+	FFmpeg    string // the ffmpeg command
+	Simulcast bool
+	Bitrate   int // top layer, bits per second
+	FPS       int
+	Audio     bool
+	ServerPID int // 0: no server CPU or memory figures
+	// MetricsURL is a Glint node's /metrics page: the run then also reports
+	// the server's own fan-out time (arrival to the last viewer's write).
+	MetricsURL  string
+	Concurrency int  // joins in flight at once
+	Loopback    bool // keep the clients on 127.0.0.1
+	// Progress receives a status line several times a second; nil for none.
+	Progress io.Writer
+}
+
+// Validate reports the first unusable setting.
+func (c *Config) Validate() error {
+	switch {
+	case c.WHIP == "" || c.WHEP == "":
+		return errors.New("both a WHIP and a WHEP endpoint are needed")
+	case c.Viewers < 1 || c.Viewers > 5000:
+		return fmt.Errorf("viewers %d: use 1..5000", c.Viewers)
+	case c.Window < time.Second:
+		return errors.New("the measurement window must be at least 1s")
+	case c.Ramp < 0 || c.Settle < 0:
+		return errors.New("ramp and settle must not be negative")
+	case c.Bitrate < 50_000 || c.FPS < 1 || c.FPS > 120:
+		return errors.New("bitrate must be at least 50 kbit/s and fps 1..120")
+	case c.Concurrency < 1:
+		return errors.New("concurrency must be at least 1")
+	case c.Media != "auto" && c.Media != "clip" && c.Media != "synthetic":
+		return fmt.Errorf("media %q: use auto, clip or synthetic", c.Media)
+	}
+	return nil
+}
+
+// viewer is one WHEP viewer and what the run records of it.
+type viewer struct {
+	v         *client.Viewer
+	joinErr   error
+	recording *atomic.Bool
+
+	mu      sync.Mutex
+	packets int
+	frames  []frameSample // frames that started during the window
+}
+
+type frameSample struct {
+	layer   int
+	frame   uint32
+	latency time.Duration
+}
+
+func (vw *viewer) onPacket(_ webrtc.RTPCodecType, mime string, p *rtp.Packet, at time.Time) {
+	if !vw.recording.Load() {
+		return
+	}
+	vw.mu.Lock()
+	defer vw.mu.Unlock()
+	vw.packets++
+	if m, ok := client.ReadMarker(mime, p.Payload); ok {
+		vw.frames = append(vw.frames, frameSample{layer: m.Layer, frame: m.Frame, latency: at.Sub(m.Sent)})
+	}
+}
+
+// Run performs one load run and returns its report. It stops early with an
+// error when ctx ends or the publisher cannot connect.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Timeout: 15 * time.Second}
+	rep := &Report{Config: reportConfig(cfg)}
+	prog := newProgress(cfg.Progress)
+	defer prog.done()
+
+	br := [3]int{cfg.Bitrate / 12, cfg.Bitrate / 4, cfg.Bitrate}
+	var video client.VideoSource
+	rep.Config.Media = "synthetic"
+	if cfg.Codec == "H264" && cfg.Media != "synthetic" {
+		ffmpeg, err := exec.LookPath(cfg.FFmpeg)
+		switch {
+		case err == nil:
+			prog.set("encoding the H.264 clip with ffmpeg…")
+			layers := []int{2}
+			if cfg.Simulcast {
+				layers = []int{0, 1, 2}
+			}
+			c, err := makeClip(ctx, ffmpeg, layers, br, cfg.FPS)
+			if err != nil {
+				return nil, err
+			}
+			video, rep.Config.Media = c, "clip"
+		case cfg.Media == "clip":
+			return nil, fmt.Errorf("media clip needs ffmpeg (apt-get install ffmpeg): %w", err)
+		}
+	}
+
+	prog.set("publishing…")
+	pubCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	pub, err := client.Publish(pubCtx, client.PublisherConfig{
+		Endpoint: cfg.WHIP, Token: cfg.Token, HTTP: hc, Simulcast: cfg.Simulcast, Audio: cfg.Audio,
+		Codec: cfg.Codec, FPS: cfg.FPS, Bitrates: br, Video: video, Options: client.Options{Loopback: cfg.Loopback},
+	})
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("publisher: %w", err)
+	}
+	defer pub.Stop()        //nolint:errcheck // the run's result is what matters
+	time.Sleep(time.Second) // let the server see the first frames
+
+	var baseRSS int64
+	if cfg.ServerPID != 0 {
+		if baseRSS, err = procRSS(cfg.ServerPID); err != nil {
+			return nil, fmt.Errorf("server pid %d: %w", cfg.ServerPID, err)
+		}
+	}
+
+	// Join viewers at an even pace over the ramp.
+	recording := &atomic.Bool{}
+	viewers := make([]*viewer, cfg.Viewers)
+	var joined, failed atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, cfg.Concurrency)
+	start := time.Now()
+	for i := range viewers {
+		vw := &viewer{recording: recording}
+		viewers[i] = vw
+		at := start.Add(time.Duration(int64(cfg.Ramp) * int64(i) / int64(cfg.Viewers)))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Until(at)):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			vw.v, vw.joinErr = client.View(jctx, client.ViewerConfig{
+				Endpoint: cfg.WHEP, Token: cfg.ViewerToken, HTTP: hc, NoAudio: !cfg.Audio,
+				Options: client.Options{Loopback: cfg.Loopback}, OnPacket: vw.onPacket,
+			})
+			if vw.joinErr != nil {
+				failed.Add(1)
+				return
+			}
+			joined.Add(1)
+		}()
+		prog.set(fmt.Sprintf("joining %s %d/%d viewers (%d failed)", bar(i+1, cfg.Viewers), joined.Load(), cfg.Viewers, failed.Load()))
+	}
+	wg.Wait()
+	defer func() {
+		for _, vw := range viewers {
+			if vw != nil && vw.v != nil {
+				_ = vw.v.Close(context.Background())
+			}
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rep.Joined, rep.Failed = int(joined.Load()), int(failed.Load())
+	for _, vw := range viewers {
+		if vw.joinErr != nil && rep.FirstError == "" {
+			rep.FirstError = vw.joinErr.Error()
+		}
+	}
+	settleEnd := time.Now().Add(cfg.Settle)
+	for time.Now().Before(settleEnd) && ctx.Err() == nil {
+		prog.set(fmt.Sprintf("settling %.0fs", time.Until(settleEnd).Seconds()))
+		time.Sleep(250 * time.Millisecond)
+	}
+
+	// The window: counters at both ends.
+	before := snapshot(viewers)
+	var fan0 histogram
+	if cfg.MetricsURL != "" {
+		if fan0, err = scrapeHistogram(ctx, hc, cfg.MetricsURL, "glint_fanout_seconds"); err != nil {
+			return nil, err
+		}
+	}
+	cpu0, _ := cpuOf(cfg.ServerPID)
+	recording.Store(true)
+	t0 := time.Now()
+	for time.Since(t0) < cfg.Window && ctx.Err() == nil {
+		time.Sleep(250 * time.Millisecond)
+		sec := time.Since(t0).Seconds()
+		prog.set(fmt.Sprintf("measuring %s %.0f/%.0fs, %.0f packets/s delivered", bar(int(sec*10), int(cfg.Window.Seconds()*10)),
+			sec, cfg.Window.Seconds(), float64(snapshot(viewers).packets-before.packets)/sec))
+	}
+	recording.Store(false)
+	elapsed := time.Since(t0)
+	cpu1, _ := cpuOf(cfg.ServerPID)
+	if fan0 != nil {
+		fan1, err := scrapeHistogram(ctx, hc, cfg.MetricsURL, "glint_fanout_seconds")
+		if err != nil {
+			return nil, err
+		}
+		q := between(fan0, fan1)
+		rep.ServerFanout = &q
+	}
+	var rss int64
+	if cfg.ServerPID != 0 {
+		rss, _ = procRSS(cfg.ServerPID)
+	}
+	time.Sleep(time.Second) // late retransmissions still count as repaired
+	after := snapshot(viewers)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	rep.fill(viewers, before, after, elapsed)
+	rep.KeyframeRequests = int(pub.KeyframeRequests())
+	if cfg.ServerPID != 0 {
+		cpu := cpu1 - cpu0
+		rep.Server = &ServerFigures{
+			CPUSeconds: cpu,
+			CPUPercent: 100 * cpu / elapsed.Seconds(),
+			RSSBytes:   rss,
+			BaseRSS:    baseRSS,
+		}
+		if n := after.delivered - before.delivered; n > 0 {
+			rep.Server.MicrosPerPacket = cpu * 1e6 / float64(n)
+		}
+		if rep.Joined > 0 {
+			rep.Server.RSSPerViewer = float64(rss-baseRSS) / float64(rep.Joined)
+		}
+	}
+	return rep, nil
+}
+
+func cpuOf(pid int) (float64, error) {
+	if pid == 0 {
+		return 0, nil
+	}
+	return procCPU(pid)
+}
+
+// counters are the viewers' totals at one moment.
+type counters struct {
+	packets           int // recorded by the run (window only)
+	delivered         int // every media packet received
+	expected, missing int
+}
+
+func snapshot(vs []*viewer) counters {
+	var c counters
+	for _, vw := range vs {
+		if vw == nil || vw.v == nil {
+			continue
+		}
+		s := vw.v.Stats()
+		c.delivered += s.VideoPackets + s.AudioPackets
+		c.expected += s.Expected
+		c.missing += s.Missing
+		vw.mu.Lock()
+		c.packets += vw.packets
+		vw.mu.Unlock()
+	}
+	return c
+}
