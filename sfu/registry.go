@@ -17,7 +17,12 @@ type Registry struct {
 	rooms map[string]*Room
 
 	malformed atomic.Uint64 // node-wide, so it never goes back when layers go
+	fanout    Histogram     // per packet: arrival to the last viewer's write
 }
+
+// Fanout returns the histogram of fan-out times: from a packet's arrival to
+// the return of the last viewer's write.
+func (g *Registry) Fanout() *Histogram { return &g.fanout }
 
 // MalformedRTP returns how many RTP packets from publishers were dropped as
 // malformed since start.
