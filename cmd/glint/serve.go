@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ const drainTimeout = 10 * time.Second
 // address once the node accepts requests (tests use it).
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan<- string) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	debug.SetGCPercent(cfg.GCPercent)
 	keys, created, err := signaling.LoadKeys(cfg.DataDir, cfg.StreamKeys)
 	if err != nil {
 		return fmt.Errorf("stream keys: %w", err)
