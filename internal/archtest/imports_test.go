@@ -61,6 +61,8 @@ var rules = []rule{
 	{"hlsbridge", nil, []string{module + "/signaling", module + "/relay", module + "/chat", module + "/cmd"}, "the HLS bridge is a subscriber of sfu"},
 	{"examples", nil, []string{module + "/"}, "examples stand alone"},
 	{"internal/client", nil, []string{module + "/"}, "the client speaks only WHIP/WHEP, so it can measure any server"},
+	{"internal/load", nil, []string{module + "/sfu", module + "/signaling", module + "/cmd", module + "/relay", module + "/chat"},
+		"the load tool measures servers from outside, through the client"},
 }
 
 func TestImportsPointOneWay(t *testing.T) {
