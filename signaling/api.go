@@ -1,9 +1,9 @@
 package signaling
 
 import (
-	"encoding/json"
 	"net/http"
 
+	"github.com/glintlive/glint/internal/httpx"
 	"github.com/glintlive/glint/sfu"
 )
 
@@ -30,21 +30,15 @@ func (s *Server) listStreams(w http.ResponseWriter, _ *http.Request) {
 	for _, name := range s.keys.Names() {
 		out.Streams = append(out.Streams, s.streamInfo(name))
 	}
-	writeJSON(w, out)
+	httpx.JSON(w, http.StatusOK, out)
 }
 
 // getStream answers GET /api/streams/{stream}.
 func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("stream")
 	if !s.keys.Known(name) {
-		problem(w, http.StatusNotFound, "no stream called "+name)
+		httpx.Problem(w, http.StatusNotFound, "no stream called "+name)
 		return
 	}
-	writeJSON(w, s.streamInfo(name))
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(v)
+	httpx.JSON(w, http.StatusOK, s.streamInfo(name))
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/glintlive/glint/internal/httpx"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/sfu/peer"
 )
@@ -35,13 +36,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	fl, ok := w.(http.Flusher)
 	if !ok {
-		problem(w, http.StatusInternalServerError, "streaming unsupported")
+		httpx.Problem(w, http.StatusInternalServerError, "streaming unsupported")
 		return
 	}
 	sess.mu.Lock()
 	if sess.events >= maxEventStreams {
 		sess.mu.Unlock()
-		retryLater(w, http.StatusTooManyRequests, retryOffline, fmt.Sprintf("at most %d event streams per session", maxEventStreams))
+		httpx.RetryLater(w, http.StatusTooManyRequests, retryOffline, fmt.Sprintf("at most %d event streams per session", maxEventStreams))
 		return
 	}
 	sess.events++
@@ -127,7 +128,7 @@ func (s *Server) layer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !hasType(r, "application/json") {
-		problem(w, http.StatusUnsupportedMediaType, "layer selection takes application/json")
+		httpx.Problem(w, http.StatusUnsupportedMediaType, "layer selection takes application/json")
 		return
 	}
 	body, ok := readBody(w, r)
@@ -136,11 +137,11 @@ func (s *Server) layer(w http.ResponseWriter, r *http.Request) {
 	}
 	var p sfu.Preferences
 	if err := json.Unmarshal([]byte(body), &p); err != nil {
-		problem(w, http.StatusBadRequest, "layer selection: "+err.Error())
+		httpx.Problem(w, http.StatusBadRequest, "layer selection: "+err.Error())
 		return
 	}
 	if p.MaxWidth < 0 || p.MaxHeight < 0 || p.MaxWidth > maxLayerDimension || p.MaxHeight > maxLayerDimension || len(p.RID) > 16 {
-		problem(w, http.StatusBadRequest, "maxWidth/maxHeight must be 0..8192 and encodingId at most 16 characters")
+		httpx.Problem(w, http.StatusBadRequest, "maxWidth/maxHeight must be 0..8192 and encodingId at most 16 characters")
 		return
 	}
 	sess.view.Subscriber().SetPreferences(p, sfu.Now())

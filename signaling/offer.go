@@ -9,32 +9,24 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/glintlive/glint/internal/httpx"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/sfu/peer"
 )
 
-// bearer returns the RFC 6750 bearer token of a request.
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
-}
-
 // authorize checks a WHIP request's stream key and answers 401/403/404.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, stream string) bool {
-	switch err := s.keys.Check(stream, bearer(r)); {
+	switch err := s.keys.Check(stream, httpx.Bearer(r)); {
 	case err == nil:
 		return true
 	case errors.Is(err, ErrUnknownStream):
-		problem(w, http.StatusNotFound, "no stream called "+stream)
+		httpx.Problem(w, http.StatusNotFound, "no stream called "+stream)
 	case errors.Is(err, ErrNoKey):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="glint"`)
-		problem(w, http.StatusUnauthorized, "Authorization: Bearer <stream key> is required")
+		httpx.Problem(w, http.StatusUnauthorized, "Authorization: Bearer <stream key> is required")
 	default:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="glint", error="invalid_token"`)
-		problem(w, http.StatusForbidden, "wrong stream key")
+		httpx.Problem(w, http.StatusForbidden, "wrong stream key")
 	}
 	return false
 }
@@ -51,10 +43,10 @@ func readBody(w http.ResponseWriter, r *http.Request) (string, bool) {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		problem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", maxBody))
+		httpx.Problem(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", maxBody))
 		return "", false
 	case err != nil:
-		problem(w, http.StatusBadRequest, "reading body: "+err.Error())
+		httpx.Problem(w, http.StatusBadRequest, "reading body: "+err.Error())
 		return "", false
 	}
 	return string(b), true
@@ -65,11 +57,11 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 	stream := r.PathValue("stream")
 	if !hasType(r, "application/sdp") {
 		w.Header().Set("Accept-Post", "application/sdp")
-		problem(w, http.StatusUnsupportedMediaType, "the offer must be application/sdp")
+		httpx.Problem(w, http.StatusUnsupportedMediaType, "the offer must be application/sdp")
 		return
 	}
 	if !s.keys.Known(stream) {
-		problem(w, http.StatusNotFound, "no stream called "+stream)
+		httpx.Problem(w, http.StatusNotFound, "no stream called "+stream)
 		return
 	}
 	if role == peer.RolePublisher && !s.authorize(w, r, stream) {
@@ -81,15 +73,15 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 	}
 	room := s.reg.Room(stream)
 	if role == peer.RoleViewer && room.State() == sfu.StateOffline {
-		retryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
+		httpx.RetryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
 		return
 	}
 	switch ok, closing := s.reserve(); {
 	case closing:
-		retryLater(w, http.StatusServiceUnavailable, retryBusy, "the node is shutting down")
+		httpx.RetryLater(w, http.StatusServiceUnavailable, retryBusy, "the node is shutting down")
 		return
 	case !ok:
-		retryLater(w, http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("the node is at its limit of %d sessions", s.cfg.MaxSessions))
+		httpx.RetryLater(w, http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("the node is at its limit of %d sessions", s.cfg.MaxSessions))
 		return
 	}
 	sess, answer, err := s.connect(r.Context(), room, role, body)
@@ -141,16 +133,16 @@ func (s *Server) connect(ctx context.Context, room *sfu.Room, role peer.Role, bo
 func (s *Server) offerError(w http.ResponseWriter, stream string, err error) {
 	switch {
 	case errors.Is(err, peer.ErrNoCodec), errors.Is(err, sfu.ErrNoCodec):
-		problem(w, http.StatusNotAcceptable, err.Error())
+		httpx.Problem(w, http.StatusNotAcceptable, err.Error())
 	case errors.Is(err, peer.ErrBadOffer):
-		problem(w, http.StatusBadRequest, err.Error())
+		httpx.Problem(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, sfu.ErrNotLive):
-		retryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
+		httpx.RetryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
 	case errors.Is(err, peer.ErrClosed):
-		retryLater(w, http.StatusServiceUnavailable, retryBusy, "the node is shutting down")
+		httpx.RetryLater(w, http.StatusServiceUnavailable, retryBusy, "the node is shutting down")
 	default:
 		s.log.Warn("offer failed", "stream", stream, "err", err)
-		problem(w, http.StatusInternalServerError, "could not answer the offer")
+		httpx.Problem(w, http.StatusInternalServerError, "could not answer the offer")
 	}
 }
 

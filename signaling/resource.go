@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/glintlive/glint/internal/httpx"
 	"github.com/glintlive/glint/sfu/peer"
 )
 
@@ -17,12 +18,12 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, role peer.Role) {
 	}
 	if !hasType(r, "application/trickle-ice-sdpfrag") {
 		w.Header().Set("Accept-Patch", "application/trickle-ice-sdpfrag")
-		problem(w, http.StatusUnsupportedMediaType, "PATCH takes application/trickle-ice-sdpfrag")
+		httpx.Problem(w, http.StatusUnsupportedMediaType, "PATCH takes application/trickle-ice-sdpfrag")
 		return
 	}
 	ifMatch := strings.TrimSpace(r.Header.Get("If-Match"))
 	if ifMatch == "" {
-		problem(w, http.StatusPreconditionRequired, "If-Match is required: the session's ETag, or * for an ICE restart")
+		httpx.Problem(w, http.StatusPreconditionRequired, "If-Match is required: the session's ETag, or * for an ICE restart")
 		return
 	}
 	body, ok := readBody(w, r)
@@ -31,13 +32,13 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, role peer.Role) {
 	}
 	frag, err := parseFragment(body)
 	if err != nil {
-		problem(w, http.StatusBadRequest, err.Error())
+		httpx.Problem(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	if ifMatch != "*" && ifMatch != sess.etag {
-		problem(w, http.StatusPreconditionFailed, "the ETag does not match the session's current ICE state")
+		httpx.Problem(w, http.StatusPreconditionFailed, "the ETag does not match the session's current ICE state")
 		return
 	}
 	ice := sess.ice()
@@ -45,7 +46,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, role peer.Role) {
 	if frag.Ufrag != "" && (frag.Ufrag != remote.Ufrag || frag.Pwd != remote.Pwd) {
 		local, err := ice.Restart(r.Context(), frag.Ufrag, frag.Pwd, frag.Candidates)
 		if err != nil {
-			problem(w, http.StatusBadRequest, err.Error())
+			httpx.Problem(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		sess.etag = newETag()
@@ -60,7 +61,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, role peer.Role) {
 		mid = remote.Mid
 	}
 	if err := ice.AddCandidates(mid, frag.Candidates); err != nil {
-		problem(w, http.StatusBadRequest, err.Error())
+		httpx.Problem(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -99,7 +100,7 @@ func (s *Server) sessionInfo(w http.ResponseWriter, r *http.Request, role peer.R
 // endpointInfo answers GET/HEAD on an endpoint (WHEP discovery).
 func (s *Server) endpointInfo(w http.ResponseWriter, r *http.Request) {
 	if !s.keys.Known(r.PathValue("stream")) {
-		problem(w, http.StatusNotFound, "no stream called "+r.PathValue("stream"))
+		httpx.Problem(w, http.StatusNotFound, "no stream called "+r.PathValue("stream"))
 		return
 	}
 	w.Header().Set("Accept-Post", "application/sdp")

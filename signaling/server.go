@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/glintlive/glint/internal/httpx"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/sfu/peer"
 )
@@ -121,27 +122,34 @@ func New(cfg Config, keys *Keys, reg *sfu.Registry, node *peer.Node, log *slog.L
 // Handler returns the HTTP handler for every endpoint.
 func (s *Server) Handler() http.Handler {
 	m := http.NewServeMux()
+	s.Register(m)
+	return m
+}
+
+// Register adds the WHIP, WHEP and streams API routes to m, with CORS.
+func (s *Server) Register(m *http.ServeMux) {
+	cors := func(h http.HandlerFunc) http.Handler { return httpx.CORS(s.cfg.CORSOrigins, h) }
+	handle := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, cors(h)) }
 	for _, kind := range []struct {
 		prefix string
 		role   peer.Role
 	}{{"/whip/", peer.RolePublisher}, {"/whep/", peer.RoleViewer}} {
 		p, role := kind.prefix, kind.role
-		m.HandleFunc("POST "+p+"{stream}", func(w http.ResponseWriter, r *http.Request) { s.offer(w, r, role) })
-		m.HandleFunc("OPTIONS "+p+"{stream}", s.preflight("OPTIONS, GET, HEAD, POST", true))
-		m.HandleFunc("GET "+p+"{stream}", s.endpointInfo)
-		m.HandleFunc("PATCH "+p+"{stream}/{id}", func(w http.ResponseWriter, r *http.Request) { s.patch(w, r, role) })
-		m.HandleFunc("DELETE "+p+"{stream}/{id}", func(w http.ResponseWriter, r *http.Request) { s.delete(w, r, role) })
-		m.HandleFunc("GET "+p+"{stream}/{id}", func(w http.ResponseWriter, r *http.Request) { s.sessionInfo(w, r, role) })
-		m.HandleFunc("OPTIONS "+p+"{stream}/{id}", s.preflight("OPTIONS, GET, HEAD, PATCH, DELETE", false))
+		handle("POST "+p+"{stream}", func(w http.ResponseWriter, r *http.Request) { s.offer(w, r, role) })
+		handle("OPTIONS "+p+"{stream}", s.preflight("OPTIONS, GET, HEAD, POST", true))
+		handle("GET "+p+"{stream}", s.endpointInfo)
+		handle("PATCH "+p+"{stream}/{id}", func(w http.ResponseWriter, r *http.Request) { s.patch(w, r, role) })
+		handle("DELETE "+p+"{stream}/{id}", func(w http.ResponseWriter, r *http.Request) { s.delete(w, r, role) })
+		handle("GET "+p+"{stream}/{id}", func(w http.ResponseWriter, r *http.Request) { s.sessionInfo(w, r, role) })
+		handle("OPTIONS "+p+"{stream}/{id}", s.preflight("OPTIONS, GET, HEAD, PATCH, DELETE", false))
 	}
-	m.HandleFunc("POST /whep/{stream}/{id}/events", s.eventsSubscribe)
-	m.HandleFunc("GET /whep/{stream}/{id}/events", s.events)
-	m.HandleFunc("OPTIONS /whep/{stream}/{id}/events", s.preflight("OPTIONS, GET, POST", false))
-	m.HandleFunc("POST /whep/{stream}/{id}/layer", s.layer)
-	m.HandleFunc("OPTIONS /whep/{stream}/{id}/layer", s.preflight("OPTIONS, POST", false))
-	m.HandleFunc("GET /api/streams", s.listStreams)
-	m.HandleFunc("GET /api/streams/{stream}", s.getStream)
-	return s.cors(m)
+	handle("POST /whep/{stream}/{id}/events", s.eventsSubscribe)
+	handle("GET /whep/{stream}/{id}/events", s.events)
+	handle("OPTIONS /whep/{stream}/{id}/events", s.preflight("OPTIONS, GET, POST", false))
+	handle("POST /whep/{stream}/{id}/layer", s.layer)
+	handle("OPTIONS /whep/{stream}/{id}/layer", s.preflight("OPTIONS, POST", false))
+	handle("GET /api/streams", s.listStreams)
+	handle("GET /api/streams/{stream}", s.getStream)
 }
 
 // reserve claims a session slot; release gives it back.
@@ -197,7 +205,7 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request, role peer.Role) *s
 	sess := s.lookup(r, role)
 	switch {
 	case sess == nil:
-		problem(w, http.StatusNotFound, "no such session")
+		httpx.Problem(w, http.StatusNotFound, "no such session")
 		return nil
 	case role == peer.RolePublisher && !s.authorize(w, r, sess.stream):
 		return nil
