@@ -91,6 +91,18 @@ func (r *Room) stateLocked() State {
 	return StateLive
 }
 
+// StreamTime returns how long the stream has been live, in milliseconds:
+// the clock chat messages and the VOD are aligned to. ok is false while
+// nobody publishes.
+func (r *Room) StreamTime(now int64) (ms int64, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stateLocked() == StateOffline {
+		return 0, false
+	}
+	return (now - r.liveSince) / millisecond, true
+}
+
 // Publish makes src the publisher of participant id (HostID for the main
 // publisher). A publisher already there is taken over: it is detached and
 // closed. Viewers keep their sessions either way.

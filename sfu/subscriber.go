@@ -220,6 +220,26 @@ type SubscriberInfo struct {
 	Tracks   []DownTrackInfo `json:"tracks"`
 }
 
+// Clock maps this viewer's video RTP timestamps to stream time: the last
+// video packet sent carried timestamp rtp and arrived st milliseconds into
+// the stream. A player turns the timestamp of the frame it shows into the
+// stream time the viewer is watching. ok is false before the first packet.
+func (s *Subscriber) Clock() (rtp uint32, st int64, clockRate uint32, ok bool) {
+	s.room.mu.Lock()
+	since, live := s.room.liveSince, s.room.stateLocked() != StateOffline
+	s.room.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.tracks {
+		f := &d.fw
+		if d.track.kind != KindVideo || !f.started || !live {
+			continue
+		}
+		return f.lastOutTS, (f.lastOutAt - since) / millisecond, f.clockRate, true
+	}
+	return 0, 0, 0, false
+}
+
 // Info returns a snapshot of the subscriber.
 func (s *Subscriber) Info() SubscriberInfo {
 	s.mu.Lock()

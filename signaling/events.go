@@ -95,6 +95,17 @@ type layersPayload struct {
 	Bitrate  uint64          `json:"bitrate"`
 	Estimate uint64          `json:"estimate"`
 	Layers   []sfu.LayerInfo `json:"layers"`
+	// Clock maps the video's RTP timestamps to stream time: the player
+	// turns the timestamp of the frame on screen into the moment of the
+	// stream it shows, which chat is timed to.
+	Clock *clockRef `json:"clock,omitempty"`
+}
+
+// clockRef says that RTP timestamp RTP (at Rate Hz) is stream time ST ms.
+type clockRef struct {
+	RTP  uint32 `json:"rtp"`
+	ST   int64  `json:"st"`
+	Rate uint32 `json:"rate"`
 }
 
 func layersEvent(sub *sfu.Subscriber, room *sfu.Room) layersPayload {
@@ -107,6 +118,9 @@ func layersEvent(sub *sfu.Subscriber, room *sfu.Room) layersPayload {
 	}
 	if ri := room.Info(sfu.Now()); ri.Video != nil {
 		p.Layers = ri.Video.Layers
+	}
+	if ts, st, rate, ok := sub.Clock(); ok {
+		p.Clock = &clockRef{RTP: ts, ST: st, Rate: rate}
 	}
 	return p
 }
