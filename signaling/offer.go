@@ -125,6 +125,15 @@ func (s *Server) connect(ctx context.Context, room *sfu.Room, role peer.Role, bo
 	if err != nil {
 		return nil, "", err
 	}
+	if fn := s.onChannel; fn != nil && o.DataChannel {
+		stream := room.Name()
+		deliver := func(c *peer.Channel) { fn(stream, c) }
+		if sess.pub != nil {
+			sess.pub.OnChannel(deliver)
+		} else {
+			sess.view.OnChannel(deliver)
+		}
+	}
 	s.log.Info("session", "stream", room.Name(), "id", sess.id, "role", roleName(role))
 	return sess, answer, nil
 }

@@ -73,6 +73,8 @@ type Server struct {
 	node *peer.Node
 	log  *slog.Logger
 
+	onChannel func(stream string, ch *peer.Channel)
+
 	mu       sync.Mutex
 	sessions map[string]*session
 	reserved int
@@ -118,6 +120,11 @@ func New(cfg Config, keys *Keys, reg *sfu.Registry, node *peer.Node, log *slog.L
 	}
 	return &Server{cfg: cfg, keys: keys, reg: reg, node: node, log: log, sessions: map[string]*session{}}, nil
 }
+
+// OnChannel sets the handler for the "glint" data channel of any WHIP or
+// WHEP session whose offer carries one: chat plugs in here. Set it before
+// serving.
+func (s *Server) OnChannel(fn func(stream string, ch *peer.Channel)) { s.onChannel = fn }
 
 // Handler returns the HTTP handler for every endpoint.
 func (s *Server) Handler() http.Handler {

@@ -41,6 +41,7 @@ func (n *Node) Publish(ctx context.Context, room *sfu.Room, id string, offer *Of
 	}
 	pc.OnTrack(p.onTrack)
 	pc.OnConnectionStateChange(p.onState)
+	p.watchChannels()
 	answer, err := n.answer(ctx, pc, offer.SDP)
 	if err != nil {
 		p.ended.Store(true)

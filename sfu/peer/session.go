@@ -25,6 +25,8 @@ type session struct {
 	closeOnce sync.Once
 	onDone    []func()
 	doneMu    sync.Mutex
+
+	ch channels
 }
 
 func newSession(n *Node, id string, pc *webrtc.PeerConnection, offer string) session {

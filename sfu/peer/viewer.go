@@ -71,6 +71,7 @@ func (n *Node) View(ctx context.Context, room *sfu.Room, id string, offer *Offer
 	}
 	sub.SetPreferences(prefs, sfu.Now())
 	pc.OnConnectionStateChange(v.onState)
+	v.watchChannels()
 	sub.OnClose(func(error) {
 		n.wg.Add(1)
 		go func() {

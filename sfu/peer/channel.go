@@ -1,0 +1,120 @@
+package peer
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// ChannelLabel is the data channel Glint serves on WHIP and WHEP sessions:
+// chat, reactions and moderation. Other labels are closed.
+const ChannelLabel = "glint"
+
+// Channel bounds: a peer that stops reading holds at most maxBuffered
+// bytes of ours before Send waits, and Send gives up after sendWait.
+const (
+	maxBuffered = 1 << 20
+	lowBuffered = 256 << 10
+	sendWait    = 10 * time.Second
+)
+
+// ErrChannelStalled is returned by Send when the peer has stopped reading.
+var ErrChannelStalled = errors.New("data channel: the peer stopped reading")
+
+// Channel is the "glint" data channel of a session, once open.
+type Channel struct {
+	dc  *webrtc.DataChannel
+	low chan struct{}
+}
+
+func newChannel(dc *webrtc.DataChannel) *Channel {
+	c := &Channel{dc: dc, low: make(chan struct{}, 1)}
+	dc.SetBufferedAmountLowThreshold(lowBuffered)
+	dc.OnBufferedAmountLow(func() {
+		select {
+		case c.low <- struct{}{}:
+		default:
+		}
+	})
+	return c
+}
+
+// Send queues a text message. It waits while more than 1 MB is queued for
+// the peer, and fails with ErrChannelStalled after 10 s of that. Call it
+// from one goroutine.
+func (c *Channel) Send(b []byte) error {
+	if c.dc.BufferedAmount() > maxBuffered {
+		t := time.NewTimer(sendWait)
+		defer t.Stop()
+		for c.dc.BufferedAmount() > maxBuffered {
+			select {
+			case <-c.low:
+			case <-t.C:
+				return ErrChannelStalled
+			}
+		}
+	}
+	return c.dc.SendText(string(b))
+}
+
+// OnMessage sets the handler for messages from the peer. It runs on the
+// channel's own reader goroutine.
+func (c *Channel) OnMessage(fn func([]byte)) {
+	c.dc.OnMessage(func(m webrtc.DataChannelMessage) { fn(m.Data) })
+}
+
+// OnClose sets the handler for the channel's end.
+func (c *Channel) OnClose(fn func()) { c.dc.OnClose(fn) }
+
+// Close closes the channel.
+func (c *Channel) Close() error { return c.dc.Close() }
+
+// channels hands a session's data channel to whoever registers for it,
+// whether it opens before or after they do.
+type channels struct {
+	mu      sync.Mutex
+	fn      func(*Channel)
+	pending []*Channel
+}
+
+// OnChannel registers fn for the session's "glint" data channel, when the
+// offer carried one and the peer opens it.
+func (s *session) OnChannel(fn func(*Channel)) {
+	s.ch.mu.Lock()
+	s.ch.fn = fn
+	pending := s.ch.pending
+	s.ch.pending = nil
+	s.ch.mu.Unlock()
+	for _, c := range pending {
+		fn(c)
+	}
+}
+
+// watchChannels accepts the peer's "glint" channel; one per session.
+func (s *session) watchChannels() {
+	var once sync.Once
+	s.pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		accepted := false
+		if dc.Label() == ChannelLabel {
+			once.Do(func() { accepted = true })
+		}
+		if !accepted {
+			_ = dc.Close()
+			return
+		}
+		dc.OnOpen(func() {
+			c := newChannel(dc)
+			s.ch.mu.Lock()
+			fn := s.ch.fn
+			if fn == nil {
+				s.ch.pending = append(s.ch.pending, c)
+			}
+			s.ch.mu.Unlock()
+			if fn != nil {
+				fn(c)
+			}
+		})
+	})
+}
