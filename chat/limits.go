@@ -29,21 +29,27 @@ func (b *bucket) allow(now time.Time, rate float64, burst int) bool {
 // recentTexts remembers a user's last few messages to refuse repeats.
 type recentTexts struct {
 	texts [4]string
+	ids   [4]string
 	at    [4]time.Time
 	next  int
 }
 
-// seen reports whether text was sent within window, and remembers it.
-func (r *recentTexts) seen(text string, now time.Time, window time.Duration) bool {
+// repeats reports whether text was sent within window under another post
+// id: the same id is a retry of that post, which the log deduplicates.
+func (r *recentTexts) repeats(text, id string, now time.Time, window time.Duration) bool {
 	norm := normalize(text)
 	for i, t := range r.texts {
-		if t == norm && now.Sub(r.at[i]) < window {
+		if t == norm && now.Sub(r.at[i]) < window && (id == "" || r.ids[i] != id) {
 			return true
 		}
 	}
-	r.texts[r.next], r.at[r.next] = norm, now
-	r.next = (r.next + 1) % len(r.texts)
 	return false
+}
+
+// remember notes a message that made it into the log.
+func (r *recentTexts) remember(text, id string, now time.Time) {
+	r.texts[r.next], r.ids[r.next], r.at[r.next] = normalize(text), id, now
+	r.next = (r.next + 1) % len(r.texts)
 }
 
 // normalize folds case and runs of space, so "HI  there" repeats "hi there".

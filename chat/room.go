@@ -317,7 +317,7 @@ func (r *Room) post(c *Conn, e *Envelope) error {
 	lim := r.limitsFor(cl.Sub, now)
 	r.limMu.Lock()
 	ok := lim.post.allow(now, r.hub.cfg.Rate, r.hub.cfg.Burst)
-	dup := ok && lim.texts.seen(text, now, r.hub.cfg.DuplicateWindow)
+	dup := ok && lim.texts.repeats(text, e.ID, now, r.hub.cfg.DuplicateWindow)
 	r.limMu.Unlock()
 	if !ok {
 		return fail(CodeRate, "too many messages; slow down")
@@ -331,7 +331,13 @@ func (r *Room) post(c *Conn, e *Envelope) error {
 	}
 	ev := &Envelope{V: Version, Type: TypeMessage, TS: now.UnixMilli(), From: &user, ID: cl.Sub + ":" + id,
 		ST: r.streamTime(e.ST), Body: mustJSON(MessageBody{Text: text})}
-	return r.appendAndAck(c, e, ev)
+	if err := r.appendAndAck(c, e, ev); err != nil {
+		return err // not remembered: a retry is not a repeat
+	}
+	r.limMu.Lock()
+	lim.texts.remember(text, e.ID, now)
+	r.limMu.Unlock()
+	return nil
 }
 
 func (r *Room) appendAndAck(c *Conn, req, ev *Envelope) error {
