@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/glintlive/glint/internal/testredis"
 )
 
 // backplanes runs a test against the memory and the Redis backplane.
@@ -30,7 +32,7 @@ func backplanes(t *testing.T, fn func(t *testing.T, open func() Backplane, resta
 		fn(t, open, nil)
 	})
 	t.Run("redis", func(t *testing.T) {
-		srv := startRedis(t)
+		srv := testredis.Start(t)
 		open := func() Backplane {
 			r, err := NewRedis(context.Background(), srv.URL())
 			if err != nil {
@@ -39,7 +41,7 @@ func backplanes(t *testing.T, fn func(t *testing.T, open func() Backplane, resta
 			t.Cleanup(func() { _ = r.Close() })
 			return r
 		}
-		fn(t, open, func() { srv.restart(300 * time.Millisecond) })
+		fn(t, open, func() { srv.Restart(300 * time.Millisecond) })
 	})
 }
 

@@ -263,3 +263,7 @@ func (h *Hub) RecordPurchase(ctx context.Context, stream string, buyer Claims, t
 		From: &u, ST: r.streamTime(nil), Body: mustJSON(BadgeBody{User: u, Tier: tier, Amount: amount, Total: total, Order: order})})
 	return err
 }
+
+// Close releases the hub's log (a Redis connection, or the files of the
+// memory log). Call it after Run has returned.
+func (h *Hub) Close() error { return h.bp.Close() }

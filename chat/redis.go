@@ -178,3 +178,15 @@ func (r *Redis) Tail(ctx context.Context, stream string, after uint64, fn func(*
 
 // Close implements Backplane.
 func (r *Redis) Close() error { return r.c.Close() }
+
+// SharedSecret returns the token secret every node on this Redis uses:
+// the first node to ask stores candidate, the rest read it. (A Redis that
+// loses its data gets a new one from the next node to start; operators
+// who run many nodes set one explicitly.)
+func (r *Redis) SharedSecret(ctx context.Context, candidate []byte) ([]byte, error) {
+	key := r.prefix + "secret"
+	if err := r.c.SetNX(ctx, key, candidate, 0).Err(); err != nil {
+		return nil, err
+	}
+	return r.c.Get(ctx, key).Bytes()
+}
