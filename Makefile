@@ -22,7 +22,7 @@ test: test-deps vet ## install what the tests need, then run every test (with th
 	$(GO) test -race -count=1 -p 1 -timeout 15m -skip '^TestBrowser' ./...
 	$(GO) test -count=1 -timeout 10m -run '^TestBrowser' ./cmd/glint/
 
-test-deps: ## install the tools tests use (Chromium, ffmpeg) when missing
+test-deps: ## install the tools tests use (Chromium, ffmpeg, redis-server) when missing
 	@./scripts/test-deps.sh
 
 vet: ## go vet and gofmt
@@ -41,6 +41,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	$(GO) test ./sfu/ -run '^$$' -fuzz '^FuzzFeedback$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./sfu/peer/ -run '^$$' -fuzz '^FuzzParseOffer$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./signaling/ -run '^$$' -fuzz '^FuzzParseFragment$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./chat/ -run '^$$' -fuzz '^FuzzReceive$$' -fuzztime $(FUZZTIME)
 
 clean: ## remove build outputs
 	rm -rf bin

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Glint's tests need when it is missing: Debian's Chromium for
-# the browser tests, ffmpeg for the load tool's real H.264 clip. Tests never skip for a missing tool; they fail and say
-# how to install it.
+# the browser tests, ffmpeg for the load tool's real H.264 clip, redis-server
+# for chat's multi-node tests. Tests never skip for a missing tool; they
+# fail and say how to install it.
 set -euo pipefail
 
 need=()
@@ -9,6 +10,7 @@ if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null 
   need+=(chromium)
 fi
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v redis-server >/dev/null || need+=(redis-server)
 if ! command -v go >/dev/null; then
   echo "Go is not installed (Go 1.26 or newer, e.g. /usr/local/go/bin)." >&2
   exit 1

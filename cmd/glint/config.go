@@ -30,6 +30,7 @@ type Config struct {
 	RTC        peer.Config
 	SFU        sfu.Config
 	Signaling  signaling.Config
+	Chat       ChatConfig
 }
 
 func defaultConfig() Config {
@@ -42,6 +43,7 @@ func defaultConfig() Config {
 		RTC:        peer.DefaultConfig(),
 		SFU:        sfu.DefaultConfig(),
 		Signaling:  signaling.DefaultConfig(),
+		Chat:       defaultChatConfig(),
 	}
 }
 
@@ -58,7 +60,7 @@ func (c *Config) Validate() error {
 	if c.Listen == "" || c.DataDir == "" {
 		return errors.New("listen and data-dir must not be empty")
 	}
-	return errors.Join(c.RTC.Validate(), c.SFU.Validate(), c.Signaling.Validate())
+	return errors.Join(c.RTC.Validate(), c.SFU.Validate(), c.Signaling.Validate(), c.Chat.Validate())
 }
 
 // setting is one configurable value: the same name in the YAML file, as
@@ -96,7 +98,7 @@ func (c *Config) settings() []*setting {
 			reset: func() { *p = nil },
 			show:  func() string { return strings.Join(*p, ",") }}
 	}
-	return []*setting{
+	return append([]*setting{
 		str("config", "YAML file with any of these settings, by name", &c.ConfigFile),
 		str("listen", "HTTP address for WHIP, WHEP, the API and the pages", &c.Listen),
 		str("debug-listen", "address for Go's /debug/pprof profiles (off when empty; keep it on localhost)", &c.Debug),
@@ -139,7 +141,7 @@ func (c *Config) settings() []*setting {
 			},
 			reset: func() { c.Signaling.ICEServers = nil },
 			show:  func() string { return "" }},
-	}
+	}, c.Chat.settings(str, num, boolean)...)
 }
 
 // rawValue collects a flag's raw values in order, to apply after the file

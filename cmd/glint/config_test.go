@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -90,5 +91,35 @@ func TestHelpDocumentsEverySetting(t *testing.T) {
 		if !strings.Contains(out.String(), "--"+s.name+"\n") || !strings.Contains(out.String(), s.env()) || s.help == "" {
 			t.Errorf("--help does not document %s", s.name)
 		}
+	}
+}
+
+func TestChatSettings(t *testing.T) {
+	c, err := loadConfig([]string{"--badge-tier", "A=100", "--badge-tier", "B=200", "--badge-tier", "C=300", "--chat-rate", "0.5",
+		"--chat-anonymous=false", "--redis", "redis://127.0.0.1:6379/2"}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Chat.Chat.Tiers[2].Name != "C" || c.Chat.Chat.Tiers[0].Cents != 100 || c.Chat.Chat.Rate != 0.5 || c.Chat.Chat.Anonymous || c.Chat.Redis == "" {
+		t.Fatalf("chat settings not applied: %+v", c.Chat)
+	}
+	for _, bad := range [][]string{
+		{"--badge-tier", "A=100"},
+		{"--badge-tier", "A=x", "--badge-tier", "B=1", "--badge-tier", "C=2"},
+		{"--chat-secret", "short"},
+		{"--api-key", "short"},
+		{"--payments", "paypal"},
+		{"--payments", "webhook"},
+		{"--payments", "webhook", "--payments-checkout-url", "http://pay.example/{order}", "--payments-webhook-secret", "0123456789abcdef"},
+		{"--chat-max-length", "0"},
+		{"--chat-send-queue", "2"},
+	} {
+		if _, err := loadConfig(bad, envOf(nil), io.Discard); err == nil {
+			t.Errorf("%v was accepted", bad)
+		}
+	}
+	if _, err := loadConfig([]string{"--payments", "webhook", "--payments-checkout-url", "https://pay.example/c?o={order}",
+		"--payments-webhook-secret", "0123456789abcdef"}, envOf(nil), io.Discard); err != nil {
+		t.Errorf("a good webhook configuration: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/glintlive/glint/chat"
 	"github.com/glintlive/glint/examples/web"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/sfu/peer"
@@ -45,6 +46,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	if err != nil {
 		return err
 	}
+	hub, chatAPI, err := newChat(ctx, cfg.Chat, cfg.DataDir, cfg.Signaling.CORSOrigins, keys, reg, log)
+	if err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
+	attachChannels(srv, hub)
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(newCollector(reg, node, srv), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 
@@ -53,7 +59,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		return err
 	}
 	hs := &http.Server{
-		Handler:           routes(srv, metrics),
+		Handler:           routes(srv, chatAPI, metrics),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second, // bodies are at most 64 KiB
 		MaxHeaderBytes:    64 << 10,
@@ -79,8 +85,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		defer ds.Close()
 		log.Info("profiles", "url", "http://"+dl.Addr().String()+"/debug/pprof/")
 	}
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
+	chatDone := make(chan struct{})
 	go func() { errc <- hs.Serve(ln) }()
+	go func() { defer close(chatDone); _ = hub.Run(ctx) }()
 	go func() { errc <- reg.Run(ctx) }()
 	go func() { errc <- node.Run(ctx) }()
 	if ready != nil {
@@ -99,6 +107,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	defer done()
 	log.Info("shutting down")
 	errs := []error{hs.Shutdown(drain), srv.Shutdown(drain)}
+	<-chatDone
+	errs = append(errs, hub.Close())
 	if errors.Is(runErr, http.ErrServerClosed) {
 		runErr = nil
 	}
@@ -106,12 +116,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 }
 
 // routes mounts the endpoints, the API, metrics and the pages.
-func routes(srv *signaling.Server, metrics *prometheus.Registry) http.Handler {
+func routes(srv *signaling.Server, chatAPI *chat.API, metrics *prometheus.Registry) http.Handler {
 	m := http.NewServeMux()
-	api := srv.Handler()
-	for _, p := range []string{"/whip/", "/whep/", "/api/"} {
-		m.Handle(p, api)
-	}
+	srv.Register(m)
+	chatAPI.Register(m)
 	m.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	static := http.FileServerFS(web.FS)

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/gorilla/websocket"
+)
+
+type shownAt struct {
+	At       float64  `json:"at"`
+	Playhead *float64 `json:"playhead"`
+	ST       float64  `json:"st"`
+}
+
+// A message posted at stream time T shows on a viewer 3 s behind only when
+// that viewer's playhead reaches T, and at once on a viewer who is not
+// behind. Both viewers get chat over their WHEP session's data channel.
+func TestBrowserChatFollowsThePlayhead(t *testing.T) {
+	const key = "browser-chat-key-123"
+	base, _ := startServe(t, "--stream-key", "demo="+key)
+	live := browser(t)
+	if err := chromedp.Do(live,
+		chromedp.Navigate(base+"/live?stream=demo&codec=VP8&simulcast=0"),
+		chromedp.SetValue("#key", key),
+		chromedp.Click("#start"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, live, 15*time.Second, "the publisher connected", `window.glintLive.state === "connected"`)
+
+	open := func(path string) (ctx interface{ Done() <-chan struct{} }, run func(expr string, out any)) {
+		c, cancel := chromedp.NewContext(live)
+		t.Cleanup(cancel)
+		if err := chromedp.Do(c, chromedp.Navigate(base+path)); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, c, 15*time.Second, path+" playing with a stream clock and chat on the data channel",
+			`window.glintWatch.playhead() !== null && window.glintChat.transport && window.glintChat.transport.kind === "datachannel"`)
+		return c, func(expr string, out any) {
+			t.Helper()
+			v, err := chromedp.Run(c, chromedp.Evaluate[json.RawMessage](expr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(v, out); err != nil {
+				t.Fatalf("%s: %s", expr, v)
+			}
+		}
+	}
+	_, now := open("/watch/demo")
+	_, late := open("/watch/demo?delay=3000")
+
+	// The delayed viewer settles about 3 s behind.
+	var a, b float64
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		now(`window.glintWatch.playhead()`, &a)
+		late(`window.glintWatch.playhead()`, &b)
+		if a-b > 2500 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if a-b < 2500 {
+		t.Fatalf("the delayed viewer is only %.0f ms behind (playheads %.0f and %.0f)", a-b, a, b)
+	}
+	t.Logf("playheads: %.0f ms and %.0f ms (%.0f ms apart)", a, b, a-b)
+
+	// A bot signs in as a guest and posts at the prompt viewer's moment.
+	resp, err := http.Post(base+"/api/streams/demo/chat/token", "application/json", strings.NewReader(`{"name":"Bot"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct{ Token string }
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/api/streams/demo/chat?token="+tok.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	now(`window.glintWatch.playhead()`, &a)
+	st := int64(a)
+	if err := ws.WriteJSON(map[string]any{"v": 1, "type": "message", "ref": "m1", "st": st, "body": map[string]string{"text": "did you see that?"}}); err != nil {
+		t.Fatal(err)
+	}
+	var seq uint64
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for seq == 0 {
+		var ev struct {
+			Type string
+			Ref  string
+			Seq  uint64
+			Body json.RawMessage
+		}
+		if err := ws.ReadJSON(&ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Ref == "m1" {
+			if ev.Type != "ack" {
+				t.Fatalf("post: %s %s", ev.Type, ev.Body)
+			}
+			seq = ev.Seq
+		}
+	}
+	shown := func(run func(string, any)) *shownAt {
+		var s *shownAt
+		run(fmt.Sprintf(`window.glintChat.shown[%d] || null`, seq), &s)
+		return s
+	}
+	var sa, sb *shownAt
+	deadline = time.Now().Add(10 * time.Second)
+	for (sa == nil || sb == nil) && time.Now().Before(deadline) {
+		if sa == nil {
+			if sa = shown(now); sa != nil && shown(late) != nil {
+				t.Fatal("the delayed viewer showed the message as early as the prompt one")
+			}
+		}
+		if sb == nil {
+			sb = shown(late)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if sa == nil || sb == nil {
+		t.Fatalf("message shown: prompt viewer %v, delayed viewer %v", sa, sb)
+	}
+	if sb.Playhead == nil || *sb.Playhead < float64(st) {
+		t.Fatalf("the delayed viewer showed a message from %d ms at playhead %v", st, sb.Playhead)
+	}
+	if gap := sb.At - sa.At; gap < 2000 {
+		t.Fatalf("the delayed viewer showed the message %.0f ms after the prompt one, want ≥ 2000", gap)
+	}
+	t.Logf("posted at stream time %d ms: shown at playhead %.0f on the prompt viewer, %.0f on the delayed one, %.0f ms later",
+		st, *sa.Playhead, *sb.Playhead, sb.At-sa.At)
+}
