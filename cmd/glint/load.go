@@ -88,3 +88,43 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	rep.Write(stdout)
 	return nil
 }
+
+const chatLoadUsage = `Usage: glint chatload [flags]
+
+Connects N read-only WebSocket clients to one stream's chat on a Glint node,
+posts messages as a guest at a steady rate, and reports deliveries per
+second and delivery latency (post sent → client read). Run the node in its
+own process (glint serve --chat-rate 1000 --chat-burst 1000 lets one guest
+post fast); each client holds a file descriptor here and one there.
+
+`
+
+// chatLoadCmd runs `glint chatload`.
+func chatLoadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("glint chatload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := load.ChatConfig{}
+	fs.StringVar(&cfg.Base, "url", "http://127.0.0.1:8080", "the Glint node")
+	fs.StringVar(&cfg.Stream, "stream", "demo", "the stream whose chat to fill")
+	fs.IntVar(&cfg.Clients, "clients", 1000, "read-only WebSocket clients")
+	fs.IntVar(&cfg.Messages, "messages", 200, "messages to post")
+	fs.Float64Var(&cfg.Rate, "rate", 20, "messages posted per second")
+	fs.IntVar(&cfg.Dial, "dial", 32, "concurrent connection attempts")
+	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "longest wait for deliveries after the last post")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	fs.Usage = func() { fmt.Fprint(stderr, chatLoadUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	res, err := load.RunChat(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	res.Print(stdout)
+	return nil
+}

@@ -28,6 +28,7 @@ const usage = `Usage: glint <command> [flags]
 Commands:
   serve   run a node: WHIP ingest, WHEP playback, the API and the pages
   load    drive a WHIP/WHEP server (this one or any other) and measure it
+  chatload  fill one stream's chat with WebSocket clients and measure fan-out
 
 Run 'glint <command> --help' for a command's settings.
 `
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, cfg, stdout, stderr, nil)
 	case "load":
 		return loadCmd(ctx, args[1:], stdout, stderr)
+	case "chatload":
+		return chatLoadCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
