@@ -50,6 +50,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	if err != nil {
 		return fmt.Errorf("chat: %w", err)
 	}
+	running := false
+	defer func() {
+		if !running { // an early return: release chat's log
+			_ = hub.Close()
+		}
+	}()
 	attachChannels(srv, hub)
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(newCollector(reg, node, srv), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -89,6 +95,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	chatDone := make(chan struct{})
 	go func() { errc <- hs.Serve(ln) }()
 	go func() { defer close(chatDone); _ = hub.Run(ctx) }()
+	running = true
 	go func() { errc <- reg.Run(ctx) }()
 	go func() { errc <- node.Run(ctx) }()
 	if ready != nil {
