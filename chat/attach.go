@@ -57,8 +57,7 @@ func (a *Attached) writeErrorLocked(err error, ref string) {
 	} else if err == ErrUnknownStream { //nolint:errorlint // a sentinel
 		code = CodeNotFound
 	}
-	b, _ := json.Marshal(&Envelope{V: Version, Type: TypeError, Ref: ref, TS: time.Now().UnixMilli(),
-		Body: mustJSON(ErrorBody{Code: code, Reason: err.Error()})})
+	b, _ := json.Marshal(problem(TypeError, code, err.Error(), ref))
 	_ = a.t.Write(b)
 }
 

@@ -86,8 +86,7 @@ func (c *Conn) writeLoop() {
 			}
 		case <-c.done:
 			if r := c.reason.Load(); r != nil {
-				b, _ := json.Marshal(&Envelope{V: Version, Type: TypeClosed, TS: time.Now().UnixMilli(),
-					Body: mustJSON(ErrorBody{Code: "closed", Reason: *r})})
+				b, _ := json.Marshal(problem(TypeClosed, "closed", *r, ""))
 				_ = c.t.Write(b)
 				_ = c.t.Close(*r)
 			} else {
@@ -143,7 +142,7 @@ func (c *Conn) sendError(err error, ref string) {
 	if !ok {
 		re = &reqError{code: CodeUnavailable, reason: "chat is unavailable; try again"}
 	}
-	c.send(&Envelope{V: Version, Type: TypeError, Ref: ref, TS: time.Now().UnixMilli(), Body: mustJSON(ErrorBody{Code: re.code, Reason: re.reason})})
+	c.send(problem(TypeError, re.code, re.reason, ref))
 }
 
 // identity returns the connection's claims, nil when read-only.

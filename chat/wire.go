@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Version is the envelope version. Clients send it; the server answers
@@ -180,6 +181,12 @@ type reqError struct {
 }
 
 func (e *reqError) Error() string { return e.code + ": " + e.reason }
+
+// problem is the event telling a client why something failed: an error
+// (typ TypeError) or the end of its connection (TypeClosed).
+func problem(typ, code, reason, ref string) *Envelope {
+	return &Envelope{V: Version, Type: typ, Ref: ref, TS: time.Now().UnixMilli(), Body: mustJSON(ErrorBody{Code: code, Reason: reason})}
+}
 
 func fail(code, format string, a ...any) error {
 	return &reqError{code: code, reason: fmt.Sprintf(format, a...)}
