@@ -40,6 +40,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	$(GO) test ./sfu/ -run '^$$' -fuzz '^FuzzIngest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./sfu/ -run '^$$' -fuzz '^FuzzFeedback$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./sfu/peer/ -run '^$$' -fuzz '^FuzzParseOffer$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./sfu/peer/ -run '^$$' -fuzz '^FuzzViewerPacket$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./signaling/ -run '^$$' -fuzz '^FuzzParseFragment$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./chat/ -run '^$$' -fuzz '^FuzzReceive$$' -fuzztime $(FUZZTIME)
 

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/glintlive/glint/internal/client"
+	"github.com/glintlive/glint/sfu/peer"
 	"github.com/glintlive/glint/signaling"
 )
 
@@ -375,6 +376,88 @@ func TestOfferWithDataChannelIsAnswered(t *testing.T) {
 	resp, body := do(t, n.URL, req{method: "POST", path: "/whep/demo", ctype: "application/sdp", body: offer.SDP})
 	if resp.StatusCode != 201 || !strings.Contains(body, "m=application ") || strings.Contains(body, "m=application 0 ") {
 		t.Fatalf("offer with a data channel: %d, answer:\n%s", resp.StatusCode, body)
+	}
+}
+
+// TestViewerDataChannelCarriesMessages runs the "glint" data channel over
+// the viewer transport both ways, refuses a second label, and ends it with
+// the session.
+func TestViewerDataChannelCarriesMessages(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	got := make(chan string, 4)
+	n.Srv.OnChannel(func(stream string, ch *peer.Channel) {
+		ch.OnMessage(func(b []byte) {
+			got <- stream + ":" + string(b)
+			_ = ch.Send([]byte("echo " + string(b)))
+		})
+	})
+	n.publish(t, client.PublisherConfig{Simulcast: true})
+	eventually(t, 5*time.Second, "live", func() bool { return roomState(n) == "live" })
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := pc.CreateDataChannel("glint", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := pc.CreateDataChannel("other", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoes := make(chan string, 4)
+	dc.OnMessage(func(m webrtc.DataChannelMessage) { echoes <- string(m.Data) })
+	dc.OnOpen(func() { _ = dc.SendText("hello") })
+	closed := make(chan struct{})
+	dc.OnClose(func() { close(closed) })
+	otherClosed := make(chan struct{})
+	other.OnClose(func() { close(otherClosed) })
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	resp, body := do(t, n.URL, req{method: "POST", path: "/whep/demo", ctype: "application/sdp", body: pc.LocalDescription().SDP})
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: body}); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(what string, ch <-chan string, want string) {
+		t.Helper()
+		select {
+		case v := <-ch:
+			if v != want {
+				t.Fatalf("%s: %q, want %q", what, v, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s", what)
+		}
+	}
+	wait("message at the server", got, "demo:hello")
+	wait("echo at the viewer", echoes, "echo hello")
+	select {
+	case <-otherClosed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a channel of another label stayed open")
+	}
+	del, _ := do(t, n.URL, req{method: "DELETE", path: resp.Header.Get("Location")})
+	if del.StatusCode != 200 {
+		t.Fatalf("DELETE: %d", del.StatusCode)
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the data channel outlived its session")
 	}
 }
 

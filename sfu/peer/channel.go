@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -25,11 +26,23 @@ var ErrChannelStalled = errors.New("data channel: the peer stopped reading")
 
 // Channel is the "glint" data channel of a session, once open.
 type Channel struct {
-	dc  *webrtc.DataChannel
+	dc  channelConn
 	low chan struct{}
 }
 
-func newChannel(dc *webrtc.DataChannel) *Channel {
+// channelConn is a data channel as pion's PeerConnection (publishers) or
+// Glint's own viewer transport (viewers) provides it.
+type channelConn interface {
+	SetBufferedAmountLowThreshold(uint64)
+	OnBufferedAmountLow(func())
+	BufferedAmount() uint64
+	SendText(string) error
+	OnMessage(func([]byte))
+	OnClose(func())
+	Close() error
+}
+
+func newChannel(dc channelConn) *Channel {
 	c := &Channel{dc: dc, low: make(chan struct{}, 1)}
 	dc.SetBufferedAmountLowThreshold(lowBuffered)
 	dc.OnBufferedAmountLow(func() {
@@ -61,9 +74,7 @@ func (c *Channel) Send(b []byte) error {
 
 // OnMessage sets the handler for messages from the peer. It runs on the
 // channel's own reader goroutine.
-func (c *Channel) OnMessage(fn func([]byte)) {
-	c.dc.OnMessage(func(m webrtc.DataChannelMessage) { fn(m.Data) })
-}
+func (c *Channel) OnMessage(fn func([]byte)) { c.dc.OnMessage(fn) }
 
 // OnClose sets the handler for the channel's end.
 func (c *Channel) OnClose(fn func()) { c.dc.OnClose(fn) }
@@ -81,7 +92,7 @@ type channels struct {
 
 // OnChannel registers fn for the session's "glint" data channel, when the
 // offer carried one and the peer opens it.
-func (s *session) OnChannel(fn func(*Channel)) {
+func (s *base) OnChannel(fn func(*Channel)) {
 	s.ch.mu.Lock()
 	s.ch.fn = fn
 	pending := s.ch.pending
@@ -104,17 +115,73 @@ func (s *session) watchChannels() {
 			_ = dc.Close()
 			return
 		}
-		dc.OnOpen(func() {
-			c := newChannel(dc)
-			s.ch.mu.Lock()
-			fn := s.ch.fn
-			if fn == nil {
-				s.ch.pending = append(s.ch.pending, c)
-			}
-			s.ch.mu.Unlock()
-			if fn != nil {
-				fn(c)
-			}
-		})
+		dc.OnOpen(func() { s.deliverChannel(newChannel(pionChannel{dc})) })
 	})
+}
+
+// deliverChannel hands an open channel to the registered handler, or keeps
+// it until one registers.
+func (s *base) deliverChannel(c *Channel) {
+	s.ch.mu.Lock()
+	fn := s.ch.fn
+	if fn == nil {
+		s.ch.pending = append(s.ch.pending, c)
+	}
+	s.ch.mu.Unlock()
+	if fn != nil {
+		fn(c)
+	}
+}
+
+// pionChannel adapts pion's DataChannel.
+type pionChannel struct{ *webrtc.DataChannel }
+
+func (c pionChannel) OnMessage(fn func([]byte)) {
+	c.DataChannel.OnMessage(func(m webrtc.DataChannelMessage) { fn(m.Data) })
+}
+
+// rawChannel adapts a data channel of Glint's viewer transport. It is read
+// from when OnMessage is set: until then messages wait in SCTP's buffer.
+type rawChannel struct {
+	*datachannel.DataChannel
+	mu      sync.Mutex
+	onClose func()
+	reading bool
+}
+
+func (c *rawChannel) SendText(s string) error {
+	_, err := c.WriteDataChannel([]byte(s), true)
+	return err
+}
+
+func (c *rawChannel) OnClose(fn func()) {
+	c.mu.Lock()
+	c.onClose = fn
+	c.mu.Unlock()
+}
+
+func (c *rawChannel) OnMessage(fn func([]byte)) {
+	c.mu.Lock()
+	start := !c.reading
+	c.reading = true
+	c.mu.Unlock()
+	if !start {
+		return
+	}
+	go func() {
+		buf := make([]byte, maxMessage)
+		for {
+			n, _, err := c.ReadDataChannel(buf)
+			if err != nil {
+				c.mu.Lock()
+				fn := c.onClose
+				c.mu.Unlock()
+				if fn != nil {
+					fn()
+				}
+				return
+			}
+			fn(append([]byte(nil), buf[:n]...))
+		}
+	}()
 }

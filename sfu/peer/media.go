@@ -46,10 +46,10 @@ func videoFeedback() []webrtc.RTCPFeedback {
 	}
 }
 
-// newMediaEngine registers Opus and the video codecs; withRTX adds RTX
-// payload types (publishers retransmit on them; towards viewers Glint
-// retransmits on the media SSRC from its own cache).
-func newMediaEngine(publisher bool) (*webrtc.MediaEngine, error) {
+// newMediaEngine registers, for publishers, Opus and the video codecs with
+// RTX payload types (towards viewers Glint retransmits on the media SSRC
+// from its own cache).
+func newMediaEngine() (*webrtc.MediaEngine, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{
@@ -68,9 +68,6 @@ func newMediaEngine(publisher bool) (*webrtc.MediaEngine, error) {
 		}, webrtc.RTPCodecTypeVideo); err != nil {
 			return nil, err
 		}
-		if !publisher {
-			continue
-		}
 		if err := m.RegisterCodec(webrtc.RTPCodecParameters{
 			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=" + itoa(c.pt)},
 			PayloadType:        webrtc.PayloadType(c.rtx),
@@ -83,14 +80,12 @@ func newMediaEngine(publisher bool) (*webrtc.MediaEngine, error) {
 		kinds []webrtc.RTPCodecType
 	}
 	both := []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo}
-	exts := []ext{{extTransportCC, both}, {extAbsCaptureTime, both}}
-	if publisher {
-		exts = append(exts,
-			ext{extAudioLevel, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio}},
-			ext{extMid, both},
-			ext{extRID, []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo}},
-			ext{extRepairedRID, []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo}},
-		)
+	exts := []ext{
+		{extTransportCC, both}, {extAbsCaptureTime, both},
+		{extAudioLevel, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio}},
+		{extMid, both},
+		{extRID, []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo}},
+		{extRepairedRID, []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo}},
 	}
 	for _, e := range exts {
 		for _, k := range e.kinds {

@@ -2,6 +2,9 @@ package peer
 
 import (
 	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +16,8 @@ import (
 	"time"
 
 	"github.com/pion/dtls/v3"
+	"github.com/pion/dtls/v3/pkg/crypto/fingerprint"
+	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
@@ -79,10 +84,17 @@ type Node struct {
 	reg *sfu.Registry
 	log *slog.Logger
 
-	pubAPI, viewAPI *webrtc.API
-	udp             ice.UDPMux
-	tcp             ice.TCPMux
-	closers         []func() error
+	pubAPI  *webrtc.API
+	udp     ice.UDPMux
+	tcp     ice.TCPMux
+	lite    *liteMux
+	closers []func() error
+
+	// The viewer transports' DTLS certificate, its fingerprint and the
+	// candidates every viewer answer carries.
+	cert        tls.Certificate
+	fingerprint string
+	candidates  []string
 
 	mu      sync.Mutex
 	viewers map[*Viewer]struct{}
@@ -100,69 +112,149 @@ func NewNode(cfg Config, reg *sfu.Registry, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, reg: reg, log: log, viewers: map[*Viewer]struct{}{}}
+	n := &Node{cfg: cfg, reg: reg, log: log, viewers: map[*Viewer]struct{}{}, lite: newLiteMux()}
 	if err := n.listen(); err != nil {
 		_ = n.Close()
 		return nil, err
 	}
 	var err error
-	if n.pubAPI, err = n.newAPI(true); err != nil {
+	if n.pubAPI, err = n.newAPI(); err != nil {
 		_ = n.Close()
 		return nil, err
 	}
-	if n.viewAPI, err = n.newAPI(false); err != nil {
+	if err := n.makeCertificate(); err != nil {
 		_ = n.Close()
 		return nil, err
 	}
 	return n, nil
 }
 
-// listen opens the shared UDP port and, if enabled, the ICE-TCP listener.
+// makeCertificate creates the viewer transports' DTLS certificate.
+func (n *Node) makeCertificate() error {
+	cert, err := selfsign.GenerateSelfSigned()
+	if err != nil {
+		return fmt.Errorf("dtls certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return fmt.Errorf("dtls certificate: %w", err)
+	}
+	fp, err := fingerprint.Fingerprint(leaf, crypto.SHA256)
+	if err != nil {
+		return fmt.Errorf("dtls certificate: %w", err)
+	}
+	n.cert, n.fingerprint = cert, "sha-256 "+fp
+	return nil
+}
+
+// listen opens the shared UDP port on every local address and, if
+// enabled, the ICE-TCP listener. Each socket is read through the lite mux,
+// which keeps viewers' packets and passes the rest to pion's mux.
 func (n *Node) listen() error {
 	logs := pionLogs{n.log}
-	if len(n.cfg.IPs) == 0 {
-		m, err := ice.NewMultiUDPMuxFromPort(n.cfg.Port, ice.UDPMuxFromPortWithLogger(logs.NewLogger("udpmux")))
-		if err != nil {
-			return fmt.Errorf("listen udp :%d: %w", n.cfg.Port, err)
-		}
-		n.udp = m
-		n.closers = append(n.closers, m.Close)
-		if n.cfg.TCP {
-			l, err := n.listenTCP("tcp", net.JoinHostPort("", strconv.Itoa(n.cfg.Port)))
-			if err != nil {
-				return fmt.Errorf("listen tcp: %w", err)
-			}
-			n.tcp = n.tcpMux(l)
-		}
-		return nil
+	ips, err := n.localIPs()
+	if err != nil {
+		return err
 	}
 	var udps []ice.UDPMux
 	var tcps []ice.TCPMux
 	port := n.cfg.Port
-	for _, ip := range n.cfg.IPs {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip), Port: port})
+	for _, ip := range ips {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
 		if err != nil {
-			return fmt.Errorf("listen udp %s:%d: %w", ip, port, err)
+			return fmt.Errorf("listen udp %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(port)), err)
 		}
 		if port == 0 {
 			port = c.LocalAddr().(*net.UDPAddr).Port //nolint:forcetypeassert // a UDP listener
 		}
-		m := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: c, Logger: logs.NewLogger("udpmux")})
+		m := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: &liteSocket{UDPConn: c, mux: n.lite}, Logger: logs.NewLogger("udpmux")})
 		n.closers = append(n.closers, m.Close)
 		udps = append(udps, m)
-		if n.cfg.TCP {
-			l, err := n.listenTCP("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	}
+	if n.cfg.TCP {
+		host := ""
+		if len(n.cfg.IPs) > 0 {
+			host = n.cfg.IPs[0]
+		}
+		hosts := []string{host}
+		if len(n.cfg.IPs) > 1 {
+			hosts = n.cfg.IPs
+		}
+		for _, h := range hosts {
+			l, err := n.listenTCP("tcp", net.JoinHostPort(h, strconv.Itoa(port)))
 			if err != nil {
-				return fmt.Errorf("listen tcp %s:%d: %w", ip, port, err)
+				return fmt.Errorf("listen tcp: %w", err)
 			}
-			tcps = append(tcps, n.tcpMux(l))
+			tcps = append(tcps, n.tcpMux(newLiteListener(l, n.lite)))
 		}
 	}
 	n.udp = ice.NewMultiUDPMuxDefault(udps...)
-	if len(tcps) > 0 {
+	if len(tcps) == 1 {
+		n.tcp = tcps[0]
+	} else if len(tcps) > 1 {
 		n.tcp = ice.NewMultiTCPMuxDefault(tcps...)
 	}
+	n.candidates = candidates(ips, n.cfg.PublicIPs, port, n.cfg.TCP)
 	return nil
+}
+
+// localIPs returns the configured addresses, or else every address of
+// every interface that is up, leaving out loopback and link-local ones.
+func (n *Node) localIPs() ([]net.IP, error) {
+	if len(n.cfg.IPs) > 0 {
+		ips := make([]net.IP, len(n.cfg.IPs))
+		for i, s := range n.cfg.IPs {
+			ips[i] = net.ParseIP(s)
+		}
+		return ips, nil
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("listing interfaces: %w", err)
+	}
+	var ips []net.IP
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() || ipn.IP.IsLinkLocalMulticast() {
+				continue
+			}
+			ips = append(ips, ipn.IP)
+		}
+	}
+	if len(ips) == 0 {
+		return nil, errors.New("no usable network address: set the RTC IPs (--rtc-ip)")
+	}
+	return ips, nil
+}
+
+// candidates returns the host candidates viewers are told (RFC 8839 §5.1;
+// RFC 6544 for ICE-TCP), UDP preferred.
+func candidates(ips []net.IP, public []string, port int, tcp bool) []string {
+	hosts := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		hosts = append(hosts, ip.String())
+	}
+	if len(public) > 0 {
+		hosts = public
+	}
+	var out []string
+	for i, h := range hosts {
+		out = append(out, fmt.Sprintf("candidate:%d 1 udp %d %s %d typ host", 1+2*i, 126<<24|(65535-i)<<8|255, h, port))
+	}
+	if tcp {
+		for i, h := range hosts {
+			out = append(out, fmt.Sprintf("candidate:%d 1 tcp %d %s %d typ host tcptype passive", 2+2*i, 90<<24|(65535-i)<<8|255, h, port))
+		}
+	}
+	return out
 }
 
 func (n *Node) listenTCP(network, address string) (net.Listener, error) {
@@ -197,33 +289,30 @@ func (n *Node) Port() int {
 	return 0
 }
 
-func (n *Node) newAPI(publisher bool) (*webrtc.API, error) {
-	m, err := newMediaEngine(publisher)
+// newAPI prepares pion's stack for publishers.
+func (n *Node) newAPI() (*webrtc.API, error) {
+	m, err := newMediaEngine()
 	if err != nil {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
-	if publisher {
-		// Losses from the publisher are recovered once, for every viewer.
-		gen, err := nack.NewGeneratorInterceptor(nack.GeneratorMaxNacksPerPacket(5))
-		if err != nil {
-			return nil, err
-		}
-		ir.Add(gen)
-		rr, err := report.NewReceiverInterceptor()
-		if err != nil {
-			return nil, err
-		}
-		ir.Add(rr)
-		// Transport-wide feedback lets the publisher's encoder ramp up.
-		tw, err := twcc.NewSenderInterceptor()
-		if err != nil {
-			return nil, err
-		}
-		ir.Add(tw)
+	// Losses from the publisher are recovered once, for every viewer.
+	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorMaxNacksPerPacket(5))
+	if err != nil {
+		return nil, err
 	}
-	// Viewers get no pion interceptors: the core answers NACKs from its
-	// cache, writes sender reports and transport-wide sequence numbers.
+	ir.Add(gen)
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(rr)
+	// Transport-wide feedback lets the publisher's encoder ramp up.
+	tw, err := twcc.NewSenderInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(tw)
 
 	se := webrtc.SettingEngine{LoggerFactory: pionLogs{n.log}}
 	se.SetICEUDPMux(n.udp)
@@ -299,7 +388,8 @@ func (n *Node) answer(ctx context.Context, pc *webrtc.PeerConnection, offer stri
 	return pc.LocalDescription().SDP, nil
 }
 
-// Run writes sender reports to every viewer once a second until ctx ends.
+// Run writes sender reports to every viewer once a second, and closes
+// viewers that went silent, until ctx ends.
 func (n *Node) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -315,11 +405,30 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 			n.mu.Unlock()
 			now, wall := sfu.Now(), ntpTime(time.Now())
+			clock := time.Now()
 			for _, v := range vs {
+				if v.t.idle(clock, n.silence(v.t)) {
+					v.log.Info("viewer went silent")
+					_ = v.Close()
+					continue
+				}
 				v.sendReports(now, wall)
 			}
 		}
 	}
+}
+
+// connectWait is how long a new viewer may stay silent before it connects:
+// browsers check within milliseconds of the answer.
+const connectWait = 10 * time.Second
+
+// silence is how long a viewer may send nothing (no checks, no RTCP)
+// before it is taken for gone: ICEFailedTimeout once connected.
+func (n *Node) silence(t *transport) time.Duration {
+	if t.connected() {
+		return n.cfg.ICEFailedTimeout
+	}
+	return connectWait
 }
 
 // ntpTime converts wall-clock time to a 64-bit NTP timestamp (RFC 5905).

@@ -11,12 +11,11 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// session is what publishers and viewers share: a PeerConnection, its
-// current remote offer, and ICE trickle and restart (RFC 9725 §4.3).
-type session struct {
+// base is what publishers and viewers share: an id, an end, and the data
+// channel hand-off.
+type base struct {
 	id   string
 	node *Node
-	pc   *webrtc.PeerConnection
 
 	negotiate sync.Mutex // one renegotiation at a time
 	remote    string     // the offer in effect
@@ -29,19 +28,30 @@ type session struct {
 	ch channels
 }
 
+func newBase(n *Node, id, offer string) base {
+	return base{id: id, node: n, remote: offer, done: make(chan struct{})}
+}
+
+// session is a publisher's: a PeerConnection, its current remote offer,
+// and ICE trickle and restart (RFC 9725 §4.3).
+type session struct {
+	base
+	pc *webrtc.PeerConnection
+}
+
 func newSession(n *Node, id string, pc *webrtc.PeerConnection, offer string) session {
-	return session{id: id, node: n, pc: pc, remote: offer, done: make(chan struct{})}
+	return session{base: newBase(n, id, offer), pc: pc}
 }
 
 // ID returns the session id.
-func (s *session) ID() string { return s.id }
+func (s *base) ID() string { return s.id }
 
 // Done is closed when the session's connection has closed.
-func (s *session) Done() <-chan struct{} { return s.done }
+func (s *base) Done() <-chan struct{} { return s.done }
 
 // OnDone registers fn to run once the session's connection has closed (at
 // once if it already has), without a goroutine waiting for it.
-func (s *session) OnDone(fn func()) {
+func (s *base) OnDone(fn func()) {
 	s.doneMu.Lock()
 	select {
 	case <-s.done:
@@ -54,7 +64,7 @@ func (s *session) OnDone(fn func()) {
 	s.doneMu.Unlock()
 }
 
-func (s *session) markDone() {
+func (s *base) markDone() {
 	s.closeOnce.Do(func() {
 		s.doneMu.Lock()
 		close(s.done)
@@ -75,7 +85,7 @@ type ICE struct {
 }
 
 // RemoteICE returns the peer's current ICE credentials.
-func (s *session) RemoteICE() ICE {
+func (s *base) RemoteICE() ICE {
 	s.negotiate.Lock()
 	defer s.negotiate.Unlock()
 	return iceOf(s.remote)

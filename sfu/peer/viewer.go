@@ -4,27 +4,33 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
+	"github.com/pion/datachannel"
 	"github.com/pion/rtcp"
-	"github.com/pion/webrtc/v4"
 
 	"github.com/glintlive/glint/sfu"
 )
 
-// Viewer is a WHEP session: a PeerConnection fed by a room subscriber.
+// Viewer is a WHEP session: a room subscriber sending over Glint's own
+// viewer transport (transport.go) rather than a pion PeerConnection.
 type Viewer struct {
-	session
+	base
 	sub    *sfu.Subscriber
 	log    *slog.Logger
-	tracks []*localTrack
-	wg     sync.WaitGroup
+	t      *transport
+	tracks []*answerTrack
+	mid    string // the first m-line's, for sdpfrag answers
+
+	chOnce  sync.Once
+	endOnce sync.Once
 }
 
 // View answers a WHEP offer for room. It fails with sfu.ErrNotLive when
 // nobody publishes, and ErrNoCodec when the offer cannot receive the
 // stream's codecs.
-func (n *Node) View(ctx context.Context, room *sfu.Room, id string, offer *Offer, prefs sfu.Preferences) (*Viewer, string, error) {
+func (n *Node) View(_ context.Context, room *sfu.Room, id string, offer *Offer, prefs sfu.Preferences) (*Viewer, string, error) {
 	audio, video := room.Tracks()
 	for _, t := range []*sfu.Track{audio, video} {
 		c, ok := t.Codec()
@@ -40,108 +46,103 @@ func (n *Node) View(ctx context.Context, room *sfu.Room, id string, offer *Offer
 			return nil, "", fmt.Errorf("%w: the stream sends %s", ErrNoCodec, c.MimeType)
 		}
 	}
+	vo, err := parseViewerOffer(offer.SDP)
+	if err != nil {
+		return nil, "", err
+	}
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return nil, "", ErrClosed
+	}
 	sub, err := room.Subscribe(id)
 	if err != nil {
 		return nil, "", err
 	}
-	pc, err := n.newPC(n.viewAPI)
+	t := newTransport(n, vo.remote)
+	v := &Viewer{
+		base: newBase(n, id, offer.SDP),
+		sub:  sub,
+		log:  n.log.With("stream", room.Name(), "session", id, "role", "viewer"),
+		t:    t,
+	}
+	for _, l := range vo.lines {
+		if l.port != 0 {
+			v.mid = l.mid
+			break
+		}
+	}
+	tracks, err := answerTracks(offer, vo, sub.DownTracks(), t)
 	if err != nil {
 		sub.Close(err)
+		t.close()
 		return nil, "", err
 	}
-	v := &Viewer{
-		session: newSession(n, id, pc, offer.SDP),
-		sub:     sub,
-		log:     n.log.With("stream", room.Name(), "session", id, "role", "viewer"),
+	for _, at := range tracks {
+		v.tracks = append(v.tracks, at)
 	}
-	for _, dt := range sub.DownTracks() {
-		if _, offered := offer.mediaOf(dt.Kind()); !offered {
-			continue
-		}
-		lt := &localTrack{dt: dt, streamID: room.Name()}
-		sender, err := pc.AddTrack(lt)
-		if err != nil {
-			sub.Close(err)
-			_ = pc.Close()
-			return nil, "", err
-		}
-		v.tracks = append(v.tracks, lt)
-		v.wg.Add(1)
-		go v.readRTCP(sender, dt)
-	}
+	t.wantSCTP = offer.DataChannel
+	t.onConnected = func() { sub.Start(sfu.Now()) }
+	t.onFailed = func() { _ = v.Close() }
+	t.onRTCP = v.handleRTCP
+	t.onChannel = v.acceptChannel
+	ufrag, pwd := t.credentials()
+	answer := buildAnswer(offer, vo, tracks, room.Name(), ufrag, pwd, n.fingerprint, n.candidates)
 	sub.SetPreferences(prefs, sfu.Now())
-	pc.OnConnectionStateChange(v.onState)
-	v.watchChannels()
 	sub.OnClose(func(error) {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			_ = pc.Close()
+			_ = v.Close()
 		}()
 	})
-	answer, err := n.answer(ctx, pc, offer.SDP)
-	if err != nil {
-		sub.Close(err)
-		_ = pc.Close()
-		v.wg.Wait()
-		return nil, "", err
-	}
 	n.mu.Lock()
 	n.viewers[v] = struct{}{}
 	n.mu.Unlock()
 	return v, answer, nil
 }
 
-func (v *Viewer) onState(s webrtc.PeerConnectionState) {
-	switch s {
-	case webrtc.PeerConnectionStateConnected:
-		v.sub.Start(sfu.Now())
-	case webrtc.PeerConnectionStateFailed:
-		go v.pc.Close() //nolint:errcheck // closing a failed connection
-	case webrtc.PeerConnectionStateClosed:
-		v.sub.Close(ErrClosed)
-		v.node.mu.Lock()
-		delete(v.node.viewers, v)
-		v.node.mu.Unlock()
-		v.markDone()
+// acceptChannel takes the viewer's first "glint" data channel and closes
+// any other.
+func (v *Viewer) acceptChannel(dc *datachannel.DataChannel) {
+	accepted := false
+	if dc.Config.Label == ChannelLabel {
+		v.chOnce.Do(func() { accepted = true })
 	}
+	if !accepted {
+		_ = dc.Close()
+		return
+	}
+	v.deliverChannel(newChannel(&rawChannel{DataChannel: dc}))
 }
 
-// readRTCP dispatches the viewer's feedback for one sender: NACKs and
-// keyframe requests to the down track, bandwidth feedback to the subscriber.
-func (v *Viewer) readRTCP(sender *webrtc.RTPSender, dt *sfu.DownTrack) {
-	defer v.wg.Done()
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := sender.Read(buf)
-		if err != nil {
-			return
+// handleRTCP dispatches the viewer's feedback: NACKs and keyframe requests
+// to the down track they name, bandwidth feedback to the subscriber.
+func (v *Viewer) handleRTCP(pkts []rtcp.Packet) {
+	now := sfu.Now()
+	track := func(ssrc uint32) *sfu.DownTrack {
+		for _, at := range v.tracks {
+			if at.ssrc == ssrc {
+				return at.dt
+			}
 		}
-		pkts, err := rtcp.Unmarshal(buf[:n])
-		if err != nil {
-			v.node.malformedRTCP.Add(1)
-			continue
-		}
-		v.handleRTCP(pkts, dt, sfu.Now())
+		return nil
 	}
-}
-
-func (v *Viewer) handleRTCP(pkts []rtcp.Packet, dt *sfu.DownTrack, now int64) {
-	ssrc := dt.SSRC()
 	for _, pkt := range pkts {
 		switch p := pkt.(type) {
 		case *rtcp.PictureLossIndication:
-			if p.MediaSSRC == ssrc {
+			if dt := track(p.MediaSSRC); dt != nil {
 				dt.OnPictureLoss(now)
 			}
 		case *rtcp.FullIntraRequest:
 			for _, e := range p.FIR {
-				if e.SSRC == ssrc {
+				if dt := track(e.SSRC); dt != nil {
 					dt.OnPictureLoss(now)
 				}
 			}
 		case *rtcp.TransportLayerNack:
-			if p.MediaSSRC == ssrc {
+			if dt := track(p.MediaSSRC); dt != nil {
 				dt.OnNACK(p.Nacks, now)
 			}
 		case *rtcp.TransportLayerCC:
@@ -150,7 +151,7 @@ func (v *Viewer) handleRTCP(pkts []rtcp.Packet, dt *sfu.DownTrack, now int64) {
 			v.sub.OnREMB(p.Bitrate, now)
 		case *rtcp.ReceiverReport:
 			for _, r := range p.Reports {
-				if r.SSRC == ssrc && dt.Kind() == sfu.KindVideo {
+				if dt := track(r.SSRC); dt != nil && dt.Kind() == sfu.KindVideo {
 					v.sub.OnReceiverReport(r.FractionLost, now)
 				}
 			}
@@ -161,14 +162,62 @@ func (v *Viewer) handleRTCP(pkts []rtcp.Packet, dt *sfu.DownTrack, now int64) {
 // sendReports writes a sender report per track (RFC 3550 §6.4.1).
 func (v *Viewer) sendReports(now int64, wall uint64) {
 	var pkts []rtcp.Packet
-	for _, t := range v.tracks {
-		if sr, ok := t.dt.SenderReport(now, wall); ok {
+	for _, at := range v.tracks {
+		if sr, ok := at.dt.SenderReport(now, wall); ok {
 			pkts = append(pkts, &sr)
 		}
 	}
 	if len(pkts) > 0 {
-		_ = v.pc.WriteRTCP(pkts)
+		_ = v.t.writeRTCP(pkts)
 	}
+}
+
+// LocalICE returns the server's current ICE credentials and candidates.
+func (v *Viewer) LocalICE() ICE {
+	ufrag, pwd := v.t.credentials()
+	return ICE{Ufrag: ufrag, Pwd: pwd, Mid: v.mid, Candidates: v.node.candidates}
+}
+
+// AddCandidates accepts trickled candidates. Glint is an ICE-lite agent: it
+// answers the viewer's checks from wherever they come and needs none.
+func (v *Viewer) AddCandidates(_ string, cands []string) error {
+	for _, c := range cands {
+		if !strings.HasPrefix(c, "candidate:") || len(strings.Fields(c)) < 8 {
+			return fmt.Errorf("%w: candidate %q", ErrBadOffer, c)
+		}
+	}
+	return nil
+}
+
+// Restart performs an ICE restart: the viewer's new credentials, new ones
+// of the server's; keys and streams carry on.
+func (v *Viewer) Restart(_ context.Context, ufrag, pwd string, _ []string) (ICE, error) {
+	if ufrag == "" || pwd == "" {
+		return ICE{}, fmt.Errorf("%w: no ICE credentials", ErrRestartFailed)
+	}
+	v.negotiate.Lock()
+	defer v.negotiate.Unlock()
+	v.t.restart(ufrag, pwd)
+	v.remote = replaceICE(v.remote, ufrag, pwd)
+	return v.LocalICE(), nil
+}
+
+// replaceICE returns an SDP with its ice-ufrag and ice-pwd lines replaced.
+func replaceICE(text, ufrag, pwd string) string {
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		cr := ""
+		if strings.HasSuffix(l, "\r") {
+			cr = "\r"
+		}
+		switch {
+		case strings.HasPrefix(l, "a=ice-ufrag:"):
+			lines[i] = "a=ice-ufrag:" + ufrag + cr
+		case strings.HasPrefix(l, "a=ice-pwd:"):
+			lines[i] = "a=ice-pwd:" + pwd + cr
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Subscriber returns the core's view of this session.
@@ -176,8 +225,13 @@ func (v *Viewer) Subscriber() *sfu.Subscriber { return v.sub }
 
 // Close ends the session.
 func (v *Viewer) Close() error {
-	v.sub.Close(ErrClosed)
-	err := v.pc.Close()
-	v.wg.Wait()
-	return err
+	v.endOnce.Do(func() {
+		v.sub.Close(ErrClosed)
+		v.t.close()
+		v.node.mu.Lock()
+		delete(v.node.viewers, v)
+		v.node.mu.Unlock()
+		v.markDone()
+	})
+	return nil
 }
