@@ -461,6 +461,16 @@ func TestViewerDataChannelCarriesMessages(t *testing.T) {
 	}
 }
 
+func TestViewerClosingEndsItsSession(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	n.publish(t, client.PublisherConfig{Simulcast: true})
+	eventually(t, 5*time.Second, "live", func() bool { return roomState(n) == "live" })
+	v := n.view(t, client.ViewerConfig{})
+	eventually(t, 5*time.Second, "viewer receiving", func() bool { return v.Stats().VideoPackets > 20 })
+	_ = v.PC.Close() // DTLS close_notify, no DELETE
+	eventually(t, 1500*time.Millisecond, "the session ended", func() bool { _, n := n.Srv.Sessions(); return n == 0 })
+}
+
 func TestAbandonedSessionIsReclaimed(t *testing.T) {
 	n := startNode(t, nodeOptions{})
 	n.publish(t, client.PublisherConfig{Simulcast: true})

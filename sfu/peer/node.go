@@ -423,10 +423,11 @@ func (n *Node) Run(ctx context.Context) error {
 const connectWait = 10 * time.Second
 
 // silence is how long a viewer may send nothing (no checks, no RTCP)
-// before it is taken for gone: ICEFailedTimeout once connected.
+// before it is taken for gone: once connected, as long as pion's agents
+// take to call a peer failed (disconnected, then failed).
 func (n *Node) silence(t *transport) time.Duration {
 	if t.connected() {
-		return n.cfg.ICEFailedTimeout
+		return n.cfg.ICEDisconnectedTimeout + n.cfg.ICEFailedTimeout
 	}
 	return connectWait
 }

@@ -41,7 +41,7 @@ type transport struct {
 
 	// Called once: when keys are agreed, and when the transport ends.
 	onConnected func()
-	onFailed    func()
+	onFailed    func() // the transport ended on its own: failed, or closed by the viewer
 	onRTCP      func([]rtcp.Packet)
 	onChannel   func(*datachannel.DataChannel)
 	wantSCTP    bool
@@ -291,7 +291,18 @@ func (t *transport) handshake(dc *dtlsConn) {
 	t.onConnected()
 	if t.wantSCTP {
 		t.serveSCTP(conn)
+	} else {
+		// Nothing but an alert arrives on DTLS now; a close_notify ends the read.
+		var b [64]byte
+		for {
+			if _, err := conn.Read(b[:]); err != nil && !errors.Is(err, io.ErrShortBuffer) {
+				break
+			}
+		}
 	}
+	// The viewer closed DTLS (or its association), or Glint closed it.
+	t.close()
+	t.onFailed()
 }
 
 func (t *transport) verifyPeer(raw [][]byte, _ [][]*x509.Certificate) error {
