@@ -105,8 +105,8 @@ type answerTrack struct {
 	exts   sfu.ExtIDs
 }
 
-// buildAnswer writes the answer to a viewer's offer: Glint is an ICE-lite,
-// DTLS-passive (unless the offer insists) sender on every m-line it
+// buildAnswer writes the answer to a viewer's offer: Glint is a controlled
+// ICE agent, DTLS-passive (unless the offer insists) sender on every m-line it
 // accepts, bundled on one transport.
 func buildAnswer(o *Offer, vo *viewerOffer, tracks map[string]*answerTrack, stream, ufrag, pwd, fp string, cands []string) string {
 	var b strings.Builder
@@ -119,7 +119,7 @@ func buildAnswer(o *Offer, vo *viewerOffer, tracks map[string]*answerTrack, stre
 			mids = append(mids, l.mid)
 		}
 	}
-	fmt.Fprintf(&b, "a=group:BUNDLE %s\r\na=ice-lite\r\na=msid-semantic: WMS %s\r\n", strings.Join(mids, " "), stream)
+	fmt.Fprintf(&b, "a=group:BUNDLE %s\r\na=msid-semantic: WMS %s\r\n", strings.Join(mids, " "), stream)
 	setup := "passive"
 	if vo.remote.active {
 		setup = "active"

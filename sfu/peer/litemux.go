@@ -13,7 +13,7 @@ import (
 	"github.com/pion/stun/v4"
 )
 
-// liteMux takes the packets of viewer transports (ICE-lite sessions Glint
+// liteMux takes the packets of viewer transports (the light sessions Glint
 // runs itself, see transport.go) off the shared sockets before pion's muxes
 // see them. Everything else — publishers' traffic — passes through.
 type liteMux struct {

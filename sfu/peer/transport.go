@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -28,8 +29,8 @@ import (
 )
 
 // transport is a viewer's connection, built from pion's parts instead of a
-// PeerConnection: ICE-lite answering connectivity checks on the shared
-// socket, DTLS only to agree SRTP keys (and to carry the data channel when
+// PeerConnection: a controlled ICE agent on the shared socket that answers
+// the viewer's checks and sends one triggered check back per address, DTLS only to agree SRTP keys (and to carry the data channel when
 // the viewer opens one), and an SRTP context that encrypts each packet
 // straight into one buffer written to the socket. A viewer without a data
 // channel costs no goroutine once its keys are agreed.
@@ -48,21 +49,23 @@ type transport struct {
 
 	lastSeen atomic.Int64 // unix ns of the last packet from the viewer
 
-	mu      sync.Mutex // guards the fields below and the send path
-	ufrags  []string
-	pwd     string
-	addrs   []netip.AddrPort
-	path    path
-	out     *srtp.Context // encrypts what Glint sends
-	profile srtp.ProtectionProfile
-	hdr     rtp.Header
-	plain   [sendBuf]byte
-	sealed  [sendBuf]byte
-	dconn   *dtlsConn
-	dtls    *dtls.Conn
-	sctp    *sctp.Association
-	started bool
-	closed  bool
+	mu         sync.Mutex // guards the fields below and the send path
+	ufrags     []string
+	pwd        string
+	checked    []netip.AddrPort // addresses that passed a check
+	addrs      []netip.AddrPort // the UDP ones among them, routed to t
+	tieBreaker uint64
+	path       path
+	out        *srtp.Context // encrypts what Glint sends
+	profile    srtp.ProtectionProfile
+	hdr        rtp.Header
+	plain      [sendBuf]byte
+	sealed     [sendBuf]byte
+	dconn      *dtlsConn
+	dtls       *dtls.Conn
+	sctp       *sctp.Association
+	started    bool
+	closed     bool
 
 	rmu sync.Mutex    // the receive path, in packet order
 	in  *srtp.Context // decrypts the viewer's SRTCP
@@ -96,6 +99,9 @@ func newTransport(n *Node, remote remoteICE) *transport {
 	t := &transport{node: n, remote: remote, cert: &n.cert, logs: pionLogs{n.log}}
 	t.ufrags = []string{randomString(8)}
 	t.pwd = randomString(24)
+	var tb [8]byte
+	_, _ = rand.Read(tb[:])
+	t.tieBreaker = binary.BigEndian.Uint64(tb[:])
 	t.lastSeen.Store(time.Now().UnixNano())
 	n.lite.addUfrag(t.ufrags[0], t)
 	return t
@@ -146,8 +152,9 @@ func (t *transport) receive(p path, b []byte) {
 	}
 }
 
-// receiveSTUN answers a connectivity check (RFC 8445 §7.3, as a lite,
-// controlled agent) and takes the path the viewer nominates.
+// receiveSTUN answers a connectivity check (RFC 8445 §7.3, as the
+// controlled agent) and takes the path the viewer nominates. Responses to
+// Glint's own checks need nothing and are dropped.
 func (t *transport) receiveSTUN(p path, b []byte) {
 	m := &stun.Message{Raw: append([]byte(nil), b...)}
 	if m.Decode() != nil || m.Type != stun.BindingRequest {
@@ -189,15 +196,54 @@ func (t *transport) receiveSTUN(p path, b []byte) {
 		t.mu.Unlock()
 		return
 	}
-	if _, udp := p.(udpPath); udp && !containsAddr(t.addrs, to) && len(t.addrs) < maxPaths {
-		t.addrs = append(t.addrs, to)
-		t.node.lite.addAddr(to, t)
+	fresh := !containsAddr(t.checked, to)
+	if fresh && len(t.checked) < maxPaths {
+		t.checked = append(t.checked, to)
+		if _, udp := p.(udpPath); udp {
+			t.addrs = append(t.addrs, to)
+			t.node.lite.addAddr(to, t)
+		}
 	}
 	if t.path == nil || nominated && t.path.addr() != to {
 		t.path = p
 	}
+	rpwd := t.remote.pwd
 	t.mu.Unlock()
 	_ = p.write(resp.Raw)
+	if fresh {
+		// A triggered check (RFC 8445 §7.3.1.4): the viewer's agent nominates
+		// the pair as soon as it sees one, rather than on its next tick.
+		if req, err := stun.Build(stun.TransactionID, stun.BindingRequest,
+			stun.NewUsername(remote+":"+local), u64Attr{stun.AttrICEControlled, t.tieBreaker},
+			u32Attr{stun.AttrPriority, hostPriority}, stun.NewShortTermIntegrity(rpwd), stun.Fingerprint); err == nil {
+			_ = p.write(req.Raw)
+		}
+	}
+}
+
+// hostPriority is the priority of Glint's host candidates' checks.
+const hostPriority = 126<<24 | 65535<<8 | 255
+
+// u32Attr and u64Attr add a 4- or 8-byte STUN attribute.
+type (
+	u32Attr struct {
+		t stun.AttrType
+		v uint32
+	}
+	u64Attr struct {
+		t stun.AttrType
+		v uint64
+	}
+)
+
+func (a u32Attr) AddTo(m *stun.Message) error {
+	m.Add(a.t, binary.BigEndian.AppendUint32(nil, a.v))
+	return nil
+}
+
+func (a u64Attr) AddTo(m *stun.Message) error {
+	m.Add(a.t, binary.BigEndian.AppendUint64(nil, a.v))
+	return nil
 }
 
 // maxPaths bounds the addresses one viewer may check from.

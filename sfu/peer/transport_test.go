@@ -128,7 +128,7 @@ func TestViewerAnswer(t *testing.T) {
 	ufrag, pwd := tr.credentials()
 	ans := buildAnswer(o, vo, tracks, "demo", ufrag, pwd, n.fingerprint, n.candidates)
 	for _, want := range []string{
-		"a=group:BUNDLE 0 1 2\r\n", "a=ice-lite\r\n", "a=setup:passive\r\n", "a=ice-ufrag:" + ufrag + "\r\n",
+		"a=group:BUNDLE 0 1 2\r\n", "a=setup:passive\r\n", "a=ice-ufrag:" + ufrag + "\r\n",
 		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", "m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\n", "a=sendonly\r\n",
 		"a=rtcp-fb:96 nack pli\r\n", "a=rtcp-rsize\r\n", "a=extmap:3 " + extTransportCC + "\r\n",
 		"m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n", "a=sctp-port:5000\r\n",
@@ -248,8 +248,19 @@ func TestLiteAnswersOnlyVerifiedChecks(t *testing.T) {
 		t.Fatal("answered a check with a bad MESSAGE-INTEGRITY")
 	}
 	p := check(ufrag+":cli1", pwd, true)
-	if len(p.sent) != 1 {
-		t.Fatal("a verified check got no answer")
+	if len(p.sent) != 2 {
+		t.Fatalf("a verified check from a new address got %d packets, want an answer and a triggered check", len(p.sent))
+	}
+	var trig stun.Message
+	trig.Raw = p.sent[1]
+	if err := trig.Decode(); err != nil || trig.Type != stun.BindingRequest || !trig.Contains(stun.AttrICEControlled) {
+		t.Fatalf("triggered check %v: %v", trig.Type, err)
+	}
+	if err := stun.NewShortTermIntegrity("clientpassword0123456789").Check(&trig); err != nil {
+		t.Fatalf("triggered check not signed with the viewer's password: %v", err)
+	}
+	if p2 := check(ufrag+":cli1", pwd, false); len(p2.sent) != 1 {
+		t.Fatalf("a second check from the same address got %d packets, want only the answer", len(p2.sent))
 	}
 	var resp stun.Message
 	resp.Raw = p.sent[0]

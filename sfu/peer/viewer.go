@@ -178,7 +178,7 @@ func (v *Viewer) LocalICE() ICE {
 	return ICE{Ufrag: ufrag, Pwd: pwd, Mid: v.mid, Candidates: v.node.candidates}
 }
 
-// AddCandidates accepts trickled candidates. Glint is an ICE-lite agent: it
+// AddCandidates accepts trickled candidates. Glint's viewer transport
 // answers the viewer's checks from wherever they come and needs none.
 func (v *Viewer) AddCandidates(_ string, cands []string) error {
 	for _, c := range cands {
