@@ -22,6 +22,24 @@ type Options struct {
 	// NACKRetries caps how often the viewer asks again for one lost packet
 	// (pion retries without limit by default). 0 means 5.
 	NACKRetries uint16
+	// Stamp gives the client its own UDP socket on 127.0.0.1 that notes
+	// when each RTP packet was sent or received (Publisher.FrameSent,
+	// Viewer.Arrival); UDP only.
+	Stamp bool
+}
+
+// stampedEngine gives se the client's own stamping socket, when asked.
+func (o Options) stampedEngine(se *webrtc.SettingEngine) (*stampConn, ice.UDPMux, error) {
+	if !o.Stamp {
+		return nil, nil, nil
+	}
+	c, err := newStampConn(net.IPv4(127, 0, 0, 1))
+	if err != nil {
+		return nil, nil, err
+	}
+	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: c})
+	se.SetICEUDPMux(mux)
+	return c, mux, nil
 }
 
 func (o Options) settingEngine() webrtc.SettingEngine {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
@@ -54,6 +55,11 @@ type Publisher struct {
 	cfg    PublisherConfig
 	layers []*pubLayer
 	audio  *sendTrack
+	stamp  *stampConn
+	mux    ice.UDPMux
+
+	framesMu sync.Mutex
+	frames   [3][frameRing]frameStart // per layer, by frame number
 
 	keyRequests atomic.Uint64
 	keyMu       sync.Mutex
@@ -61,6 +67,17 @@ type Publisher struct {
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 }
+
+// frameStart is the first packet of a frame the publisher sent.
+type frameStart struct {
+	frame uint32
+	ssrc  uint32
+	seq   uint16
+	set   bool
+}
+
+// frameRing is how many frames back FrameSent remembers.
+const frameRing = 256
 
 type pubLayer struct {
 	track   *sendTrack
@@ -114,12 +131,20 @@ func Publish(ctx context.Context, cfg PublisherConfig) (*Publisher, error) {
 		return nil, err
 	}
 	ir.Add(sr)
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(cfg.settingEngine()))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	se := cfg.settingEngine()
+	stamp, mux, err := cfg.stampedEngine(&se)
 	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{PC: pc, cfg: cfg}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	if err != nil {
+		if mux != nil {
+			_ = mux.Close()
+		}
+		return nil, err
+	}
+	p := &Publisher{PC: pc, cfg: cfg, stamp: stamp, mux: mux}
 	connected := make(chan struct{})
 	var once sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
@@ -127,8 +152,14 @@ func Publish(ctx context.Context, cfg PublisherConfig) (*Publisher, error) {
 			once.Do(func() { close(connected) })
 		}
 	})
-	if err := p.negotiate(ctx); err != nil {
+	closeAll := func() {
 		_ = pc.Close()
+		if mux != nil {
+			_ = mux.Close()
+		}
+	}
+	if err := p.negotiate(ctx); err != nil {
+		closeAll()
 		return nil, err
 	}
 	// Like a real client, send media once the transport is up: what is
@@ -136,7 +167,7 @@ func Publish(ctx context.Context, cfg PublisherConfig) (*Publisher, error) {
 	select {
 	case <-connected:
 	case <-ctx.Done():
-		_ = pc.Close()
+		closeAll()
 		p.wg.Wait()
 		return nil, fmt.Errorf("connecting: %w", ctx.Err())
 	}
@@ -337,6 +368,14 @@ func (p *Publisher) sendFrame(l *pubLayer, now time.Time) {
 	default:
 		pkts = vp8Frame(key, l.pid, l.w, l.h, size, l.index, l.frame, now)
 	}
+	if p.stamp != nil && l.index < len(p.frames) {
+		l.track.mu.Lock()
+		ssrc := l.track.ssrc
+		l.track.mu.Unlock()
+		p.framesMu.Lock()
+		p.frames[l.index][l.frame%frameRing] = frameStart{frame: l.frame, ssrc: ssrc, seq: l.seq, set: true}
+		p.framesMu.Unlock()
+	}
 	for i, pl := range pkts {
 		_ = l.track.write(l.seq, l.ts, i == len(pkts)-1, pl)
 		l.seq++
@@ -361,12 +400,30 @@ func (p *Publisher) KeyframeRequestTimes() map[string][]time.Time {
 	return out
 }
 
+// FrameSent returns when the first packet of frame (layer, frame) was
+// handed to the publisher's socket, for a publisher made with Stamp.
+func (p *Publisher) FrameSent(layer int, frame uint32) (time.Time, bool) {
+	if p.stamp == nil || layer < 0 || layer >= len(p.frames) {
+		return time.Time{}, false
+	}
+	p.framesMu.Lock()
+	f := p.frames[layer][frame%frameRing]
+	p.framesMu.Unlock()
+	if !f.set || f.frame != frame {
+		return time.Time{}, false
+	}
+	return p.stamp.arrival(f.ssrc, f.seq)
+}
+
 // Stop stops sending and closes the connection without a DELETE, as a
 // publisher that vanished would.
 func (p *Publisher) Stop() error {
 	p.cancel()
 	err := p.PC.Close()
 	p.wg.Wait()
+	if p.mux != nil {
+		_ = p.mux.Close()
+	}
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
@@ -31,8 +32,10 @@ type Viewer struct {
 	PC       *webrtc.PeerConnection
 	Resource *Resource
 
-	cfg ViewerConfig
-	wg  sync.WaitGroup
+	cfg   ViewerConfig
+	wg    sync.WaitGroup
+	stamp *stampConn
+	mux   ice.UDPMux
 
 	mu     sync.Mutex
 	stats  ViewerStats
@@ -131,12 +134,20 @@ func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
 		return nil, err
 	}
 	ir.Add(rr)
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(cfg.settingEngine()))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	se := cfg.settingEngine()
+	stamp, mux, err := cfg.stampedEngine(&se)
 	if err != nil {
 		return nil, err
 	}
-	v := &Viewer{PC: pc, cfg: cfg, seen: map[webrtc.RTPCodecType]*streamCheck{}}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	if err != nil {
+		if mux != nil {
+			_ = mux.Close()
+		}
+		return nil, err
+	}
+	v := &Viewer{PC: pc, cfg: cfg, seen: map[webrtc.RTPCodecType]*streamCheck{}, stamp: stamp, mux: mux}
 	v.stats.Started = started
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		v.mu.Lock()
@@ -153,34 +164,34 @@ func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
 	}
 	for _, k := range kinds {
 		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			_ = pc.Close()
+			_ = v.closePC()
 			return nil, err
 		}
 	}
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
-		_ = pc.Close()
+		_ = v.closePC()
 		return nil, err
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(offer); err != nil {
-		_ = pc.Close()
+		_ = v.closePC()
 		return nil, err
 	}
 	select {
 	case <-gathered:
 	case <-ctx.Done():
-		_ = pc.Close()
+		_ = v.closePC()
 		return nil, ctx.Err()
 	}
 	res, err := Post(ctx, cfg.HTTP, cfg.Endpoint, cfg.Token, pc.LocalDescription().SDP)
 	if err != nil {
-		_ = pc.Close()
+		_ = v.closePC()
 		return nil, err
 	}
 	v.Resource = res
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: res.Answer}); err != nil {
-		_ = pc.Close()
+		_ = v.closePC()
 		return nil, fmt.Errorf("applying answer: %w", err)
 	}
 	return v, nil
@@ -319,7 +330,25 @@ func (v *Viewer) Close(ctx context.Context) error {
 	if v.Resource != nil {
 		_ = v.Resource.Delete(ctx)
 	}
-	err := v.PC.Close()
+	err := v.closePC()
 	v.wg.Wait()
 	return err
+}
+
+// closePC closes the PeerConnection and the viewer's own socket, if any.
+func (v *Viewer) closePC() error {
+	err := v.PC.Close()
+	if v.mux != nil {
+		_ = v.mux.Close()
+	}
+	return err
+}
+
+// Arrival returns when packet (ssrc, seq) reached the viewer's socket, for
+// a viewer made with Stamp.
+func (v *Viewer) Arrival(ssrc uint32, seq uint16) (time.Time, bool) {
+	if v.stamp == nil {
+		return time.Time{}, false
+	}
+	return v.stamp.arrival(ssrc, seq)
 }

@@ -70,6 +70,7 @@ func (c *Config) Validate() error {
 // viewer is one WHEP viewer and what the run records of it.
 type viewer struct {
 	v         *client.Viewer
+	pub       *client.Publisher
 	joinErr   error
 	recording *atomic.Bool
 
@@ -82,6 +83,7 @@ type frameSample struct {
 	layer   int
 	frame   uint32
 	latency time.Duration
+	socket  time.Duration // to the kernel's receipt on the viewer's socket; 0 if unknown
 }
 
 func (vw *viewer) onPacket(_ webrtc.RTPCodecType, mime string, p *rtp.Packet, at time.Time) {
@@ -92,7 +94,13 @@ func (vw *viewer) onPacket(_ webrtc.RTPCodecType, mime string, p *rtp.Packet, at
 	defer vw.mu.Unlock()
 	vw.packets++
 	if m, ok := client.ReadMarker(mime, p.Payload); ok {
-		vw.frames = append(vw.frames, frameSample{layer: m.Layer, frame: m.Frame, latency: at.Sub(m.Sent)})
+		f := frameSample{layer: m.Layer, frame: m.Frame, latency: at.Sub(m.Sent)}
+		arrived, ok := vw.v.Arrival(p.SSRC, p.SequenceNumber)
+		sent, ok2 := vw.pub.FrameSent(m.Layer, m.Frame)
+		if ok && ok2 {
+			f.socket = max(arrived.Sub(sent), 1)
+		}
+		vw.frames = append(vw.frames, f)
 	}
 }
 
@@ -133,7 +141,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	pubCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	pub, err := client.Publish(pubCtx, client.PublisherConfig{
 		Endpoint: cfg.WHIP, Token: cfg.Token, HTTP: hc, Simulcast: cfg.Simulcast, Audio: cfg.Audio,
-		Codec: cfg.Codec, FPS: cfg.FPS, Bitrates: br, Video: video, Options: client.Options{Loopback: cfg.Loopback},
+		Codec: cfg.Codec, FPS: cfg.FPS, Bitrates: br, Video: video, Options: client.Options{Loopback: cfg.Loopback, Stamp: cfg.Loopback},
 	})
 	cancel()
 	if err != nil {
@@ -157,7 +165,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	sem := make(chan struct{}, cfg.Concurrency)
 	start := time.Now()
 	for i := range viewers {
-		vw := &viewer{recording: recording}
+		vw := &viewer{recording: recording, pub: pub}
 		viewers[i] = vw
 		at := start.Add(time.Duration(int64(cfg.Ramp) * int64(i) / int64(cfg.Viewers)))
 		select {
@@ -176,7 +184,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			defer cancel()
 			vw.v, vw.joinErr = client.View(jctx, client.ViewerConfig{
 				Endpoint: cfg.WHEP, Token: cfg.ViewerToken, HTTP: hc, NoAudio: !cfg.Audio,
-				Options: client.Options{Loopback: cfg.Loopback}, OnPacket: vw.onPacket,
+				Options: client.Options{Loopback: cfg.Loopback, Stamp: cfg.Loopback}, OnPacket: vw.onPacket,
 			})
 			if vw.joinErr != nil {
 				failed.Add(1)

@@ -29,6 +29,15 @@ type Report struct {
 	// viewer that got it.
 	Latency    Quantiles `json:"latency"`
 	LastViewer Quantiles `json:"latency_last_viewer"`
+	// AtSocket and AtSocketLastViewer are socket to socket: from the
+	// publisher's hand-off of a frame's first packet to its socket, to the
+	// kernel's receipt of it on each viewer's socket (SO_TIMESTAMPNS),
+	// before this process reads and decrypts it — what the server and
+	// network took, without the load tool's own queues. Loopback runs
+	// only; LastViewer counts a frame only when every viewer's receipt of
+	// it was stamped.
+	AtSocket           Quantiles `json:"latency_at_socket"`
+	AtSocketLastViewer Quantiles `json:"latency_at_socket_last_viewer"`
 
 	// ServerFanout is the server's own view (Glint's /metrics): from a
 	// packet's arrival to its last viewer's write, per packet; bucket
@@ -78,6 +87,12 @@ func (r *Report) fill(vs []*viewer, before, after counters, elapsed time.Duratio
 		frame uint32
 	}
 	last := map[key]time.Duration{}
+	type sockFrame struct {
+		max           time.Duration
+		seen, stamped int
+	}
+	var sock []float64
+	sockLast := map[key]*sockFrame{}
 	for _, vw := range vs {
 		if vw == nil || vw.v == nil {
 			continue
@@ -94,6 +109,17 @@ func (r *Report) fill(vs []*viewer, before, after counters, elapsed time.Duratio
 			lat = append(lat, ms(f.latency))
 			k := key{f.layer, f.frame}
 			last[k] = max(last[k], f.latency)
+			sf := sockLast[k]
+			if sf == nil {
+				sf = &sockFrame{}
+				sockLast[k] = sf
+			}
+			sf.seen++
+			if f.socket > 0 {
+				sock = append(sock, ms(f.socket))
+				sf.stamped++
+				sf.max = max(sf.max, f.socket)
+			}
 		}
 		vw.mu.Unlock()
 	}
@@ -103,6 +129,13 @@ func (r *Report) fill(vs []*viewer, before, after counters, elapsed time.Duratio
 	}
 	r.FirstFrame, r.FirstKeyframe = summarize(ttff), summarize(ttfk)
 	r.Latency, r.LastViewer = summarize(lat), summarize(lastv)
+	var sockLastv []float64
+	for _, sf := range sockLast {
+		if sf.stamped == sf.seen {
+			sockLastv = append(sockLastv, ms(sf.max))
+		}
+	}
+	r.AtSocket, r.AtSocketLastViewer = summarize(sock), summarize(sockLastv)
 }
 
 // Write prints the report for a person.
@@ -125,6 +158,10 @@ func (r *Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "  time to first keyframe  p50 %.0f ms, p95 %.0f ms\n", r.FirstKeyframe.P50, r.FirstKeyframe.P95)
 	fmt.Fprintf(w, "  latency, every viewer   p50 %.2f ms, p99 %.2f ms (%d frames×viewers)\n", r.Latency.P50, r.Latency.P99, r.Latency.N)
 	fmt.Fprintf(w, "  latency, last viewer    p50 %.2f ms, p99 %.2f ms (%d frames)\n", r.LastViewer.P50, r.LastViewer.P99, r.LastViewer.N)
+	if r.AtSocket.N > 0 {
+		fmt.Fprintf(w, "  at the viewers' sockets p50 %.2f ms, p99 %.2f ms; last viewer p50 %.2f ms, p99 %.2f ms (%d frames)\n",
+			r.AtSocket.P50, r.AtSocket.P99, r.AtSocketLastViewer.P50, r.AtSocketLastViewer.P99, r.AtSocketLastViewer.N)
+	}
 	if f := r.ServerFanout; f != nil {
 		fmt.Fprintf(w, "  server fan-out          p50 ≤ %.3g ms, p99 ≤ %.3g ms (arrival to last viewer's write, %d packets)\n", f.P50, f.P99, f.N)
 	}
