@@ -176,6 +176,9 @@ type liteListener struct {
 	once   sync.Once
 	wg     sync.WaitGroup
 	closed error
+
+	mu    sync.Mutex
+	paths map[*tcpPath]struct{} // viewers' connections, closed with the listener
 }
 
 // firstPacketWait bounds how long a new ICE-TCP connection may take to
@@ -183,7 +186,7 @@ type liteListener struct {
 const firstPacketWait = 10 * time.Second
 
 func newLiteListener(l net.Listener, m *liteMux) *liteListener {
-	ll := &liteListener{Listener: l, mux: m, conns: make(chan net.Conn), done: make(chan struct{})}
+	ll := &liteListener{Listener: l, mux: m, conns: make(chan net.Conn), done: make(chan struct{}), paths: map[*tcpPath]struct{}{}}
 	ll.wg.Add(1)
 	go ll.acceptLoop()
 	return ll
@@ -221,10 +224,15 @@ func (l *liteListener) sort(c net.Conn) {
 	_ = c.SetReadDeadline(time.Time{})
 	if t := l.mux.byRequest(first); t != nil {
 		p := newTCPPath(c)
+		if !t.addTCP(p) || !l.track(p) {
+			p.close()
+			return
+		}
 		t.receive(p, first)
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
+			defer l.untrack(p)
 			p.readLoop(t, first[:cap(first)])
 		}()
 		return
@@ -237,6 +245,25 @@ func (l *liteListener) sort(c net.Conn) {
 	case <-l.done:
 		_ = c.Close()
 	}
+}
+
+// track remembers a viewer's connection, unless the listener is closing.
+func (l *liteListener) track(p *tcpPath) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	l.paths[p] = struct{}{}
+	return true
+}
+
+func (l *liteListener) untrack(p *tcpPath) {
+	l.mu.Lock()
+	delete(l.paths, p)
+	l.mu.Unlock()
 }
 
 // Accept returns the connections that are not a viewer transport's.
@@ -252,7 +279,12 @@ func (l *liteListener) Accept() (net.Conn, error) {
 // Close stops accepting and waits for the connections being sorted.
 func (l *liteListener) Close() error {
 	l.once.Do(func() {
+		l.mu.Lock()
 		close(l.done)
+		for p := range l.paths {
+			p.close()
+		}
+		l.mu.Unlock()
 		l.closed = l.Listener.Close()
 	})
 	l.wg.Wait()
@@ -318,6 +350,11 @@ func newTCPPath(c net.Conn) *tcpPath {
 }
 
 func (p *tcpPath) write(b []byte) error {
+	select {
+	case <-p.done:
+		return net.ErrClosed
+	default:
+	}
 	frame := make([]byte, 2+len(b))
 	binary.BigEndian.PutUint16(frame, uint16(len(b))) //nolint:gosec // packets are < 64 KB
 	copy(frame[2:], b)

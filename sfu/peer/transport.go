@@ -44,7 +44,7 @@ type transport struct {
 	onConnected func()
 	onFailed    func() // the transport ended on its own: failed, or closed by the viewer
 	onRTCP      func([]rtcp.Packet)
-	onChannel   func(*datachannel.DataChannel)
+	onChannel   func(*datachannel.DataChannel) bool // false: closed, not kept
 	wantSCTP    bool
 
 	lastSeen atomic.Int64 // unix ns of the last packet from the viewer
@@ -52,6 +52,7 @@ type transport struct {
 	mu         sync.Mutex // guards the fields below and the send path
 	ufrags     []string
 	pwd        string
+	tcps       []*tcpPath       // ICE-TCP connections naming this transport
 	checked    []netip.AddrPort // addresses that passed a check
 	addrs      []netip.AddrPort // the UDP ones among them, routed to t
 	tieBreaker uint64
@@ -258,6 +259,18 @@ func containsAddr(as []netip.AddrPort, a netip.AddrPort) bool {
 	return false
 }
 
+// addTCP takes an ICE-TCP connection whose first request named t; at most
+// maxPaths, and none once t is closed.
+func (t *transport) addTCP(p *tcpPath) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || len(t.tcps) >= maxPaths {
+		return false
+	}
+	t.tcps = append(t.tcps, p)
+	return true
+}
+
 // pathClosed forgets a TCP path that ended.
 func (t *transport) pathClosed(p path) {
 	t.mu.Lock()
@@ -428,14 +441,15 @@ func (t *transport) serveSCTP(conn *dtls.Conn) {
 		_ = a.Close()
 		return
 	}
-	var open []*datachannel.DataChannel
+	var open []*datachannel.DataChannel // only the accepted one stays open
 	for {
 		dc, err := datachannel.Accept(a, &datachannel.Config{LoggerFactory: t.logs}, open...)
 		if err != nil {
 			return
 		}
-		open = append(open, dc)
-		t.onChannel(dc)
+		if t.onChannel(dc) {
+			open = append(open, dc)
+		}
 	}
 }
 
@@ -542,8 +556,11 @@ func (t *transport) close() {
 	}
 	t.closed = true
 	a, conn, dc, p := t.sctp, t.dtls, t.dconn, t.path
-	ufrags, addrs := t.ufrags, t.addrs
+	ufrags, addrs, tcps := t.ufrags, t.addrs, t.tcps
 	t.mu.Unlock()
+	for _, tp := range tcps {
+		tp.close()
+	}
 	t.node.lite.remove(t, ufrags, addrs)
 	if a != nil {
 		_ = a.Close()

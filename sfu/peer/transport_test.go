@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"encoding/binary"
 	"io"
 	"log/slog"
 	"net"
@@ -295,4 +296,44 @@ type stunFlag stun.AttrType
 func (f stunFlag) AddTo(m *stun.Message) error {
 	m.Add(stun.AttrType(f), nil)
 	return nil
+}
+
+// TestICETCPConnectionsEndWithTheNode: a viewer's ICE-TCP connection that
+// is never used must not keep the node from closing.
+func TestICETCPConnectionsEndWithTheNode(t *testing.T) {
+	n := testNode(t)
+	tr := newTransport(n, remoteICE{ufrag: "cli1", pwd: "clientpassword0123456789"})
+	ufrag, _ := tr.credentials()
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", itoaPort(n.Port())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req, _ := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(ufrag+":cli1"),
+		stun.NewShortTermIntegrity("wrong"), stun.Fingerprint)
+	frame := binary.BigEndian.AppendUint16(nil, uint16(len(req.Raw)))
+	if _, err := c.Write(append(frame, req.Raw...)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		tr.mu.Lock()
+		held := len(tr.tcps)
+		tr.mu.Unlock()
+		if held == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connection naming the transport was not handed to it")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.Close() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the node's Close waited on an idle viewer connection")
+	}
+	tr.close()
 }

@@ -105,16 +105,17 @@ func (n *Node) View(_ context.Context, room *sfu.Room, id string, offer *Offer, 
 
 // acceptChannel takes the viewer's first "glint" data channel and closes
 // any other.
-func (v *Viewer) acceptChannel(dc *datachannel.DataChannel) {
+func (v *Viewer) acceptChannel(dc *datachannel.DataChannel) bool {
 	accepted := false
 	if dc.Config.Label == ChannelLabel {
 		v.chOnce.Do(func() { accepted = true })
 	}
 	if !accepted {
 		_ = dc.Close()
-		return
+		return false
 	}
 	v.deliverChannel(newChannel(&rawChannel{DataChannel: dc}))
+	return true
 }
 
 // handleRTCP dispatches the viewer's feedback: NACKs and keyframe requests
