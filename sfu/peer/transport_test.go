@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
 
@@ -336,4 +338,42 @@ func TestICETCPConnectionsEndWithTheNode(t *testing.T) {
 		t.Fatal("the node's Close waited on an idle viewer connection")
 	}
 	tr.close()
+}
+
+// TestViewerWriteDoesNotAllocate guards the transport's half of the hot
+// path: header, SRTP (AES-GCM) and the socket write allocate nothing.
+func TestViewerWriteDoesNotAllocate(t *testing.T) {
+	n := &Node{lite: newLiteMux(), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	tr := newTransport(n, remoteICE{ufrag: "cli1", pwd: "clientpassword0123456789"})
+	defer tr.close()
+	out, err := srtp.CreateContext(make([]byte, 16), make([]byte, 12), srtp.ProtectionProfileAeadAes128Gcm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	src, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	tr.mu.Lock()
+	tr.out = out
+	tr.path = udpPath{conn: src, to: sink.LocalAddr().(*net.UDPAddr).AddrPort()}
+	tr.mu.Unlock()
+	h := &rtp.Header{Version: 2, PayloadType: 96, SSRC: 1234, Extensions: make([]rtp.Extension, 0, 2)}
+	_ = h.SetExtension(3, []byte{0, 1})
+	payload := make([]byte, 1100)
+	allocs := testing.AllocsPerRun(200, func() {
+		h.SequenceNumber++
+		if _, err := tr.WriteRTP(h, payload); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a viewer write allocates %.1f times", allocs)
+	}
 }
