@@ -30,10 +30,11 @@ import (
 
 // transport is a viewer's connection, built from pion's parts instead of a
 // PeerConnection: a controlled ICE agent on the shared socket that answers
-// the viewer's checks and sends one triggered check back per address, DTLS only to agree SRTP keys (and to carry the data channel when
-// the viewer opens one), and an SRTP context that encrypts each packet
-// straight into one buffer written to the socket. A viewer without a data
-// channel costs no goroutine once its keys are agreed.
+// the viewer's checks and sends one triggered check back per address;
+// pion's DTLS to agree SRTP keys, to hear the viewer leave, and to carry
+// the data channel when the viewer opens one; and an SRTP context that
+// encrypts each packet straight into one buffer written to the socket. No
+// per-viewer read loop, SRTP session or interceptor chain.
 type transport struct {
 	node   *Node
 	remote remoteICE
@@ -58,7 +59,6 @@ type transport struct {
 	tieBreaker uint64
 	path       path
 	out        *srtp.Context // encrypts what Glint sends
-	profile    srtp.ProtectionProfile
 	hdr        rtp.Header
 	plain      [sendBuf]byte
 	sealed     [sendBuf]byte
@@ -418,7 +418,7 @@ func (t *transport) keys(conn *dtls.Conn) error {
 	t.in = in
 	t.rmu.Unlock()
 	t.mu.Lock()
-	t.out, t.profile = out, profile
+	t.out = out
 	t.mu.Unlock()
 	return nil
 }
