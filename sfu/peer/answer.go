@@ -12,14 +12,8 @@ import (
 	"github.com/glintlive/glint/sfu"
 )
 
-// viewerOffer is what a viewer transport needs from a WHEP offer beyond
-// Offer: the viewer's ICE and DTLS parameters and, per m-line, the
-// feedback and header extensions it can take.
-type viewerOffer struct {
-	remote remoteICE
-	lines  []offerLine
-}
-
+// offerLine is what the answer to a viewer needs of one offered m-line:
+// the feedback and header extensions it can take.
 type offerLine struct {
 	media   string // audio, video, application
 	mid     string
@@ -37,64 +31,52 @@ var (
 	answerExts     = []string{extTransportCC, extAbsCaptureTime}                                                               //nolint:gochecknoglobals // static table
 )
 
-func parseViewerOffer(text string) (*viewerOffer, error) {
-	var d sdp.SessionDescription
-	if err := d.UnmarshalString(text); err != nil {
-		return nil, fmt.Errorf("%w: cannot parse SDP: %v", ErrBadOffer, err) //nolint:errorlint // parse detail is text only
+func lineOf(m *sdp.MediaDescription) offerLine {
+	l := offerLine{
+		media: m.MediaName.Media, proto: strings.Join(m.MediaName.Protos, "/"),
+		formats: m.MediaName.Formats, port: m.MediaName.Port.Value,
+		fb: map[string][]string{}, exts: map[string]int{},
 	}
-	vo := &viewerOffer{}
-	attr := func(m *sdp.MediaDescription, key string) string {
-		if v, ok := m.Attribute(key); ok {
-			return v
-		}
-		v, _ := d.Attribute(key)
-		return v
-	}
-	for _, m := range d.MediaDescriptions {
-		l := offerLine{
-			media: m.MediaName.Media, proto: strings.Join(m.MediaName.Protos, "/"),
-			formats: m.MediaName.Formats, port: m.MediaName.Port.Value,
-			fb: map[string][]string{}, exts: map[string]int{},
-		}
-		l.mid, _ = m.Attribute("mid")
-		_, l.rsize = m.Attribute("rtcp-rsize")
-		for _, a := range m.Attributes {
-			switch a.Key {
-			case "rtcp-fb":
-				pt, v, _ := strings.Cut(a.Value, " ")
-				if answerFeedback[v] {
-					l.fb[pt] = append(l.fb[pt], v)
-				}
-			case "extmap":
-				f := strings.Fields(a.Value)
-				if len(f) < 2 {
-					continue
-				}
-				idText, _, _ := strings.Cut(f[0], "/")
-				if id, err := strconv.Atoi(idText); err == nil && id >= 1 && id <= 14 {
-					l.exts[f[1]] = id
-				}
+	l.mid, _ = m.Attribute("mid")
+	_, l.rsize = m.Attribute("rtcp-rsize")
+	for _, a := range m.Attributes {
+		switch a.Key {
+		case "rtcp-fb":
+			pt, v, _ := strings.Cut(a.Value, " ")
+			if answerFeedback[v] {
+				l.fb[pt] = append(l.fb[pt], v)
+			}
+		case "extmap":
+			f := strings.Fields(a.Value)
+			if len(f) < 2 {
+				continue
+			}
+			idText, _, _ := strings.Cut(f[0], "/")
+			if id, err := strconv.Atoi(idText); err == nil && id >= 1 && id <= 14 {
+				l.exts[f[1]] = id
 			}
 		}
-		vo.lines = append(vo.lines, l)
-		if l.port == 0 || vo.remote.ufrag != "" {
-			continue
-		}
-		vo.remote.ufrag, vo.remote.pwd = attr(m, "ice-ufrag"), attr(m, "ice-pwd")
-		hash, fp, _ := strings.Cut(attr(m, "fingerprint"), " ")
-		vo.remote.fpHash, vo.remote.fp = strings.ToLower(hash), strings.TrimSpace(fp)
-		switch attr(m, "setup") {
-		case "passive":
-			vo.remote.active = true
-		case "actpass", "active", "":
-		default:
-			return nil, fmt.Errorf("%w: a=setup:%s", ErrBadOffer, attr(m, "setup"))
-		}
 	}
-	if vo.remote.ufrag == "" || vo.remote.pwd == "" || vo.remote.fp == "" {
-		return nil, fmt.Errorf("%w: no ICE credentials or DTLS fingerprint", ErrBadOffer)
+	return l
+}
+
+// parse reads the offerer's ICE credentials, certificate fingerprint and
+// DTLS role (a=setup).
+func (r *remoteICE) parse(ufrag, pwd, fp, setup string) error {
+	r.ufrag, r.pwd = ufrag, pwd
+	hash, value, _ := strings.Cut(fp, " ")
+	r.fpHash, r.fp = strings.ToLower(hash), strings.TrimSpace(value)
+	switch setup {
+	case "passive":
+		r.active = true
+	case "actpass", "active", "":
+	default:
+		return fmt.Errorf("%w: a=setup:%s", ErrBadOffer, setup)
 	}
-	return vo, nil
+	if r.fp == "" {
+		return fmt.Errorf("%w: no DTLS fingerprint", ErrBadOffer)
+	}
+	return nil
 }
 
 // answerTrack is one down track as the answer describes it.
@@ -108,20 +90,20 @@ type answerTrack struct {
 // buildAnswer writes the answer to a viewer's offer: Glint is a controlled
 // ICE agent, DTLS-passive (unless the offer insists) sender on every m-line it
 // accepts, bundled on one transport.
-func buildAnswer(o *Offer, vo *viewerOffer, tracks map[string]*answerTrack, stream, ufrag, pwd, fp string, cands []string) string {
+func buildAnswer(o *Offer, tracks map[string]*answerTrack, stream, ufrag, pwd, fp string, cands []string) string {
 	var b strings.Builder
 	sid := make([]byte, 8)
 	_, _ = rand.Read(sid)
 	fmt.Fprintf(&b, "v=0\r\no=- %d 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n", binary.BigEndian.Uint64(sid)>>2)
 	var mids []string
-	for _, l := range vo.lines {
+	for _, l := range o.lines {
 		if l.port != 0 && (tracks[l.mid] != nil || l.media == "application") {
 			mids = append(mids, l.mid)
 		}
 	}
 	fmt.Fprintf(&b, "a=group:BUNDLE %s\r\na=msid-semantic: WMS %s\r\n", strings.Join(mids, " "), stream)
 	setup := "passive"
-	if vo.remote.active {
+	if o.remote.active {
 		setup = "active"
 	}
 	common := func() {
@@ -131,7 +113,7 @@ func buildAnswer(o *Offer, vo *viewerOffer, tracks map[string]*answerTrack, stre
 		}
 		b.WriteString("a=end-of-candidates\r\n")
 	}
-	for _, l := range vo.lines {
+	for _, l := range o.lines {
 		at := tracks[l.mid]
 		switch {
 		case l.port != 0 && l.media == "application":
@@ -180,7 +162,7 @@ func buildAnswer(o *Offer, vo *viewerOffer, tracks map[string]*answerTrack, stre
 
 // answerTracks binds the viewer's down tracks to the m-lines offered for
 // their kinds.
-func answerTracks(o *Offer, vo *viewerOffer, dts []*sfu.DownTrack, w sfu.RTPWriter) (map[string]*answerTrack, error) {
+func answerTracks(o *Offer, dts []*sfu.DownTrack, w sfu.RTPWriter) (map[string]*answerTrack, error) {
 	out := map[string]*answerTrack{}
 	for _, dt := range dts {
 		m, offered := o.mediaOf(dt.Kind())
@@ -188,9 +170,9 @@ func answerTracks(o *Offer, vo *viewerOffer, dts []*sfu.DownTrack, w sfu.RTPWrit
 			continue
 		}
 		var line *offerLine
-		for i := range vo.lines {
-			if vo.lines[i].mid == m.Mid {
-				line = &vo.lines[i]
+		for i := range o.lines {
+			if o.lines[i].mid == m.Mid {
+				line = &o.lines[i]
 			}
 		}
 		if line == nil {

@@ -27,6 +27,9 @@ type Offer struct {
 	SDP         string
 	Media       []Media
 	DataChannel bool // an application m-line for SCTP data channels
+
+	remote remoteICE   // the offerer's ICE and DTLS parameters
+	lines  []offerLine // every m-line, rejected ones included, for the answer
 }
 
 // Media is one audio or video m-line of an offer.
@@ -56,6 +59,13 @@ func ParseOffer(text string, role Role) (*Offer, error) {
 	sessUfrag, _ := d.Attribute("ice-ufrag")
 	sessPwd, _ := d.Attribute("ice-pwd")
 	_, sessFP := d.Attribute("fingerprint")
+	attr := func(m *sdp.MediaDescription, key string) string {
+		if v, ok := m.Attribute(key); ok {
+			return v
+		}
+		v, _ := d.Attribute(key)
+		return v
+	}
 	bundled := map[string]bool{}
 	for _, a := range d.Attributes {
 		if a.Key == "group" && strings.HasPrefix(a.Value, "BUNDLE") {
@@ -68,6 +78,7 @@ func ParseOffer(text string, role Role) (*Offer, error) {
 	o := &Offer{SDP: text}
 	var audio, video, app int
 	for i, m := range d.MediaDescriptions {
+		o.lines = append(o.lines, lineOf(m))
 		if m.MediaName.Port.Value == 0 {
 			continue // rejected m-line
 		}
@@ -85,6 +96,11 @@ func ParseOffer(text string, role Role) (*Offer, error) {
 		}
 		if _, ok := m.Attribute("fingerprint"); !ok && !sessFP {
 			return nil, fmt.Errorf("%w: no DTLS fingerprint", ErrBadOffer)
+		}
+		if o.remote.ufrag == "" {
+			if err := o.remote.parse(attr(m, "ice-ufrag"), attr(m, "ice-pwd"), attr(m, "fingerprint"), attr(m, "setup")); err != nil {
+				return nil, err
+			}
 		}
 		switch m.MediaName.Media {
 		case "application":

@@ -105,12 +105,8 @@ func TestViewerAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vo, err := parseViewerOffer(o.SDP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if vo.remote.ufrag != "abcd" || vo.remote.fp != "AA:BB" || vo.remote.fpHash != "sha-256" || vo.remote.active {
-		t.Fatalf("remote ICE %+v", vo.remote)
+	if o.remote.ufrag != "abcd" || o.remote.fp != "AA:BB" || o.remote.fpHash != "sha-256" || o.remote.active {
+		t.Fatalf("remote ICE %+v", o.remote)
 	}
 	room := sfu.NewRegistry(sfu.DefaultConfig()).Room("demo")
 	pub := room.Publish(sfu.HostID, nopSource{}, sfu.Now())
@@ -122,14 +118,14 @@ func TestViewerAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close(nil)
-	tr := newTransport(n, vo.remote)
+	tr := newTransport(n, o.remote)
 	defer tr.close()
-	tracks, err := answerTracks(o, vo, sub.DownTracks(), tr)
+	tracks, err := answerTracks(o, sub.DownTracks(), tr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ufrag, pwd := tr.credentials()
-	ans := buildAnswer(o, vo, tracks, "demo", ufrag, pwd, n.fingerprint, n.candidates)
+	ans := buildAnswer(o, tracks, "demo", ufrag, pwd, n.fingerprint, n.candidates)
 	for _, want := range []string{
 		"a=group:BUNDLE 0 1 2\r\n", "a=setup:passive\r\n", "a=ice-ufrag:" + ufrag + "\r\n",
 		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", "m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\n", "a=sendonly\r\n",
@@ -171,21 +167,17 @@ func TestViewerAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vo2, err := parseViewerOffer(o2.SDP)
-	if err != nil {
-		t.Fatal(err)
-	}
 	sub2, _ := room.Subscribe("v2")
 	defer sub2.Close(nil)
-	tr2 := newTransport(n, vo2.remote)
+	tr2 := newTransport(n, o2.remote)
 	defer tr2.close()
-	tracks2, err := answerTracks(o2, vo2, sub2.DownTracks(), tr2)
+	tracks2, err := answerTracks(o2, sub2.DownTracks(), tr2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	u2, p2 := tr2.credentials()
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer,
-		SDP: buildAnswer(o2, vo2, tracks2, "demo", u2, p2, n.fingerprint, n.candidates)}); err != nil {
+		SDP: buildAnswer(o2, tracks2, "demo", u2, p2, n.fingerprint, n.candidates)}); err != nil {
 		t.Fatalf("pion refused the answer: %v", err)
 	}
 }
@@ -195,11 +187,11 @@ func TestViewerOfferNeedsCredentials(t *testing.T) {
 		"no fingerprint": strings.ReplaceAll(viewerOfferSDP, "a=fingerprint:sha-256 AA:BB\r\n", ""),
 		"bad setup":      strings.ReplaceAll(viewerOfferSDP, "a=setup:actpass", "a=setup:sideways"),
 	} {
-		if _, err := parseViewerOffer(sdp); err == nil {
+		if _, err := ParseOffer(sdp, RoleViewer); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	vo, err := parseViewerOffer(strings.ReplaceAll(viewerOfferSDP, "a=setup:actpass", "a=setup:passive"))
+	vo, err := ParseOffer(strings.ReplaceAll(viewerOfferSDP, "a=setup:actpass", "a=setup:passive"), RoleViewer)
 	if err != nil || !vo.remote.active {
 		t.Fatalf("a passive offerer must make Glint the DTLS client: %+v %v", vo, err)
 	}

@@ -46,10 +46,6 @@ func (n *Node) View(_ context.Context, room *sfu.Room, id string, offer *Offer, 
 			return nil, "", fmt.Errorf("%w: the stream sends %s", ErrNoCodec, c.MimeType)
 		}
 	}
-	vo, err := parseViewerOffer(offer.SDP)
-	if err != nil {
-		return nil, "", err
-	}
 	n.mu.Lock()
 	closed := n.closed
 	n.mu.Unlock()
@@ -60,20 +56,20 @@ func (n *Node) View(_ context.Context, room *sfu.Room, id string, offer *Offer, 
 	if err != nil {
 		return nil, "", err
 	}
-	t := newTransport(n, vo.remote)
+	t := newTransport(n, offer.remote)
 	v := &Viewer{
 		base: newBase(n, id, offer.SDP),
 		sub:  sub,
 		log:  n.log.With("stream", room.Name(), "session", id, "role", "viewer"),
 		t:    t,
 	}
-	for _, l := range vo.lines {
+	for _, l := range offer.lines {
 		if l.port != 0 {
 			v.mid = l.mid
 			break
 		}
 	}
-	tracks, err := answerTracks(offer, vo, sub.DownTracks(), t)
+	tracks, err := answerTracks(offer, sub.DownTracks(), t)
 	if err != nil {
 		sub.Close(err)
 		t.close()
@@ -88,7 +84,7 @@ func (n *Node) View(_ context.Context, room *sfu.Room, id string, offer *Offer, 
 	t.onRTCP = v.handleRTCP
 	t.onChannel = v.acceptChannel
 	ufrag, pwd := t.credentials()
-	answer := buildAnswer(offer, vo, tracks, room.Name(), ufrag, pwd, n.fingerprint, n.candidates)
+	answer := buildAnswer(offer, tracks, room.Name(), ufrag, pwd, n.fingerprint, n.candidates)
 	sub.SetPreferences(prefs, sfu.Now())
 	sub.OnClose(func(error) {
 		n.wg.Add(1)
