@@ -1,9 +1,8 @@
 package peer
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 
@@ -92,9 +91,7 @@ type answerTrack struct {
 // accepts, bundled on one transport.
 func buildAnswer(o *Offer, tracks map[string]*answerTrack, stream, ufrag, pwd, fp string, cands []string) string {
 	var b strings.Builder
-	sid := make([]byte, 8)
-	_, _ = rand.Read(sid)
-	fmt.Fprintf(&b, "v=0\r\no=- %d 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n", binary.BigEndian.Uint64(sid)>>2)
+	fmt.Fprintf(&b, "v=0\r\no=- %d 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n", rand.Uint64()>>2)
 	var mids []string
 	for _, l := range o.lines {
 		if l.port != 0 && (tracks[l.mid] != nil || l.media == "application") {
@@ -195,10 +192,9 @@ func answerTracks(o *Offer, dts []*sfu.DownTrack, w sfu.RTPWriter) (map[string]*
 }
 
 func randomSSRC() uint32 {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	if v := binary.BigEndian.Uint32(b[:]); v != 0 {
-		return v
+	for {
+		if v := rand.Uint32(); v != 0 {
+			return v
+		}
 	}
-	return 1
 }

@@ -17,9 +17,6 @@ type base struct {
 	id   string
 	node *Node
 
-	negotiate sync.Mutex // one renegotiation at a time
-	remote    string     // the offer in effect
-
 	done      chan struct{}
 	closeOnce sync.Once
 	onDone    []func()
@@ -28,8 +25,8 @@ type base struct {
 	ch channels
 }
 
-func newBase(n *Node, id, offer string) base {
-	return base{id: id, node: n, remote: offer, done: make(chan struct{})}
+func newBase(n *Node, id string) base {
+	return base{id: id, node: n, done: make(chan struct{})}
 }
 
 // session is a publisher's: a PeerConnection, its current remote offer,
@@ -37,10 +34,13 @@ func newBase(n *Node, id, offer string) base {
 type session struct {
 	base
 	pc *webrtc.PeerConnection
+
+	negotiate sync.Mutex // one renegotiation at a time
+	remote    string     // the offer in effect
 }
 
 func newSession(n *Node, id string, pc *webrtc.PeerConnection, offer string) session {
-	return session{base: newBase(n, id, offer), pc: pc}
+	return session{base: newBase(n, id), pc: pc, remote: offer}
 }
 
 // ID returns the session id.
@@ -85,7 +85,7 @@ type ICE struct {
 }
 
 // RemoteICE returns the peer's current ICE credentials.
-func (s *base) RemoteICE() ICE {
+func (s *session) RemoteICE() ICE {
 	s.negotiate.Lock()
 	defer s.negotiate.Unlock()
 	return iceOf(s.remote)

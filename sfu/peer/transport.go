@@ -5,10 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -19,6 +19,7 @@ import (
 	"github.com/pion/datachannel"
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/fingerprint"
+	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -98,11 +99,9 @@ var (
 
 func newTransport(n *Node, remote remoteICE) *transport {
 	t := &transport{node: n, remote: remote, cert: &n.cert, logs: pionLogs{n.log}}
-	t.ufrags = []string{randomString(8)}
-	t.pwd = randomString(24)
-	var tb [8]byte
-	_, _ = rand.Read(tb[:])
-	t.tieBreaker = binary.BigEndian.Uint64(tb[:])
+	t.ufrags = []string{newUfrag()}
+	t.pwd = rand.Text()
+	t.tieBreaker = mrand.Uint64()
 	t.lastSeen.Store(time.Now().UnixNano())
 	n.lite.addUfrag(t.ufrags[0], t)
 	return t
@@ -118,7 +117,7 @@ func (t *transport) credentials() (string, string) {
 // restart takes new remote credentials and makes new local ones (an ICE
 // restart); keys and streams stay.
 func (t *transport) restart(ufrag, pwd string) (string, string) {
-	nu, np := randomString(8), randomString(24)
+	nu, np := newUfrag(), rand.Text()
 	t.mu.Lock()
 	t.remote.ufrag, t.remote.pwd = ufrag, pwd
 	t.pwd = np
@@ -167,17 +166,11 @@ func (t *transport) receiveSTUN(p path, b []byte) {
 	}
 	local, remote, _ := strings.Cut(string(user), ":")
 	t.mu.Lock()
-	known := false
-	for _, u := range t.ufrags {
-		known = known || u == local
-	}
+	// Only the newest credentials are answered after a restart.
+	known := local == t.ufrags[len(t.ufrags)-1] && remote == t.remote.ufrag
 	pwd, closed := t.pwd, t.closed
-	if local != t.ufrags[len(t.ufrags)-1] {
-		known = false // only the newest credentials after a restart
-	}
-	rufrag := t.remote.ufrag
 	t.mu.Unlock()
-	if closed || !known || remote != rufrag {
+	if closed || !known {
 		return
 	}
 	if stun.NewShortTermIntegrity(pwd).Check(m) != nil || stun.Fingerprint.Check(m) != nil {
@@ -215,8 +208,8 @@ func (t *transport) receiveSTUN(p path, b []byte) {
 		// A triggered check (RFC 8445 §7.3.1.4): the viewer's agent nominates
 		// the pair as soon as it sees one, rather than on its next tick.
 		if req, err := stun.Build(stun.TransactionID, stun.BindingRequest,
-			stun.NewUsername(remote+":"+local), u64Attr{stun.AttrICEControlled, t.tieBreaker},
-			u32Attr{stun.AttrPriority, hostPriority}, stun.NewShortTermIntegrity(rpwd), stun.Fingerprint); err == nil {
+			stun.NewUsername(remote+":"+local), ice.AttrControlled(t.tieBreaker),
+			ice.PriorityAttr(hostPriority), stun.NewShortTermIntegrity(rpwd), stun.Fingerprint); err == nil {
 			_ = p.write(req.Raw)
 		}
 	}
@@ -224,28 +217,6 @@ func (t *transport) receiveSTUN(p path, b []byte) {
 
 // hostPriority is the priority of Glint's host candidates' checks.
 const hostPriority = 126<<24 | 65535<<8 | 255
-
-// u32Attr and u64Attr add a 4- or 8-byte STUN attribute.
-type (
-	u32Attr struct {
-		t stun.AttrType
-		v uint32
-	}
-	u64Attr struct {
-		t stun.AttrType
-		v uint64
-	}
-)
-
-func (a u32Attr) AddTo(m *stun.Message) error {
-	m.Add(a.t, binary.BigEndian.AppendUint32(nil, a.v))
-	return nil
-}
-
-func (a u64Attr) AddTo(m *stun.Message) error {
-	m.Add(a.t, binary.BigEndian.AppendUint64(nil, a.v))
-	return nil
-}
 
 // maxPaths bounds the addresses one viewer may check from.
 const maxPaths = 8
@@ -625,15 +596,6 @@ func (c *dtlsConn) SetDeadline(t time.Time) error      { return c.buf.SetReadDea
 func (c *dtlsConn) SetReadDeadline(t time.Time) error  { return c.buf.SetReadDeadline(t) }
 func (c *dtlsConn) SetWriteDeadline(_ time.Time) error { return nil }
 
-// randomString returns n characters of ICE's alphabet (RFC 8839 §5.4).
-func randomString(n int) string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-	b := make([]byte, n)
-	if _, err := io.ReadFull(rand.Reader, b); err != nil {
-		panic(err)
-	}
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
-}
+// newUfrag returns an ICE username fragment: 8 random characters of
+// ICE's alphabet (RFC 8839 §5.4); passwords are a whole rand.Text.
+func newUfrag() string { return rand.Text()[:8] }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/stun/v4"
@@ -226,7 +227,7 @@ func TestLiteAnswersOnlyVerifiedChecks(t *testing.T) {
 	check := func(user, key string, nominate bool) *recordPath {
 		setters := []stun.Setter{stun.TransactionID, stun.BindingRequest, stun.NewUsername(user)}
 		if nominate {
-			setters = append(setters, stunFlag(stun.AttrUseCandidate))
+			setters = append(setters, ice.UseCandidate())
 		}
 		req, err := stun.Build(append(setters, stun.NewShortTermIntegrity(key), stun.Fingerprint)...)
 		if err != nil {
@@ -283,13 +284,6 @@ func TestLiteAnswersOnlyVerifiedChecks(t *testing.T) {
 	if p := check(nu+":cli2", np, false); len(p.sent) != 1 {
 		t.Fatal("new credentials not answered after a restart")
 	}
-}
-
-type stunFlag stun.AttrType
-
-func (f stunFlag) AddTo(m *stun.Message) error {
-	m.Add(stun.AttrType(f), nil)
-	return nil
 }
 
 // TestICETCPConnectionsEndWithTheNode: a viewer's ICE-TCP connection that

@@ -58,7 +58,7 @@ func (n *Node) View(_ context.Context, room *sfu.Room, id string, offer *Offer, 
 	}
 	t := newTransport(n, offer.remote)
 	v := &Viewer{
-		base: newBase(n, id, offer.SDP),
+		base: newBase(n, id),
 		sub:  sub,
 		log:  n.log.With("stream", room.Name(), "session", id, "role", "viewer"),
 		t:    t,
@@ -192,29 +192,15 @@ func (v *Viewer) Restart(_ context.Context, ufrag, pwd string, _ []string) (ICE,
 	if ufrag == "" || pwd == "" {
 		return ICE{}, fmt.Errorf("%w: no ICE credentials", ErrRestartFailed)
 	}
-	v.negotiate.Lock()
-	defer v.negotiate.Unlock()
 	v.t.restart(ufrag, pwd)
-	v.remote = replaceICE(v.remote, ufrag, pwd)
 	return v.LocalICE(), nil
 }
 
-// replaceICE returns an SDP with its ice-ufrag and ice-pwd lines replaced.
-func replaceICE(text, ufrag, pwd string) string {
-	lines := strings.Split(text, "\n")
-	for i, l := range lines {
-		cr := ""
-		if strings.HasSuffix(l, "\r") {
-			cr = "\r"
-		}
-		switch {
-		case strings.HasPrefix(l, "a=ice-ufrag:"):
-			lines[i] = "a=ice-ufrag:" + ufrag + cr
-		case strings.HasPrefix(l, "a=ice-pwd:"):
-			lines[i] = "a=ice-pwd:" + pwd + cr
-		}
-	}
-	return strings.Join(lines, "\n")
+// RemoteICE returns the viewer's current ICE credentials.
+func (v *Viewer) RemoteICE() ICE {
+	v.t.mu.Lock()
+	defer v.t.mu.Unlock()
+	return ICE{Ufrag: v.t.remote.ufrag, Pwd: v.t.remote.pwd, Mid: v.mid}
 }
 
 // Subscriber returns the core's view of this session.
