@@ -172,13 +172,9 @@ func (n *Node) listen() error {
 		udps = append(udps, m)
 	}
 	if n.cfg.TCP {
-		host := ""
-		if len(n.cfg.IPs) > 0 {
-			host = n.cfg.IPs[0]
-		}
-		hosts := []string{host}
-		if len(n.cfg.IPs) > 1 {
-			hosts = n.cfg.IPs
+		hosts := n.cfg.IPs
+		if len(hosts) == 0 {
+			hosts = []string{""} // every address
 		}
 		for _, h := range hosts {
 			l, err := n.listenTCP("tcp", net.JoinHostPort(h, strconv.Itoa(port)))
