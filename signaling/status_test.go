@@ -424,7 +424,7 @@ func TestViewerDataChannelCarriesMessages(t *testing.T) {
 	if err := pc.SetLocalDescription(offer); err != nil {
 		t.Fatal(err)
 	}
-	<-gathered
+	waitGathered(t, gathered)
 	resp, body := do(t, n.URL, req{method: "POST", path: "/whep/demo", ctype: "application/sdp", body: pc.LocalDescription().SDP})
 	if resp.StatusCode != 201 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
