@@ -4,13 +4,16 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/glintlive/glint/internal/client"
+	"github.com/glintlive/glint/internal/sdpcheck"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/sfu/peer"
 	"github.com/glintlive/glint/signaling"
@@ -79,7 +82,7 @@ func startNodeWith(t testing.TB, o nodeOptions, listenTCP func(network, addr str
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(checkAnswers(t, srv.Handler()))
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &node{URL: hs.URL, Reg: reg, Peer: pn, Srv: srv, http: hs, stop: cancel, done: make(chan struct{})}
 	go func() {
@@ -146,4 +149,26 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// checkAnswers runs every SDP answer the node writes (a 201 to a POST of an
+// offer, WHIP or WHEP) through the strict grammar check, so a browser that
+// parses strictly never meets one it refuses.
+func checkAnswers(t testing.TB, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/sdp" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code == http.StatusCreated {
+			if err := sdpcheck.Answer(rec.Body.String()); err != nil {
+				t.Errorf("the answer to POST %s breaks the SDP grammar: %v\n%s", r.URL.Path, err, rec.Body.String())
+			}
+		}
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	})
 }

@@ -59,6 +59,8 @@ var rules = []rule{
 		"chat reaches media only through an interface; transports plug in as chat.Transport"},
 	{"internal/httpx", nil, []string{module + "/"}, "HTTP helpers depend on no other Glint package"},
 	{"internal/testredis", nil, []string{module + "/"}, "a test helper depends on no other Glint package"},
+	{"internal/testnet", nil, []string{module + "/"}, "a test helper depends on no other Glint package"},
+	{"internal/sdpcheck", nil, []string{module + "/", "github.com/pion/"}, "the grammar check stands alone, so it cannot share a parser's mistakes"},
 	{"transcode", nil, []string{module + "/"}, "transcode depends on no other Glint package"},
 	{"relay", nil, []string{module + "/signaling", module + "/hlsbridge", module + "/chat", module + "/cmd"}, "relay plugs into sfu only"},
 	{"hlsbridge", nil, []string{module + "/signaling", module + "/relay", module + "/chat", module + "/cmd"}, "the HLS bridge is a subscriber of sfu"},

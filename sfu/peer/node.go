@@ -11,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,7 +144,9 @@ func (n *Node) makeCertificate() error {
 	if err != nil {
 		return fmt.Errorf("dtls certificate: %w", err)
 	}
-	n.cert, n.fingerprint = cert, "sha-256 "+fp
+	// RFC 8122 §5 writes the fingerprint in upper-case hex; Firefox refuses
+	// an answer with lower-case hex.
+	n.cert, n.fingerprint = cert, "sha-256 "+strings.ToUpper(fp)
 	return nil
 }
 

@@ -86,6 +86,9 @@ func ParseOffer(text string, role Role) (*Offer, error) {
 		if mid == "" {
 			return nil, fmt.Errorf("%w: m-line %d has no a=mid", ErrBadOffer, i)
 		}
+		if !validMid(mid) {
+			return nil, fmt.Errorf("%w: a=mid:%q is not a token of at most %d characters", ErrBadOffer, mid, maxMid)
+		}
 		if len(d.MediaDescriptions) > 1 && !bundled[mid] {
 			return nil, fmt.Errorf("%w: m-line %q is not in a BUNDLE group (max-bundle is required)", ErrBadOffer, mid)
 		}
@@ -130,6 +133,24 @@ func ParseOffer(text string, role Role) (*Offer, error) {
 		return nil, fmt.Errorf("%w: no audio or video", ErrBadOffer)
 	}
 	return o, nil
+}
+
+// maxMid bounds a mid: the answer repeats it in a=group and a=mid.
+const maxMid = 32
+
+// validMid reports whether mid is an RFC 5888 identification-tag (an RFC
+// 8866 token) short enough to echo.
+func validMid(mid string) bool {
+	if mid == "" || len(mid) > maxMid {
+		return false
+	}
+	for i := range len(mid) {
+		c := mid[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func parseMedia(m *sdp.MediaDescription, mid string, role Role) (Media, error) {

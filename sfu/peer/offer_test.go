@@ -45,6 +45,8 @@ func TestParseOffer(t *testing.T) {
 		{"four simulcast layers", strings.Replace(chromeOffer, "a=rid:l send\r\n", "a=rid:l send\r\na=rid:x send\r\n", 1), RolePublisher, ErrBadOffer},
 		{"no usable video codec", strings.NewReplacer("VP8/90000", "H265/90000", "H264/90000", "H265/90000").Replace(chromeOffer), RolePublisher, ErrNoCodec},
 		{"not SDP", "hello", RolePublisher, ErrBadOffer},
+		{"a mid that is not a token", strings.NewReplacer("a=group:BUNDLE 0 1", "a=group:BUNDLE 0 a/b", "a=mid:1", "a=mid:a/b").Replace(chromeOffer), RolePublisher, ErrBadOffer},
+		{"a mid too long", strings.NewReplacer("BUNDLE 0 1", "BUNDLE 0 "+strings.Repeat("m", 33), "a=mid:1", "a=mid:"+strings.Repeat("m", 33)).Replace(chromeOffer), RolePublisher, ErrBadOffer},
 		{"too large", chromeOffer + strings.Repeat("a=x\r\n", MaxOfferSize/5), RolePublisher, ErrBadOffer},
 	} {
 		if _, err := ParseOffer(c.offer, c.role); !errors.Is(err, c.want) {
