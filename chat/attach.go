@@ -38,16 +38,15 @@ func (h *Hub) Attach(stream string, t Transport) *Attached {
 
 // connectLocked joins the room; failures are told to the client, whose
 // transport stays open for another try.
-func (a *Attached) connectLocked(token string) bool {
+func (a *Attached) connectLocked(token string) {
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
 	c, err := a.hub.Connect(ctx, a.stream, a.t, token, false, 0)
 	if err != nil {
 		a.writeErrorLocked(err, "")
-		return false
+		return
 	}
 	a.conn = c
-	return true
 }
 
 func (a *Attached) writeErrorLocked(err error, ref string) {

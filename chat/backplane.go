@@ -89,7 +89,7 @@ func (m *Memory) stream(name string) (*memStream, error) {
 				s.log = append(s.log, &e)
 				s.remember(e.ID, e.Seq)
 			}
-			f.Close()
+			_ = f.Close()
 		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
@@ -133,7 +133,7 @@ func (m *Memory) Append(_ context.Context, stream string, e *Envelope) (uint64, 
 		}
 		// One write per event: the OS has it even if this process dies.
 		if _, err := s.file.Write(append(line, '\n')); err != nil {
-			return 0, fmt.Errorf("%w: %v", ErrUnavailable, err) //nolint:errorlint // detail only
+			return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	s.log = append(s.log, &c)

@@ -191,7 +191,7 @@ func TestModerationIsEnforcedAndAudited(t *testing.T) {
 	})
 
 	// The audit log has every action, with who and when.
-	req, _ := http.NewRequest("GET", e.srv.URL+"/api/streams/demo/chat/audit", nil)
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/api/streams/demo/chat/audit", nil)
 	req.Header.Set("Authorization", "Bearer "+e.token("u-mod", "Mo", RoleViewer))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -253,8 +253,8 @@ func TestReactionsArriveInBursts(t *testing.T) {
 		return n == 30
 	})
 	bursts := len(watcher.all(TypeReactions))
-	if max := int(time.Since(start)/(250*time.Millisecond)) + 2; bursts > max {
-		t.Fatalf("30 reactions became %d events; bursts every 250 ms allow at most %d", bursts, max)
+	if most := int(time.Since(start)/(250*time.Millisecond)) + 2; bursts > most {
+		t.Fatalf("30 reactions became %d events; bursts every 250 ms allow at most %d", bursts, most)
 	}
 	if code := fans[0].errorCode(fans[0].send(TypeReaction, ReactionBody{Emoji: "💩"})); code != CodeBadFrame {
 		t.Fatalf("unknown emoji: %q", code)
@@ -346,7 +346,6 @@ func TestStreamTimeIsClamped(t *testing.T) {
 	e.streams.st.Store(200_000)
 	c := e.dial("token=" + e.token("u1", "Ann", RoleViewer))
 	for _, st := range []int64{199_000, 1_000, 290_000} {
-		st := st
 		c.send(TypeMessage, MessageBody{Text: fmt.Sprint("at ", st)}, func(e *Envelope) { e.ST = &st })
 	}
 	c.send(TypeMessage, MessageBody{Text: "no time"})
@@ -362,7 +361,7 @@ func TestStreamTimeIsClamped(t *testing.T) {
 func httpPost(t *testing.T, url, auth string, body any) (*http.Response, []byte) {
 	t.Helper()
 	raw, _ := json.Marshal(body)
-	req, _ := http.NewRequest("POST", url, bytes.NewReader(raw))
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(raw))
 	req.Header.Set("Content-Type", "application/json")
 	if auth != "" {
 		req.Header.Set("Authorization", "Bearer "+auth)

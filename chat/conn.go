@@ -25,9 +25,6 @@ type Conn struct {
 
 	mu     sync.Mutex
 	claims *Claims // nil: read-only
-	post   bucket
-	react  bucket
-	texts  recentTexts
 
 	closed atomic.Bool
 	reason atomic.Pointer[string]

@@ -264,7 +264,7 @@ func (a *API) supporters(w http.ResponseWriter, r *http.Request) {
 		total += s.Total
 	}
 	httpx.JSON(w, http.StatusOK, struct {
-		Supporters []supporter `json:"supporters"`
+		Supporters []Supporter `json:"supporters"`
 		Total      int         `json:"total_cents"`
 	}{list, total})
 }
@@ -332,6 +332,7 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+//nolint:gochecknoglobals // a parsed template, read-only
 var testCheckoutPage = template.Must(template.New("pay").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Test checkout · Glint</title><link rel="stylesheet" href="/static/style.css"></head>

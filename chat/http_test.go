@@ -14,7 +14,7 @@ import (
 
 func getJSON(t *testing.T, url, auth string, v any) int {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if auth != "" {
 		req.Header.Set("Authorization", "Bearer "+auth)
 	}
@@ -191,7 +191,7 @@ func TestBadgeWithTheTestProvider(t *testing.T) {
 		t.Fatalf("test checkout page: %d", resp.StatusCode)
 	}
 	for range 2 { // paying twice counts once
-		req, _ := http.NewRequest("POST", e.srv.URL+pay, nil)
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+pay, nil)
 		req.Header.Set("Accept", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -203,7 +203,7 @@ func TestBadgeWithTheTestProvider(t *testing.T) {
 		}
 	}
 	// A forged reference is refused.
-	req, _ := http.NewRequest("POST", e.srv.URL+pay+"x", nil)
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+pay+"x", nil)
 	if resp, _ := http.DefaultClient.Do(req); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("forged order: %d", resp.StatusCode)
 	} else {
@@ -217,7 +217,7 @@ func TestBadgeWithTheTestProvider(t *testing.T) {
 	}
 	// A second purchase adds to the total.
 	pay = buyBadge(t, e, fanTok, 1)
-	req, _ = http.NewRequest("POST", e.srv.URL+pay, nil)
+	req, _ = http.NewRequest(http.MethodPost, e.srv.URL+pay, nil)
 	req.Header.Set("Accept", "application/json")
 	if resp, err := http.DefaultClient.Do(req); err != nil {
 		t.Fatal(err)
@@ -225,7 +225,7 @@ func TestBadgeWithTheTestProvider(t *testing.T) {
 		resp.Body.Close()
 	}
 	var list struct {
-		Supporters []supporter
+		Supporters []Supporter
 		Total      int `json:"total_cents"`
 	}
 	if code := getJSON(t, e.srv.URL+"/api/streams/demo/supporters", fanTok, nil); code != http.StatusForbidden {
@@ -263,7 +263,7 @@ func TestBadgeWithAWebhookProvider(t *testing.T) {
 	}
 	ref := u.Query().Get("ref")
 	notify := func(body string, sig string) int {
-		req, _ := http.NewRequest("POST", e.srv.URL+"/api/payments/webhook", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/api/payments/webhook", strings.NewReader(body))
 		if sig != "" {
 			req.Header.Set("Glint-Signature", sig)
 		}
@@ -294,7 +294,7 @@ func TestBadgeWithAWebhookProvider(t *testing.T) {
 		}
 	}
 	var list struct {
-		Supporters []supporter
+		Supporters []Supporter
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for len(list.Supporters) == 0 && time.Now().Before(deadline) {

@@ -217,7 +217,7 @@ func (h *Hub) Audit(ctx context.Context, stream string) ([]*Envelope, error) {
 }
 
 // Supporters lists a stream's badge buyers with their totals.
-func (h *Hub) Supporters(ctx context.Context, stream string) ([]supporter, error) {
+func (h *Hub) Supporters(ctx context.Context, stream string) ([]Supporter, error) {
 	r, err := h.Room(ctx, stream)
 	if err != nil {
 		return nil, err

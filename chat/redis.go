@@ -51,6 +51,8 @@ func (r *Redis) keys(stream string) (seq, log, ids string) {
 // appendScript numbers and stores an event in one step. A known post id
 // returns its sequence number; a counter behind what nodes have seen (a
 // Redis that lost data) is raised first.
+//
+//nolint:gochecknoglobals // a compiled script, read-only
 var appendScript = redis.NewScript(`
 if ARGV[2] ~= "" then
   local prev = redis.call('GET', KEYS[3] .. ARGV[2])
@@ -78,10 +80,10 @@ func (r *Redis) Append(ctx context.Context, stream string, e *Envelope) (uint64,
 	r.mu.Unlock()
 	res, err := appendScript.Run(ctx, r.c, []string{seqKey, logKey, idPrefix}, raw, e.ID, floor).Int64Slice()
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err) //nolint:errorlint // detail only
+		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	r.note(stream, uint64(res[0])) //nolint:gosec // positive
-	return uint64(res[0]), nil     //nolint:gosec
+	r.note(stream, uint64(res[0]))
+	return uint64(res[0]), nil
 }
 
 func (r *Redis) note(stream string, seq uint64) {
@@ -112,7 +114,7 @@ func (r *Redis) Range(ctx context.Context, stream string, after uint64, limit in
 	_, logKey, _ := r.keys(stream)
 	msgs, err := r.c.XRangeN(ctx, logKey, "("+strconv.FormatUint(after, 10)+"-0", "+", int64(limit)).Result()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err) //nolint:errorlint
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	out := make([]*Envelope, 0, len(msgs))
 	for _, m := range msgs {
@@ -133,7 +135,7 @@ func (r *Redis) Head(ctx context.Context, stream string) (uint64, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err) //nolint:errorlint
+		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return n, nil
 }

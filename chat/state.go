@@ -12,14 +12,14 @@ type roomState struct {
 	mods     map[string]bool
 	hosts    map[string]bool  // users whose host tokens have acted in the log
 	bans     map[string]int64 // user id → until (ms since 1970), 0 for good
-	badges   map[string]*supporter
+	badges   map[string]*Supporter
 	orders   map[string]bool // payment orders already counted
 	deleted  map[uint64]bool
 	lastPost map[string]int64 // user id → server time of their last message, ms
 }
 
-// supporter is a buyer's standing in a stream.
-type supporter struct {
+// Supporter is a buyer's standing in a stream.
+type Supporter struct {
 	User  User `json:"user"`
 	Tier  int  `json:"tier"`
 	Total int  `json:"total_cents"`
@@ -30,7 +30,7 @@ func newRoomState() roomState {
 	return roomState{
 		settings: Settings{Comments: true},
 		words:    map[string]bool{}, mods: map[string]bool{}, hosts: map[string]bool{}, bans: map[string]int64{},
-		badges: map[string]*supporter{}, orders: map[string]bool{}, deleted: map[uint64]bool{},
+		badges: map[string]*Supporter{}, orders: map[string]bool{}, deleted: map[uint64]bool{},
 		lastPost: map[string]int64{},
 	}
 }
@@ -58,7 +58,7 @@ func (s *roomState) apply(e *Envelope) {
 		s.orders[b.Order] = true
 		sp := s.badges[b.User.ID]
 		if sp == nil {
-			sp = &supporter{User: b.User}
+			sp = &Supporter{User: b.User}
 			s.badges[b.User.ID] = sp
 		}
 		sp.User.Name = b.User.Name
@@ -122,12 +122,12 @@ func (s *roomState) role(c Claims) Role {
 }
 
 // supporters lists buyers, biggest total first.
-func (s *roomState) supporters() []supporter {
-	out := make([]supporter, 0, len(s.badges))
+func (s *roomState) supporters() []Supporter {
+	out := make([]Supporter, 0, len(s.badges))
 	for _, sp := range s.badges {
 		out = append(out, *sp)
 	}
-	slices.SortFunc(out, func(a, b supporter) int {
+	slices.SortFunc(out, func(a, b Supporter) int {
 		if a.Total != b.Total {
 			return b.Total - a.Total
 		}

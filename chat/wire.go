@@ -127,24 +127,30 @@ type (
 		Last     uint64   `json:"last_seq"`
 		Emoji    []string `json:"emoji"`
 	}
-	// AuthBody, ResumeBody and the moderation requests.
+	// AuthBody signs a connection in with a token.
 	AuthBody struct {
 		Token string `json:"token"`
 	}
+	// ResumeBody asks for the events after a sequence number; it and the
+	// bodies below are requests.
 	ResumeBody struct {
 		After uint64 `json:"after"`
 	}
+	// TargetBody names a user for a moderation request.
 	TargetBody struct {
 		User    string `json:"user"`
 		Seconds int    `json:"seconds,omitempty"`
 		Grant   bool   `json:"grant,omitempty"`
 	}
+	// SlowBody sets slow mode.
 	SlowBody struct {
 		Seconds int `json:"seconds"`
 	}
+	// CommentsBody turns comments on or off.
 	CommentsBody struct {
 		On bool `json:"on"`
 	}
+	// WordsBody adds and removes blocked words.
 	WordsBody struct {
 		Add    []string `json:"add,omitempty"`
 		Remove []string `json:"remove,omitempty"`

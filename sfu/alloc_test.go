@@ -39,7 +39,7 @@ func (h *allocHarness) target(est float64, now int64) string {
 }
 
 func TestAllocationFollowsBudget(t *testing.T) {
-	now := int64(second)
+	now := second
 	h := newAllocHarness(t, now)
 	for _, c := range []struct {
 		est  float64
@@ -52,7 +52,7 @@ func TestAllocationFollowsBudget(t *testing.T) {
 }
 
 func TestAllocationHonoursMaxHeightAndPins(t *testing.T) {
-	now := int64(second)
+	now := second
 	h := newAllocHarness(t, now)
 	h.sub.SetPreferences(Preferences{MaxHeight: 360}, now)
 	if got := h.target(10_000_000, now); got != "m" {
@@ -73,7 +73,7 @@ func TestAllocationHonoursMaxHeightAndPins(t *testing.T) {
 }
 
 func TestAllocationSkipsPausedLayers(t *testing.T) {
-	now := int64(second)
+	now := second
 	h := newAllocHarness(t, now)
 	later := now + 3*second
 	for _, v := range h.s.layers[:2] { // the publisher stopped sending h
@@ -85,7 +85,7 @@ func TestAllocationSkipsPausedLayers(t *testing.T) {
 }
 
 func TestFailedUpSwitchBacksOff(t *testing.T) {
-	now := int64(second)
+	now := second
 	h := newAllocHarness(t, now)
 	h.target(700_000, now)
 	now += 33 * millisecond
@@ -112,7 +112,7 @@ func TestFailedUpSwitchBacksOff(t *testing.T) {
 
 func TestSwitchKeepsTimestampsOnThePublishersClock(t *testing.T) {
 	reg := NewRegistry(testConfig())
-	now := int64(second)
+	now := second
 	s := newSimulcast(t, reg, now)
 	sub, rec := subscribe(t, s.room, now)
 	// Every layer's sender report says: frame 0 was captured at NTP T.

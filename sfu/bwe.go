@@ -92,7 +92,7 @@ func (e *estimator) estimate() uint64 { return uint64(e.est) }
 
 // sent records a packet sent with transport-wide sequence number seq.
 func (e *estimator) sent(seq uint16, size int, now int64) {
-	e.history[seq%historySize] = sendRec{atMs: uint32(now / millisecond), size: uint16(min(max(size, 1), 0xffff)), seq: seq} //nolint:gosec // clamped; the millisecond clock wraps by design
+	e.history[seq%historySize] = sendRec{atMs: uint32(now / millisecond), size: uint16(min(max(size, 1), 0xffff)), seq: seq}
 }
 
 // onTWCC processes a transport-wide congestion control feedback packet

@@ -12,7 +12,7 @@ func feedback(count uint8, base uint16, arrivals []int64) *rtcp.TransportLayerCC
 	fb := &rtcp.TransportLayerCC{BaseSequenceNumber: base, PacketStatusCount: uint16(len(arrivals)), FbPktCount: count}
 	prev := int64(-1)
 	for _, a := range arrivals {
-		sym := uint16(rtcp.TypeTCCPacketNotReceived)
+		sym := rtcp.TypeTCCPacketNotReceived
 		if a >= 0 {
 			if prev < 0 {
 				fb.ReferenceTime = uint32(a / 64000)

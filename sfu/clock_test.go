@@ -6,7 +6,7 @@ import "testing"
 // stream has been live when that frame arrived, across a layer switch.
 func TestSubscriberClockMapsRTPToStreamTime(t *testing.T) {
 	reg := NewRegistry(testConfig())
-	start := int64(10 * second)
+	start := 10 * second
 	s := newSimulcast(t, reg, start)
 	if st, ok := s.room.StreamTime(start + 1500*millisecond); !ok || st != 1500 {
 		t.Fatalf("stream time 1.5 s after going live: %d %v", st, ok)

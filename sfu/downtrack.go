@@ -436,17 +436,17 @@ func (d *DownTrack) SenderReport(now int64, wallNTP uint64) (rtcp.SenderReport, 
 	}
 	sr := rtcp.SenderReport{
 		SSRC:        d.ssrc,
-		PacketCount: uint32(d.packets.Load()), //nolint:gosec // RFC 3550 counters wrap
-		OctetCount:  uint32(d.bytes.Load()),   //nolint:gosec
+		PacketCount: uint32(d.packets.Load()),
+		OctetCount:  uint32(d.bytes.Load()),
 	}
 	if psr := f.cur.senderReport(); psr != nil {
 		elapsed := now - psr.at
 		sr.NTPTime = ntpAdd(psr.ntp, elapsed)
-		sr.RTPTime = psr.rtp + uint32(elapsed*int64(f.clockRate)/second) + f.current().tsOff //nolint:gosec
+		sr.RTPTime = psr.rtp + uint32(elapsed*int64(f.clockRate)/second) + f.current().tsOff
 	} else {
 		elapsed := max(now-f.lastOutAt, 0)
 		sr.NTPTime = wallNTP
-		sr.RTPTime = f.lastOutTS + uint32(elapsed*int64(f.clockRate)/second) //nolint:gosec
+		sr.RTPTime = f.lastOutTS + uint32(elapsed*int64(f.clockRate)/second)
 	}
 	return sr, true
 }

@@ -182,12 +182,12 @@ func (f *forwarder) continueTimestamp(l *Layer, p *Packet) uint32 {
 	// the old layer's RTP timeline: the same instant is srOld.rtp plus the
 	// NTP distance between the two reports in ticks, plus p's distance from
 	// srNew. Only the NTP difference is converted, with rounding.
-	ntpDelta := int64(srNew.ntp - srOld.ntp) //nolint:gosec // two's complement wrap is intended
+	ntpDelta := int64(srNew.ntp - srOld.ntp)
 	if ntpDelta > 3600<<32 || ntpDelta < -3600<<32 {
 		return fallback
 	}
 	ticks := (ntpDelta*int64(f.clockRate) + 1<<31) >> 32
-	oldRTP := srOld.rtp + uint32(ticks) + (p.Timestamp - srNew.rtp) //nolint:gosec
+	oldRTP := srOld.rtp + uint32(ticks) + (p.Timestamp - srNew.rtp)
 	out := oldRTP + f.epochs[f.ep].tsOff
 	// Never step backwards, and never jump far from the elapsed-time guess
 	// (a bogus report must not freeze a viewer).
@@ -226,5 +226,5 @@ func pidMask(long bool) uint16 {
 // ntpAdd adds d nanoseconds to a 64-bit NTP timestamp.
 func ntpAdd(ntp uint64, d int64) uint64 {
 	secs, frac := d/second, d%second
-	return ntp + uint64(secs<<32) + uint64(frac*(1<<32)/second) //nolint:gosec // two's complement wrap is intended
+	return ntp + uint64(secs<<32) + uint64(frac*(1<<32)/second)
 }

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -81,7 +82,7 @@ func isKey(p sent) bool {
 
 func TestForwardStartsOnKeyframeAndSwitchesContinuously(t *testing.T) {
 	reg := NewRegistry(testConfig())
-	now := int64(second)
+	now := second
 	s := newSimulcast(t, reg, now)
 	s.frameAll(t, false, now) // packets before the viewer exists
 	sub, rec := subscribe(t, s.room, now)
@@ -145,7 +146,7 @@ func vp8Width(p []byte) int { return int(binary.LittleEndian.Uint16(p[10:]) & 0x
 
 func TestNACKAnsweredAcrossSwitch(t *testing.T) {
 	reg := NewRegistry(testConfig())
-	now := int64(second)
+	now := second
 	s := newSimulcast(t, reg, now)
 	sub, rec := subscribe(t, s.room, now)
 	s.frameAll(t, true, now)
@@ -167,7 +168,7 @@ func TestNACKAnsweredAcrossSwitch(t *testing.T) {
 		t.Fatalf("got %d retransmissions, want 2", len(got))
 	}
 	for i, want := range []sent{pkts[1], pkts[7]} {
-		if got[i].h.SequenceNumber != want.h.SequenceNumber || got[i].h.Timestamp != want.h.Timestamp || string(got[i].payload) != string(want.payload) {
+		if got[i].h.SequenceNumber != want.h.SequenceNumber || got[i].h.Timestamp != want.h.Timestamp || !bytes.Equal(got[i].payload, want.payload) {
 			t.Fatalf("retransmission %d differs from the original", i)
 		}
 	}
@@ -180,7 +181,7 @@ func TestNACKAnsweredAcrossSwitch(t *testing.T) {
 
 func TestKeyframeRequestsCoalesce(t *testing.T) {
 	reg := NewRegistry(testConfig())
-	now := int64(second)
+	now := second
 	s := newSimulcast(t, reg, now)
 	for i := range 1000 {
 		sub, err := s.room.Subscribe("v")
@@ -203,7 +204,7 @@ func TestKeyframeRequestsCoalesce(t *testing.T) {
 
 func TestReconnectContinuesSameDownTrack(t *testing.T) {
 	reg := NewRegistry(testConfig())
-	now := int64(second)
+	now := second
 	s := newSimulcast(t, reg, now)
 	sub, rec := subscribe(t, s.room, now)
 	s.frameAll(t, true, now)
@@ -215,12 +216,12 @@ func TestReconnectContinuesSameDownTrack(t *testing.T) {
 	if st := s.room.State(); st != StateReconnecting {
 		t.Fatalf("state %v after loss, want reconnecting", st)
 	}
-	reg.Tick(now + int64(second))
+	reg.Tick(now + second)
 	if sub.Closed() {
 		t.Fatal("viewer closed inside the grace period")
 	}
 	// The publisher returns with new SSRCs, sequence numbers and timestamps.
-	now += int64(1500 * millisecond)
+	now += 1500 * millisecond
 	s2 := &simulcast{room: s.room, src: &testSource{}}
 	s2.pub = s.room.Publish(HostID, s2.src, now)
 	for i, rid := range []string{"l", "m", "h"} {
@@ -249,17 +250,17 @@ func TestReconnectContinuesSameDownTrack(t *testing.T) {
 
 func TestGraceExpiryEndsViewers(t *testing.T) {
 	reg := NewRegistry(testConfig())
-	now := int64(second)
+	now := second
 	s := newSimulcast(t, reg, now)
 	sub, _ := subscribe(t, s.room, now)
 	var reason error
 	sub.OnClose(func(r error) { reason = r })
 	s.pub.Lost(now)
-	reg.Tick(now + int64(1900*millisecond))
+	reg.Tick(now + 1900*millisecond)
 	if sub.Closed() {
 		t.Fatal("closed before the grace period ended")
 	}
-	reg.Tick(now + int64(2100*millisecond))
+	reg.Tick(now + 2100*millisecond)
 	if !sub.Closed() || !errors.Is(reason, ErrNotLive) {
 		t.Fatalf("closed=%v reason=%v after grace; want closed with ErrNotLive", sub.Closed(), reason)
 	}
@@ -313,7 +314,7 @@ func TestMalformedPacketsCounted(t *testing.T) {
 
 func TestLayerWithoutKeyframeIsAskedForOne(t *testing.T) {
 	reg := NewRegistry(testConfig())
-	now := int64(second)
+	now := second
 	s := newSimulcast(t, reg, now)
 	s.frameAll(t, false, now) // the first keyframes were lost
 	reg.Tick(now + 100*millisecond)
@@ -336,7 +337,7 @@ func TestLayerWithoutKeyframeIsAskedForOne(t *testing.T) {
 
 func TestNewViewerStartsFromCachedKeyframe(t *testing.T) {
 	reg := NewRegistry(testConfig())
-	now := int64(second)
+	now := second
 	s := newSimulcast(t, reg, now)
 	s.frameAll(t, true, now)
 	for range 3 {

@@ -21,7 +21,7 @@ type Histogram struct {
 // bucketOf returns the bucket of a duration in microseconds.
 func bucketOf(us uint64) int {
 	if us < 4 {
-		return int(us) //nolint:gosec // < 4
+		return int(us)
 	}
 	e := bits.Len64(us) - 1 // us is in [2^e, 2^(e+1))
 	sub := int(us>>(e-2)) & 3
@@ -43,7 +43,7 @@ func BucketUpperMicros(i int) float64 {
 
 // Observe records a duration in nanoseconds.
 func (h *Histogram) Observe(ns int64) {
-	h.buckets[bucketOf(uint64(max(ns/1000, 0)))].Add(1) //nolint:gosec // non-negative
+	h.buckets[bucketOf(uint64(max(ns/1000, 0)))].Add(1)
 	h.sumNs.Add(ns)
 }
 

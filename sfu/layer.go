@@ -115,8 +115,8 @@ func (l *Layer) noteKeyframe(p *Packet) {
 	l.stats.keyframes.Add(1)
 	l.stats.lastKeyframe.Store(p.Arrival)
 	if w, h, ok := keyframeSize(l.family, p.Payload()); ok {
-		l.stats.width.Store(uint32(w))  //nolint:gosec // picture sizes are small
-		l.stats.height.Store(uint32(h)) //nolint:gosec
+		l.stats.width.Store(uint32(w))
+		l.stats.height.Store(uint32(h))
 	}
 }
 

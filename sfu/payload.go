@@ -44,7 +44,7 @@ func readPictureID(b []byte, i int, pic *pictureInfo) int {
 	if len(b) < i+1 {
 		return -1
 	}
-	pic.pidOff = uint8(i) //nolint:gosec // descriptor offsets are < 8
+	pic.pidOff = uint8(i)
 	if b[i]&0x80 == 0 {
 		pic.pid = uint16(b[i] & 0x7f)
 		return i + 1
@@ -79,7 +79,7 @@ func vp8Descriptor(b []byte) (size int, pic pictureInfo, ok bool) {
 			if len(b) < i+1 {
 				return 0, pic, false
 			}
-			pic.tl0Off, pic.tl0 = uint8(i), b[i] //nolint:gosec
+			pic.tl0Off, pic.tl0 = uint8(i), b[i]
 			i++
 		}
 		if x&0x30 != 0 { // T or K
@@ -125,7 +125,7 @@ func vp9Descriptor(b []byte) (size int, pic pictureInfo, sid uint8, ok bool) {
 			if len(b) < i+1 {
 				return 0, pic, 0, false
 			}
-			pic.tl0Off, pic.tl0 = uint8(i), b[i] //nolint:gosec
+			pic.tl0Off, pic.tl0 = uint8(i), b[i]
 			i++
 		}
 	}
@@ -156,10 +156,10 @@ func h264Keyframe(b []byte) bool {
 	if len(b) < 1 {
 		return false
 	}
-	switch t := b[0] & 0x1f; {
-	case t == 5 || t == 7:
+	switch t := b[0] & 0x1f; t {
+	case 5, 7:
 		return true
-	case t == 24: // STAP-A
+	case 24: // STAP-A
 		for i := 1; i+2 < len(b); {
 			n := int(binary.BigEndian.Uint16(b[i:]))
 			i += 2
@@ -171,7 +171,7 @@ func h264Keyframe(b []byte) bool {
 			}
 			i += n
 		}
-	case t == 28: // FU-A
+	case 28: // FU-A
 		return len(b) > 1 && b[1]&0x80 != 0 && (b[1]&0x1f == 5 || b[1]&0x1f == 7)
 	}
 	return false

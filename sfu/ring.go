@@ -33,7 +33,7 @@ func (r *ring) put(b []byte, ids *ExtIDs, f codecFamily, now int64) (*Packet, er
 	seq := binary.BigEndian.Uint16(b[2:])
 	i := seq & r.mask
 	p := &r.slots[i]
-	if r.valid[i] && p.SequenceNumber == seq && p.size == uint16(len(b)) { //nolint:gosec // len ≤ MaxPacketSize checked in load
+	if r.valid[i] && p.SequenceNumber == seq && p.size == uint16(len(b)) {
 		return nil, nil
 	}
 	r.mu.Lock()

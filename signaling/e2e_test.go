@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -209,6 +210,9 @@ func TestThrottledViewerMovesDownAndBackUp(t *testing.T) {
 }
 
 func TestPublisherKilledAndReconnectsWithinGrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a publisher process killed and restarted: runs in the full suite (make test), not with -short")
+	}
 	n := startNode(t, nodeOptions{grace: 20 * time.Second})
 	helper := startHelperPublisher(t, n)
 	eventually(t, 5*time.Second, "stream live", func() bool { return roomState(n) == "live" })
@@ -400,7 +404,7 @@ func restartICE(t *testing.T, pc *webrtc.PeerConnection, res *client.Resource) {
 	waitGathered(t, gathered)
 	frag := fragmentOf(t, pc.LocalDescription().SDP)
 	resp, body, err := res.Patch(ctx, frag, "*")
-	if err != nil || resp.StatusCode != 200 {
+	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("restart PATCH: %v %v %s", err, resp, body)
 	}
 	if resp.Header.Get("ETag") == "" || resp.Header.Get("ETag") == res.ETag {

@@ -17,11 +17,11 @@ import (
 )
 
 var (
-	// ErrUnknownStream: no channel of that name is configured.
+	// ErrUnknownStream is returned for a stream that is not configured.
 	ErrUnknownStream = errors.New("unknown stream")
-	// ErrNoKey: the request carried no bearer token.
+	// ErrNoKey is returned when the request carried no bearer token.
 	ErrNoKey = errors.New("missing stream key")
-	// ErrBadKey: the bearer token is not the stream's key.
+	// ErrBadKey is returned when the bearer token is not the stream's key.
 	ErrBadKey = errors.New("wrong stream key")
 )
 
@@ -103,17 +103,17 @@ func (k *Keys) save() error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return err
 	}
 	if _, err := tmp.Write(append(raw, '\n')); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return err
 	}
 	if err := tmp.Close(); err != nil {

@@ -131,7 +131,7 @@ func TestOfferStatuses(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "live", func() bool { return roomState(n) == "live" })
 	resp, body := do(t, n.URL, req{method: "POST", path: "/whep/demo", ctype: sdp, body: viewH264})
-	if resp.StatusCode != 406 {
+	if resp.StatusCode != http.StatusNotAcceptable {
 		t.Errorf("viewer without the stream's codec: %d %s, want 406", resp.StatusCode, body)
 	}
 	v := n.view(t, client.ViewerConfig{})
@@ -170,7 +170,7 @@ func TestSessionResource(t *testing.T) {
 	v := n.view(t, client.ViewerConfig{})
 	whip := strings.TrimPrefix(p.Resource.URL, n.URL)
 	whep := strings.TrimPrefix(v.Resource.URL, n.URL)
-	frag := "a=ice-ufrag:" + fragValue(strings.ReplaceAll(v.PC.LocalDescription().SDP, "\r\n", "\r\n"), "ice-ufrag") +
+	frag := "a=ice-ufrag:" + fragValue(v.PC.LocalDescription().SDP, "ice-ufrag") +
 		"\r\na=ice-pwd:" + fragValue(v.PC.LocalDescription().SDP, "ice-pwd") +
 		"\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
 	trickle := "application/trickle-ice-sdpfrag"
@@ -201,7 +201,7 @@ func TestSessionResource(t *testing.T) {
 		}
 	}
 	resp, _ := do(t, n.URL, req{method: "DELETE", path: whip, token: testKey})
-	if resp.StatusCode != 200 {
+	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("delete the publisher: %d", resp.StatusCode)
 	}
 	if st := roomState(n); st != "offline" {
@@ -215,7 +215,7 @@ func TestCORSAndDiscovery(t *testing.T) {
 		"Origin": "https://studio.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type"}})
 	h := resp.Header
 	switch {
-	case resp.StatusCode != 204:
+	case resp.StatusCode != http.StatusNoContent:
 		t.Fatalf("preflight: %d", resp.StatusCode)
 	case h.Get("Access-Control-Allow-Origin") != "*":
 		t.Errorf("Allow-Origin %q", h.Get("Access-Control-Allow-Origin"))
@@ -240,7 +240,7 @@ func TestAPIAndEvents(t *testing.T) {
 			Name, State string
 		}
 	}
-	if err := json.Unmarshal([]byte(body), &list); err != nil || resp.StatusCode != 200 || len(list.Streams) != 2 || list.Streams[0].State != "offline" {
+	if err := json.Unmarshal([]byte(body), &list); err != nil || resp.StatusCode != http.StatusOK || len(list.Streams) != 2 || list.Streams[0].State != "offline" {
 		t.Fatalf("streams before publishing: %d %s", resp.StatusCode, body)
 	}
 	n.publish(t, client.PublisherConfig{Simulcast: true, Audio: true})
@@ -264,7 +264,7 @@ func TestAPIAndEvents(t *testing.T) {
 			}
 		}
 	}
-	if err := json.Unmarshal([]byte(body), &info); err != nil || resp.StatusCode != 200 {
+	if err := json.Unmarshal([]byte(body), &info); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("stream info: %d %s", resp.StatusCode, body)
 	}
 	if info.State != "live" || info.Viewers != 1 || len(info.Video.Layers) != 3 {
@@ -276,7 +276,7 @@ func TestAPIAndEvents(t *testing.T) {
 			t.Errorf("layer %d: %+v, want %dp at ~30 fps with a bitrate", i, l, wantH)
 		}
 	}
-	if resp, _ := do(t, n.URL, req{method: "GET", path: "/api/streams/nobody"}); resp.StatusCode != 404 {
+	if resp, _ := do(t, n.URL, req{method: "GET", path: "/api/streams/nobody"}); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown stream: %d", resp.StatusCode)
 	}
 
@@ -291,20 +291,20 @@ func TestAPIAndEvents(t *testing.T) {
 			eventsURL = u
 		}
 	}
-	if resp, _ := do(t, n.URL, req{method: "POST", path: layerURL, ctype: "application/json", body: "{not json"}); resp.StatusCode != 400 {
+	if resp, _ := do(t, n.URL, req{method: "POST", path: layerURL, ctype: "application/json", body: "{not json"}); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("bad layer JSON: %d", resp.StatusCode)
 	}
-	if resp, _ := do(t, n.URL, req{method: "POST", path: layerURL, ctype: "application/json", body: `{"encodingId":"l"}`}); resp.StatusCode != 204 {
+	if resp, _ := do(t, n.URL, req{method: "POST", path: layerURL, ctype: "application/json", body: `{"encodingId":"l"}`}); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("layer selection: %d", resp.StatusCode)
 	}
 	eventually(t, 5*time.Second, "the viewer on the low layer", func() bool { return v.Stats().Layer == 0 })
 	resp, _ = do(t, n.URL, req{method: "POST", path: eventsURL, ctype: "application/json", body: `["layers"]`})
-	if resp.StatusCode != 201 || resp.Header.Get("Location") == "" {
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Location") == "" {
 		t.Fatalf("events subscription: %d", resp.StatusCode)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	er, _ := http.NewRequestWithContext(ctx, "GET", n.URL+resp.Header.Get("Location"), nil)
+	er, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+resp.Header.Get("Location"), nil)
 	es, err := http.DefaultClient.Do(er)
 	if err != nil {
 		t.Fatal(err)
@@ -324,7 +324,7 @@ func TestAPIAndEvents(t *testing.T) {
 	}
 	// One session may hold a few event streams, not any number.
 	for i := 1; ; i++ {
-		r, _ := http.NewRequestWithContext(ctx, "GET", n.URL+resp.Header.Get("Location"), nil)
+		r, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+resp.Header.Get("Location"), nil)
 		more, err := http.DefaultClient.Do(r)
 		if err != nil {
 			t.Fatal(err)
@@ -346,7 +346,7 @@ func TestPublicIPReplacesHostCandidates(t *testing.T) {
 	n := startNode(t, nodeOptions{publicIPs: []string{"203.0.113.7"}})
 	resp, body := do(t, n.URL, req{method: "POST", path: "/whip/demo", ctype: "application/sdp", token: testKey,
 		body: offerFor(t, webrtc.RTPTransceiverDirectionSendonly, webrtc.MimeTypeVP8, "")})
-	if resp.StatusCode != 201 {
+	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
 	if !strings.Contains(body, " 203.0.113.7 ") || strings.Contains(body, " 127.0.0.1 ") {
@@ -374,7 +374,7 @@ func TestOfferWithDataChannelIsAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, body := do(t, n.URL, req{method: "POST", path: "/whep/demo", ctype: "application/sdp", body: offer.SDP})
-	if resp.StatusCode != 201 || !strings.Contains(body, "m=application ") || strings.Contains(body, "m=application 0 ") {
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(body, "m=application ") || strings.Contains(body, "m=application 0 ") {
 		t.Fatalf("offer with a data channel: %d, answer:\n%s", resp.StatusCode, body)
 	}
 }
@@ -426,7 +426,7 @@ func TestViewerDataChannelCarriesMessages(t *testing.T) {
 	}
 	waitGathered(t, gathered)
 	resp, body := do(t, n.URL, req{method: "POST", path: "/whep/demo", ctype: "application/sdp", body: pc.LocalDescription().SDP})
-	if resp.StatusCode != 201 {
+	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: body}); err != nil {
@@ -451,7 +451,7 @@ func TestViewerDataChannelCarriesMessages(t *testing.T) {
 		t.Fatal("a channel of another label stayed open")
 	}
 	del, _ := do(t, n.URL, req{method: "DELETE", path: resp.Header.Get("Location")})
-	if del.StatusCode != 200 {
+	if del.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE: %d", del.StatusCode)
 	}
 	select {
@@ -478,7 +478,7 @@ func TestAbandonedSessionIsReclaimed(t *testing.T) {
 	// A viewer posts an offer and vanishes before connecting.
 	resp, body := do(t, n.URL, req{method: "POST", path: "/whep/demo", ctype: "application/sdp",
 		body: offerFor(t, webrtc.RTPTransceiverDirectionRecvonly, webrtc.MimeTypeVP8, "")})
-	if resp.StatusCode != 201 {
+	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
 	if _, v := n.Srv.Sessions(); v != 1 {

@@ -12,10 +12,20 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
+// fullSuiteOnly skips a slow test (a browser, several processes) in the
+// -short loop; the full suite, make test and CI, always runs it.
+func fullSuiteOnly(t *testing.T, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("%s: runs in the full suite (make test), not with -short", what)
+	}
+}
+
 // chromium finds Debian's Chromium; a test that needs it fails, never
 // skips, when it is missing.
 func chromium(t *testing.T) string {
 	t.Helper()
+	fullSuiteOnly(t, "a Chromium test")
 	for _, name := range []string{os.Getenv("GLINT_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
 		if name == "" {
 			continue
@@ -61,7 +71,7 @@ func browser(t *testing.T) context.Context {
 }
 
 // poll evaluates expr until it is true or the timeout passes.
-func poll(t *testing.T, ctx context.Context, timeout time.Duration, what, expr string) {
+func poll(ctx context.Context, t *testing.T, timeout time.Duration, what, expr string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -99,7 +109,7 @@ func TestBrowserGoLiveAndWatch(t *testing.T) {
 			); err != nil {
 				t.Fatal(err)
 			}
-			poll(t, live, 15*time.Second, "the publisher connected", `window.glintLive.state === "connected"`)
+			poll(live, t, 15*time.Second, "the publisher connected", `window.glintLive.state === "connected"`)
 			// Chromium's bandwidth estimate starts near 300 kbit/s and takes
 			// 15-20 s to ramp; until then its encoder drops frames on the upper
 			// layers. Wait for all three layers, the top one at 15 fps or more,
@@ -137,7 +147,7 @@ func TestBrowserGoLiveAndWatch(t *testing.T) {
 			if err := chromedp.Do(watch, chromedp.Navigate(base+"/watch/demo")); err != nil {
 				t.Fatal(err)
 			}
-			poll(t, watch, 5*time.Second, "the first rendered frame", `window.glintWatch.frames > 0`)
+			poll(watch, t, 5*time.Second, "the first rendered frame", `window.glintWatch.frames > 0`)
 			s, err := chromedp.Run(watch, chromedp.Evaluate[watchState](`window.glintWatch`))
 			if err != nil {
 				t.Fatal(err)

@@ -35,7 +35,7 @@ func TestBrowserChatFollowsThePlayhead(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, live, 15*time.Second, "the publisher connected", `window.glintLive.state === "connected"`)
+	poll(live, t, 15*time.Second, "the publisher connected", `window.glintLive.state === "connected"`)
 
 	open := func(path string) (ctx interface{ Done() <-chan struct{} }, run func(expr string, out any)) {
 		c, cancel := chromedp.NewContext(live)
@@ -43,7 +43,7 @@ func TestBrowserChatFollowsThePlayhead(t *testing.T) {
 		if err := chromedp.Do(c, chromedp.Navigate(base+path)); err != nil {
 			t.Fatal(err)
 		}
-		poll(t, c, 15*time.Second, path+" playing with a stream clock and chat on the data channel",
+		poll(c, t, 15*time.Second, path+" playing with a stream clock and chat on the data channel",
 			`window.glintWatch.playhead() !== null && window.glintChat.transport && window.glintChat.transport.kind === "datachannel"`)
 		return c, func(expr string, out any) {
 			t.Helper()
@@ -170,45 +170,45 @@ func TestBrowserChatPanel(t *testing.T) {
 		return fmt.Sprintf(`[...document.querySelectorAll("#chat-log li")].some((li) => li.textContent.includes(%q))`, text)
 	}
 	run(viewer, "open the watch page", chromedp.Navigate(base+"/watch/demo"))
-	poll(t, viewer, 10*time.Second, "chat connected", `!!(window.glintChat && window.glintChat.transport)`)
+	poll(viewer, t, 10*time.Second, "chat connected", `!!(window.glintChat && window.glintChat.transport)`)
 	run(viewer, "join chat", chromedp.SetValue("#chat-name", "Vic"), chromedp.Click("#chat-signin button"))
-	poll(t, viewer, 5*time.Second, "signed in", `!document.getElementById("chat-form").hidden && window.glintChat.me && window.glintChat.me.name === "Vic"`)
+	poll(viewer, t, 5*time.Second, "signed in", `!document.getElementById("chat-form").hidden && window.glintChat.me && window.glintChat.me.name === "Vic"`)
 	run(viewer, "post", chromedp.SetValue("#chat-input", "hello from the page"), chromedp.Click("#chat-form button"))
-	poll(t, viewer, 5*time.Second, "the message in the log", logHas(viewer, "hello from the page"))
+	poll(viewer, t, 5*time.Second, "the message in the log", logHas(viewer, "hello from the page"))
 
 	// A reaction comes back as a burst.
 	run(viewer, "react", chromedp.Click("#chat-reactions button"))
-	poll(t, viewer, 5*time.Second, "a reaction burst", `Object.values(window.glintChat.shown).some((s) => s.type === "reactions")`)
+	poll(viewer, t, 5*time.Second, "a reaction burst", `Object.values(window.glintChat.shown).some((s) => s.type === "reactions")`)
 
 	// Buy the second tier with the test provider, and come back.
 	run(viewer, "open the badges", chromedp.Click("#chat-buy"))
-	poll(t, viewer, 5*time.Second, "the tiers", `document.querySelectorAll("#chat-tiers button").length === 3`)
+	poll(viewer, t, 5*time.Second, "the tiers", `document.querySelectorAll("#chat-tiers button").length === 3`)
 	run(viewer, "choose tier 2", chromedp.Click("#chat-tiers button:nth-of-type(2)"))
-	poll(t, viewer, 10*time.Second, "the test checkout", `location.pathname.startsWith("/api/payments/test/") && !!document.getElementById("pay")`)
+	poll(viewer, t, 10*time.Second, "the test checkout", `location.pathname.startsWith("/api/payments/test/") && !!document.getElementById("pay")`)
 	run(viewer, "pay", chromedp.Click("#pay"))
-	poll(t, viewer, 10*time.Second, "back on the watch page", `location.pathname === "/watch/demo" && !!window.glintChat && window.glintChat.me && window.glintChat.me.badge === 2`)
-	poll(t, viewer, 5*time.Second, "the badge line", logHas(viewer, "Vic bought a badge"))
+	poll(viewer, t, 10*time.Second, "back on the watch page", `location.pathname === "/watch/demo" && !!window.glintChat && window.glintChat.me && window.glintChat.me.badge === 2`)
+	poll(viewer, t, 5*time.Second, "the badge line", logHas(viewer, "Vic bought a badge"))
 
 	// The host, in another browser, signs in with the stream key.
 	host := browser(t)
 	run(host, "open the watch page", chromedp.Navigate(base+"/watch/demo"))
-	poll(t, host, 10*time.Second, "chat connected", `!!(window.glintChat && window.glintChat.transport)`)
+	poll(host, t, 10*time.Second, "chat connected", `!!(window.glintChat && window.glintChat.transport)`)
 	run(host, "sign in as host", chromedp.Click("details summary"), chromedp.SetValue("#chat-key", key), chromedp.Click("#chat-hostform button"))
-	poll(t, host, 5*time.Second, "the moderation tools", `!document.getElementById("chat-mod").hidden`)
-	poll(t, host, 5*time.Second, "the supporter list", `document.getElementById("chat-supporters").textContent.includes("Vic") && document.getElementById("chat-total").textContent.includes("$4.99")`)
+	poll(host, t, 5*time.Second, "the moderation tools", `!document.getElementById("chat-mod").hidden`)
+	poll(host, t, 5*time.Second, "the supporter list", `document.getElementById("chat-supporters").textContent.includes("Vic") && document.getElementById("chat-total").textContent.includes("$4.99")`)
 
 	// The viewer posts again (with the heart); the host deletes it.
 	run(viewer, "post again", chromedp.SetValue("#chat-input", "delete me please"), chromedp.Click("#chat-form button"))
-	poll(t, host, 5*time.Second, "the message with a heart and moderation buttons",
+	poll(host, t, 5*time.Second, "the message with a heart and moderation buttons",
 		`[...document.querySelectorAll("#chat-log li")].some((li) => li.textContent.includes("delete me please") && li.querySelector(".heart") && li.querySelector(".mod button"))`)
 	if _, err := chromedp.Run(host, chromedp.Evaluate[bool](`(() => { [...document.querySelectorAll("#chat-log li")].find((li) => li.textContent.includes("delete me please")).querySelector(".mod button").click(); return true })()`)); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, viewer, 5*time.Second, "the message gone for the viewer", `!(`+logHas(viewer, "delete me please")+`)`)
+	poll(viewer, t, 5*time.Second, "the message gone for the viewer", `!(`+logHas(viewer, "delete me please")+`)`)
 
 	// Comments off: the viewer's next post is refused, with the reason.
 	run(host, "comments off", chromedp.Click("#chat-comments"))
-	poll(t, viewer, 5*time.Second, "comments off", `document.getElementById("chat-state").textContent === "Comments are off"`)
+	poll(viewer, t, 5*time.Second, "comments off", `document.getElementById("chat-state").textContent === "Comments are off"`)
 	run(viewer, "post while off", chromedp.SetValue("#chat-input", "can I talk?"), chromedp.Click("#chat-form button"))
-	poll(t, viewer, 5*time.Second, "the refusal", `document.getElementById("chat-note").textContent.includes("comments are off")`)
+	poll(viewer, t, 5*time.Second, "the refusal", `document.getElementById("chat-note").textContent.includes("comments are off")`)
 }

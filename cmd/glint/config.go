@@ -226,7 +226,8 @@ func loadConfig(args []string, env func(string) (string, bool), usage io.Writer)
 		}
 	}
 	c.ConfigFile = file
-	return c, c.Validate()
+	err := c.Validate()
+	return c, err
 }
 
 // readConfigFile reads a YAML mapping of setting names to values; lists are

@@ -28,6 +28,7 @@ import (
 // never skips, when it is missing.
 func firefoxBinary(t *testing.T) string {
 	t.Helper()
+	fullSuiteOnly(t, "a Firefox test")
 	for _, name := range []string{os.Getenv("GLINT_FIREFOX"), "firefox-esr", "firefox"} {
 		if name == "" {
 			continue
@@ -44,7 +45,7 @@ func firefoxBinary(t *testing.T) string {
 // safe browsing, captive-portal or connectivity checks, remote settings,
 // DNS over HTTPS or prefetching; camera and microphone allowed without a
 // prompt; loopback ICE candidates allowed.
-var firefoxPrefs = map[string]any{ //nolint:gochecknoglobals // static table
+var firefoxPrefs = map[string]any{
 	"app.normandy.enabled":                              false,
 	"app.update.auto":                                   false,
 	"app.update.checkInstallTime":                       false,
@@ -249,6 +250,7 @@ func firefoxRun(t *testing.T, link *testnet.Link, base, query string) firefoxRep
 // packet stays on this machine.
 func TestBrowserFirefox(t *testing.T) {
 	const key = "firefox-test-key-123"
+	firefoxBinary(t)
 	link := testnet.New(t)
 	base, _ := startServe(t, "--stream-key", "vp8="+key, "--stream-key", "h264="+key, "--rtc-ip", link.HostIP)
 	for _, codec := range []string{"VP8", "H264"} {

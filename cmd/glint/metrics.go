@@ -62,7 +62,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counts, sum := c.reg.Fanout().Snapshot()
 	buckets := map[float64]uint64{}
 	var total uint64
-	for i, n := range counts {
+	for i, n := range &counts {
 		total += n
 		if up := sfu.BucketUpperMicros(i); up > 0 {
 			buckets[up/1e6] = total

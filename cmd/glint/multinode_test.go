@@ -30,7 +30,7 @@ var buildGlint = sync.OnceValues(func() (string, error) {
 	bin := filepath.Join(dir, "glint")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
 	}
 	return bin, nil
 })
@@ -123,7 +123,7 @@ type wireEvent struct {
 
 func guestToken(t *testing.T, base, name, streamKey string) string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", base+"/api/streams/demo/chat/token", strings.NewReader(fmt.Sprintf(`{"name":%q}`, name)))
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/streams/demo/chat/token", strings.NewReader(fmt.Sprintf(`{"name":%q}`, name)))
 	if streamKey != "" {
 		req.Header.Set("Authorization", "Bearer "+streamKey)
 	}
@@ -232,6 +232,7 @@ func (c *chatter) messages() []seen {
 // restarts; Redis restarts mid-stream and chat resumes with no duplicate
 // and nothing out of order.
 func TestTwoNodesShareOneChat(t *testing.T) {
+	fullSuiteOnly(t, "two glint processes and redis-server")
 	rs := testredis.Start(t)
 	const key = "two-nodes-stream-key"
 	args := func() []string {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/glintlive/glint/chat"
@@ -41,7 +42,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	if err != nil {
 		return err
 	}
-	defer node.Close()
+	defer func() { _ = node.Close() }()
 	srv, err := signaling.New(cfg.Signaling, keys, reg, node, log)
 	if err != nil {
 		return err
@@ -58,7 +59,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	}()
 	attachChannels(srv, hub)
 	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(newCollector(reg, node, srv), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	metrics.MustRegister(newCollector(reg, node, srv), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -88,7 +89,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		dm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		ds := &http.Server{Handler: dm, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = ds.Serve(dl) }()
-		defer ds.Close()
+		defer func() { _ = ds.Close() }()
 		log.Info("profiles", "url", "http://"+dl.Addr().String()+"/debug/pprof/")
 	}
 	errc := make(chan error, 4)

@@ -28,7 +28,8 @@ func isH264(mime string) bool { return strings.EqualFold(mime, "video/H264") }
 
 // markerUUID identifies Glint's marker in an H.264 SEI "user data
 // unregistered" message (ITU-T H.264 D.1.7).
-var markerUUID = [16]byte{'g', 'l', 'i', 'n', 't', '-', 'l', 'o', 'a', 'd', '-', 'm', 'a', 'r', 'k', 1}
+var markerUUID = [16]byte{ //nolint:gochecknoglobals // a constant array
+	'g', 'l', 'i', 'n', 't', '-', 'l', 'o', 'a', 'd', '-', 'm', 'a', 'r', 'k', 1}
 
 // markerSEI returns an SEI NAL unit carrying a frame's marker. Decoders
 // ignore it and servers forward it with the access unit.
@@ -104,7 +105,7 @@ func h264AccessUnit(nals [][]byte, layer int, frame uint32, now time.Time) [][]b
 		default:
 			p := []byte{0x18}
 			for _, n := range stap {
-				p = binary.BigEndian.AppendUint16(p, uint16(len(n))) //nolint:gosec // < maxPayload
+				p = binary.BigEndian.AppendUint16(p, uint16(len(n)))
 				p = append(p, n...)
 			}
 			out = append(out, p)
@@ -196,10 +197,10 @@ func h264Keyframe(b []byte) bool {
 	if len(b) < 1 {
 		return false
 	}
-	switch t := b[0] & 0x1f; {
-	case t == 5 || t == 7:
+	switch t := b[0] & 0x1f; t {
+	case 5, 7:
 		return true
-	case t == 24:
+	case 24:
 		for i := 1; i+2 < len(b); {
 			n := int(binary.BigEndian.Uint16(b[i:]))
 			i += 2
@@ -211,7 +212,7 @@ func h264Keyframe(b []byte) bool {
 			}
 			i += n
 		}
-	case t == 28:
+	case 28:
 		return len(b) > 1 && b[1]&0x80 != 0 && b[1]&0x1f == 5
 	}
 	return false

@@ -46,7 +46,7 @@ func Post(ctx context.Context, hc *http.Client, endpoint, token, offer string) (
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusCreated {
 		return nil, &StatusError{Code: resp.StatusCode, Body: string(body), RetryAfter: resp.Header.Get("Retry-After")}
@@ -78,7 +78,7 @@ func (r *Resource) Patch(ctx context.Context, frag, ifMatch string) (*http.Respo
 	if err != nil {
 		return nil, nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp, body, nil
 }
@@ -96,7 +96,7 @@ func (r *Resource) Delete(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return &StatusError{Code: resp.StatusCode}
 	}

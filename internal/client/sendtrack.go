@@ -16,15 +16,14 @@ type sendTrack struct {
 	kind              webrtc.RTPCodecType
 	codec             webrtc.RTPCodecCapability
 
-	mu          sync.Mutex
-	mid         string
-	w           webrtc.TrackLocalWriter
-	ssrc        uint32
-	pt          uint8
-	midID       uint8
-	ridID       uint8
-	hdrBuf      rtp.Header
-	writtenOnce bool
+	mu     sync.Mutex
+	mid    string
+	w      webrtc.TrackLocalWriter
+	ssrc   uint32
+	pt     uint8
+	midID  uint8
+	ridID  uint8
+	hdrBuf rtp.Header
 }
 
 func (t *sendTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {

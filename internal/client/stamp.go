@@ -130,14 +130,14 @@ func (c *stampConn) arrival(ssrc uint32, seq uint16) (time.Time, bool) {
 func kernelTime(oob []byte) (int64, bool) {
 	for len(oob) >= 16 {
 		l := int(binary.NativeEndian.Uint64(oob))
-		level := int32(binary.NativeEndian.Uint32(oob[8:])) //nolint:gosec // cmsg layout
-		typ := int32(binary.NativeEndian.Uint32(oob[12:]))  //nolint:gosec // cmsg layout
+		level := int32(binary.NativeEndian.Uint32(oob[8:]))
+		typ := int32(binary.NativeEndian.Uint32(oob[12:]))
 		if l < 16 || l > len(oob) {
 			return 0, false
 		}
 		if level == syscall.SOL_SOCKET && typ == syscall.SCM_TIMESTAMPNS && l >= 32 {
-			sec := int64(binary.NativeEndian.Uint64(oob[16:]))  //nolint:gosec // timespec
-			nsec := int64(binary.NativeEndian.Uint64(oob[24:])) //nolint:gosec // timespec
+			sec := int64(binary.NativeEndian.Uint64(oob[16:]))
+			nsec := int64(binary.NativeEndian.Uint64(oob[24:]))
 			return sec*int64(time.Second) + nsec, true
 		}
 		oob = oob[(l+7)&^7:]

@@ -113,7 +113,10 @@ func RunChat(ctx context.Context, cfg ChatConfig, progress io.Writer) (ChatResul
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem }()
-			c, _, err := dialer.DialContext(ctx, ws, nil)
+			c, resp, err := dialer.DialContext(ctx, ws, nil)
+			if resp != nil && resp.Body != nil {
+				_ = resp.Body.Close()
+			}
 			if err != nil {
 				dialErr.Store(err)
 				return
@@ -142,7 +145,7 @@ func RunChat(ctx context.Context, cfg ChatConfig, progress io.Writer) (ChatResul
 	}()
 	if res.Connected == 0 {
 		err, _ := dialErr.Load().(error)
-		return res, fmt.Errorf("no client connected: %v", err)
+		return res, fmt.Errorf("no client connected: %w", err)
 	}
 	time.Sleep(time.Second) // let the backlog drain
 
@@ -150,7 +153,7 @@ func RunChat(ctx context.Context, cfg ChatConfig, progress io.Writer) (ChatResul
 	if err != nil {
 		return res, err
 	}
-	defer poster.Close()
+	defer func() { _ = poster.Close() }()
 	go func() { // acks and errors
 		for {
 			if _, _, err := poster.ReadMessage(); err != nil {
@@ -228,18 +231,21 @@ func RunChat(ctx context.Context, cfg ChatConfig, progress io.Writer) (ChatResul
 
 // chatPoster signs in as a guest and connects.
 func chatPoster(ctx context.Context, cfg ChatConfig, dialer *websocket.Dialer, ws string) (*websocket.Conn, error) {
-	req, _ := http.NewRequestWithContext(ctx, "POST", cfg.Base+"/api/streams/"+cfg.Stream+"/chat/token", strings.NewReader(`{"name":"load"}`))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, cfg.Base+"/api/streams/"+cfg.Stream+"/chat/token", strings.NewReader(`{"name":"load"}`))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var tok struct{ Token string }
 	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusCreated {
 		return nil, fmt.Errorf("guest token: HTTP %d", resp.StatusCode)
 	}
-	c, _, err := dialer.DialContext(ctx, ws+"?token="+tok.Token, nil)
+	c, wsResp, err := dialer.DialContext(ctx, ws+"?token="+tok.Token, nil)
+	if wsResp != nil && wsResp.Body != nil {
+		_ = wsResp.Body.Close()
+	}
 	return c, err
 }
 

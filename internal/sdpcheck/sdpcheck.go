@@ -118,7 +118,7 @@ func parse(text string) (*description, error) {
 		if typ == 'm' {
 			cur = &media{}
 			d.media = append(d.media, cur)
-			order, pos = mediaOrder, 0
+			order = mediaOrder
 			if !seenT {
 				fail(n, "m= before t=")
 			}
@@ -158,13 +158,13 @@ func parse(text string) (*description, error) {
 		case 't':
 			seenT = true
 			f := strings.Fields(value)
-			if len(f) != 2 || !digits(f[0], 1, 20) || !digits(f[1], 1, 20) {
+			if len(f) != 2 || !digits(f[0], 20) || !digits(f[1], 20) {
 				lf("t=%s is not two times", value)
 			}
 		case 'c':
 			checkConnection(value, lf)
 		case 'b':
-			if k, v, ok := strings.Cut(value, ":"); !ok || !isToken(k) || !digits(v, 1, 20) {
+			if k, v, ok := strings.Cut(value, ":"); !ok || !isToken(k) || !digits(v, 20) {
 				lf("b=%s is not <type>:<bandwidth>", value)
 			}
 		case 'a':
@@ -206,7 +206,7 @@ func checkOrigin(v string, fail func(string, ...any)) {
 	if !isNonWS(f[0]) {
 		fail("o= username %q", f[0])
 	}
-	if !digits(f[1], 1, 20) || !digits(f[2], 1, 20) {
+	if !digits(f[1], 20) || !digits(f[2], 20) {
 		fail("o= session id and version must be digits: %q %q", f[1], f[2])
 	}
 	if f[3] != "IN" || (f[4] != "IP4" && f[4] != "IP6") || f[5] == "" {
@@ -237,7 +237,7 @@ func checkMediaLine(v string, m *media, fail func(string, ...any)) {
 		fail("m= media %q", m.kind)
 	}
 	port, err := strconv.Atoi(f[1])
-	if err != nil || port < 0 || port > 65535 || !digits(f[1], 1, 5) {
+	if err != nil || port < 0 || port > 65535 || !digits(f[1], 5) {
 		fail("m= port %q", f[1])
 	}
 	m.port = port
@@ -250,7 +250,7 @@ func checkMediaLine(v string, m *media, fail func(string, ...any)) {
 		if x == "" || !isToken(x) {
 			fail("m= format %q", x)
 		}
-		if strings.Contains(m.proto, "RTP") && !digits(x, 1, 3) {
+		if strings.Contains(m.proto, "RTP") && !digits(x, 3) {
 			fail("m= RTP format %q is not a payload type", x)
 		}
 		if strings.Contains(m.proto, "RTP") {
@@ -332,7 +332,7 @@ func checkAttribute(name, v string, hasValue bool, m *media, fail func(string, .
 	case "ssrc":
 		id, rest, ok := strings.Cut(v, " ")
 		n, err := strconv.ParseUint(id, 10, 32)
-		if !ok || err != nil || !digits(id, 1, 10) {
+		if !ok || err != nil || !digits(id, 10) {
 			fail("a=ssrc:%s: want <ssrc-id> <attribute>[:<value>]", v)
 			return
 		}
@@ -356,15 +356,15 @@ func checkAttribute(name, v string, hasValue bool, m *media, fail func(string, .
 			fail("a=ssrc-group:%s", v)
 		}
 		for _, id := range f[1:] {
-			if !digits(id, 1, 10) {
+			if !digits(id, 10) {
 				fail("a=ssrc-group ssrc %q", id)
 			}
 		}
 	case "rtpmap":
 		pt, enc, ok := strings.Cut(v, " ")
 		parts := strings.Split(enc, "/")
-		if !ok || !digits(pt, 1, 3) || len(parts) < 2 || len(parts) > 3 || !isToken(parts[0]) || !digits(parts[1], 1, 10) ||
-			(len(parts) == 3 && !digits(parts[2], 1, 3)) {
+		if !ok || !digits(pt, 3) || len(parts) < 2 || len(parts) > 3 || !isToken(parts[0]) || !digits(parts[1], 10) ||
+			(len(parts) == 3 && !digits(parts[2], 3)) {
 			fail("a=rtpmap:%s: want <pt> <name>/<clock>[/<channels>]", v)
 			return
 		}
@@ -373,7 +373,7 @@ func checkAttribute(name, v string, hasValue bool, m *media, fail func(string, .
 		}
 	case "fmtp":
 		pt, params, ok := strings.Cut(v, " ")
-		if !ok || params == "" || !digits(pt, 1, 3) {
+		if !ok || params == "" || !digits(pt, 3) {
 			fail("a=fmtp:%s: want <pt> <parameters>", v)
 			return
 		}
@@ -390,7 +390,7 @@ func checkAttribute(name, v string, hasValue bool, m *media, fail func(string, .
 		}
 	case "rtcp-fb":
 		f := strings.Split(v, " ")
-		if len(f) < 2 || len(f) > 3 || (f[0] != "*" && !digits(f[0], 1, 3)) {
+		if len(f) < 2 || len(f) > 3 || (f[0] != "*" && !digits(f[0], 3)) {
 			fail("a=rtcp-fb:%s: want <pt>|* <type> [<param>]", v)
 			return
 		}
@@ -413,7 +413,7 @@ func checkAttribute(name, v string, hasValue bool, m *media, fail func(string, .
 		}
 		id, dir, hasDir := strings.Cut(f[0], "/")
 		n, err := strconv.Atoi(id)
-		if err != nil || !digits(id, 1, 3) || n < 1 || n > 255 || n == 15 {
+		if err != nil || !digits(id, 3) || n < 1 || n > 255 || n == 15 {
 			fail("a=extmap id %q (1-14, or 16-255 with two-byte headers)", id)
 		}
 		if hasDir && !slices.Contains([]string{"sendrecv", "sendonly", "recvonly", "inactive"}, dir) {
@@ -424,18 +424,18 @@ func checkAttribute(name, v string, hasValue bool, m *media, fail func(string, .
 		}
 	case "rtcp":
 		f := strings.Split(v, " ")
-		if !digits(f[0], 1, 5) || (len(f) != 1 && len(f) != 4) {
+		if !digits(f[0], 5) || (len(f) != 1 && len(f) != 4) {
 			fail("a=rtcp:%s", v)
 		}
 	case "sctp-port":
-		if n, err := strconv.Atoi(v); err != nil || !digits(v, 1, 5) || n > 65535 {
+		if n, err := strconv.Atoi(v); err != nil || !digits(v, 5) || n > 65535 {
 			fail("a=sctp-port:%s", v)
 		}
 		if m == nil || !strings.HasSuffix(m.proto, "SCTP") {
 			fail("a=sctp-port outside an SCTP m-line")
 		}
 	case "max-message-size":
-		if !digits(v, 1, 20) {
+		if !digits(v, 20) {
 			fail("a=max-message-size:%s", v)
 		}
 		if m == nil || !strings.HasSuffix(m.proto, "SCTP") {
@@ -484,20 +484,20 @@ func checkCandidate(v string, fail func(string, ...any)) {
 	if !iceChars(f[0], 1, 32) {
 		fail("candidate foundation %q", f[0])
 	}
-	if !digits(f[1], 1, 5) {
+	if !digits(f[1], 5) {
 		fail("candidate component %q", f[1])
 	}
 	transport := strings.ToLower(f[2])
 	if transport != "udp" && transport != "tcp" {
 		fail("candidate transport %q", f[2])
 	}
-	if p, err := strconv.ParseUint(f[3], 10, 32); err != nil || !digits(f[3], 1, 10) || p == 0 {
+	if p, err := strconv.ParseUint(f[3], 10, 32); err != nil || !digits(f[3], 10) || p == 0 {
 		fail("candidate priority %q", f[3])
 	}
 	if f[4] == "" {
 		fail("candidate address is empty")
 	}
-	if n, err := strconv.Atoi(f[5]); err != nil || !digits(f[5], 1, 5) || n > 65535 {
+	if n, err := strconv.Atoi(f[5]); err != nil || !digits(f[5], 5) || n > 65535 {
 		fail("candidate port %q", f[5])
 	}
 	if !slices.Contains([]string{"host", "srflx", "prflx", "relay"}, f[7]) {
@@ -593,8 +593,9 @@ func uniq(s []string) []string {
 	return slices.Compact(out)
 }
 
-func digits(s string, minLen, maxLen int) bool {
-	if len(s) < minLen || len(s) > maxLen {
+// digits reports whether s is 1 to maxLen decimal digits.
+func digits(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen {
 		return false
 	}
 	for i := range len(s) {
@@ -644,7 +645,7 @@ func iceChars(s string, minLen, maxLen int) bool {
 	}
 	for i := range len(s) {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/') {
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '+' && c != '/' {
 			return false
 		}
 	}

@@ -28,7 +28,8 @@ type Link struct {
 	sudo []string
 }
 
-var seq atomic.Uint32
+// seq numbers the links a test process makes, so their names differ.
+var seq atomic.Uint32 //nolint:gochecknoglobals // one counter per process
 
 // New creates a namespace and a veth pair with a /30 of their own from
 // 10.213.0.0/16, and removes both when the test ends. Creating them needs
@@ -81,7 +82,7 @@ func New(t testing.TB) *Link {
 
 func (l *Link) cmd(args ...string) *exec.Cmd {
 	args = append(append([]string(nil), l.sudo...), args...)
-	return exec.Command(args[0], args[1:]...) //nolint:gosec // tests' own commands
+	return exec.Command(args[0], args[1:]...)
 }
 
 // Command returns a command that runs name inside the namespace.

@@ -177,10 +177,10 @@ func answerTracks(o *Offer, dts []*sfu.DownTrack, w sfu.RTPWriter) (map[string]*
 		}
 		var ids sfu.ExtIDs
 		if id, ok := line.exts[extTransportCC]; ok {
-			ids.TransportCC = uint8(id) //nolint:gosec // 1..14
+			ids.TransportCC = uint8(id)
 		}
 		if id, ok := line.exts[extAbsCaptureTime]; ok {
-			ids.AbsCaptureTime = uint8(id) //nolint:gosec // 1..14
+			ids.AbsCaptureTime = uint8(id)
 		}
 		at := &answerTrack{dt: dt, ssrc: randomSSRC(), codecs: m.Codecs, exts: ids}
 		if _, err := dt.Bind(w, at.ssrc, at.codecs, ids); err != nil {

@@ -238,7 +238,7 @@ func (l *liteListener) sort(c net.Conn) {
 		return
 	}
 	framed := make([]byte, 2+len(first))
-	binary.BigEndian.PutUint16(framed, uint16(len(first))) //nolint:gosec // ≤ maxFrame
+	binary.BigEndian.PutUint16(framed, uint16(len(first)))
 	copy(framed[2:], first)
 	select {
 	case l.conns <- &prefixConn{Conn: c, prefix: framed}:
@@ -356,7 +356,7 @@ func (p *tcpPath) write(b []byte) error {
 	default:
 	}
 	frame := make([]byte, 2+len(b))
-	binary.BigEndian.PutUint16(frame, uint16(len(b))) //nolint:gosec // packets are < 64 KB
+	binary.BigEndian.PutUint16(frame, uint16(len(b)))
 	copy(frame[2:], b)
 	p.mu.Lock()
 	if p.queued+len(frame) > tcpWriteBuffer {

@@ -364,18 +364,18 @@ func (n *Node) newPC(api *webrtc.API) (*webrtc.PeerConnection, error) {
 // candidate gathered (WHIP and WHEP servers do not trickle).
 func (n *Node) answer(ctx context.Context, pc *webrtc.PeerConnection, offer string) (string, error) {
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadOffer, err) //nolint:errorlint // pion's text only
+		return "", fmt.Errorf("%w: %w", ErrBadOffer, err)
 	}
 	ans, err := pc.CreateAnswer(nil)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadOffer, err) //nolint:errorlint
+		return "", fmt.Errorf("%w: %w", ErrBadOffer, err)
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(ans); err != nil {
 		if errors.Is(err, sfu.ErrNoCodec) {
-			return "", fmt.Errorf("%w: %v", ErrNoCodec, err) //nolint:errorlint
+			return "", fmt.Errorf("%w: %w", ErrNoCodec, err)
 		}
-		return "", fmt.Errorf("%w: %v", ErrBadOffer, err) //nolint:errorlint
+		return "", fmt.Errorf("%w: %w", ErrBadOffer, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.GatherTimeout)
 	defer cancel()
@@ -434,8 +434,8 @@ func (n *Node) silence(t *transport) time.Duration {
 // ntpTime converts wall-clock time to a 64-bit NTP timestamp (RFC 5905).
 func ntpTime(t time.Time) uint64 {
 	const ntpEpochOffset = 2208988800
-	secs := uint64(t.Unix() + ntpEpochOffset)                        //nolint:gosec // after 1900
-	frac := uint64(t.Nanosecond()) * (1 << 32) / uint64(time.Second) //nolint:gosec
+	secs := uint64(t.Unix() + ntpEpochOffset)
+	frac := uint64(t.Nanosecond()) * (1 << 32) / uint64(time.Second)
 	return secs<<32 | frac
 }
 

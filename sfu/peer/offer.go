@@ -51,7 +51,7 @@ func ParseOffer(text string, role Role) (*Offer, error) {
 	}
 	var d sdp.SessionDescription
 	if err := d.UnmarshalString(text); err != nil {
-		return nil, fmt.Errorf("%w: cannot parse SDP: %v", ErrBadOffer, err) //nolint:errorlint // parse detail is text only
+		return nil, fmt.Errorf("%w: cannot parse SDP: %w", ErrBadOffer, err)
 	}
 	if len(d.MediaDescriptions) == 0 {
 		return nil, fmt.Errorf("%w: no media", ErrBadOffer)

@@ -131,7 +131,7 @@ func (s *session) AddCandidates(mid string, cands []string) error {
 	for _, c := range cands {
 		m := mid
 		if err := s.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c, SDPMid: &m}); err != nil {
-			return fmt.Errorf("%w: candidate %q: %v", ErrBadOffer, c, err) //nolint:errorlint
+			return fmt.Errorf("%w: candidate %q: %w", ErrBadOffer, c, err)
 		}
 	}
 	return nil
@@ -145,7 +145,7 @@ func (s *session) Restart(ctx context.Context, ufrag, pwd string, cands []string
 	defer s.negotiate.Unlock()
 	var d sdp.SessionDescription
 	if err := d.UnmarshalString(s.remote); err != nil {
-		return ICE{}, fmt.Errorf("%w: %v", ErrRestartFailed, err) //nolint:errorlint
+		return ICE{}, fmt.Errorf("%w: %w", ErrRestartFailed, err)
 	}
 	d.Origin.SessionVersion++
 	replace := func(attrs []sdp.Attribute) []sdp.Attribute {
@@ -174,10 +174,10 @@ func (s *session) Restart(ctx context.Context, ufrag, pwd string, cands []string
 	}
 	raw, err := d.Marshal()
 	if err != nil {
-		return ICE{}, fmt.Errorf("%w: %v", ErrRestartFailed, err) //nolint:errorlint
+		return ICE{}, fmt.Errorf("%w: %w", ErrRestartFailed, err)
 	}
 	if _, err := s.node.answer(ctx, s.pc, string(raw)); err != nil {
-		return ICE{}, fmt.Errorf("%w: %v", ErrRestartFailed, err) //nolint:errorlint
+		return ICE{}, fmt.Errorf("%w: %w", ErrRestartFailed, err)
 	}
 	s.remote = string(raw)
 	return s.LocalICE(), nil

@@ -277,21 +277,28 @@ const handshakeTimeout = 15 * time.Second
 
 func (t *transport) handshake(dc *dtlsConn) {
 	defer t.node.wg.Done()
-	cfg := &dtls.Config{
-		Certificates:           []tls.Certificate{*t.cert},
-		SRTPProtectionProfiles: []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80},
-		ClientAuth:             dtls.RequireAnyClientCert,
-		InsecureSkipVerify:     true, // the certificate is checked against the offer's fingerprint
-		ExtendedMasterSecret:   dtls.RequireExtendedMasterSecret,
-		VerifyPeerCertificate:  t.verifyPeer,
-		LoggerFactory:          t.logs,
+	opts := []dtls.Option{
+		dtls.WithCertificates(*t.cert),
+		dtls.WithSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80),
+		dtls.WithInsecureSkipVerify(true), // the certificate is checked against the offer's fingerprint
+		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
+		dtls.WithVerifyPeerCertificate(t.verifyPeer),
+		dtls.WithLoggerFactory(t.logs),
 	}
 	var conn *dtls.Conn
 	var err error
 	if t.remote.active {
-		conn, err = dtls.Client(dc, dc.RemoteAddr(), cfg)
+		copts := make([]dtls.ClientOption, 0, len(opts))
+		for _, o := range opts {
+			copts = append(copts, o)
+		}
+		conn, err = dtls.ClientWithOptions(dc, dc.RemoteAddr(), copts...)
 	} else {
-		conn, err = dtls.Server(dc, dc.RemoteAddr(), cfg)
+		sopts := []dtls.ServerOption{dtls.WithClientAuth(dtls.RequireAnyClientCert)}
+		for _, o := range opts {
+			sopts = append(sopts, o)
+		}
+		conn, err = dtls.ServerWithOptions(dc, dc.RemoteAddr(), sopts...)
 	}
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
@@ -397,9 +404,8 @@ func (t *transport) keys(conn *dtls.Conn) error {
 // serveSCTP runs the data channel association over DTLS and accepts the
 // viewer's channels until it ends.
 func (t *transport) serveSCTP(conn *dtls.Conn) {
-	a, err := sctp.Client(sctp.Config{
-		NetConn: conn, LoggerFactory: t.logs, MaxReceiveBufferSize: 256 << 10, MaxMessageSize: maxMessage,
-	})
+	a, err := sctp.ClientWithOptions(sctp.WithNetConn(conn), sctp.WithLoggerFactory(t.logs),
+		sctp.WithMaxReceiveBufferSize(256<<10), sctp.WithMaxMessageSize(maxMessage))
 	if err != nil {
 		t.node.log.Debug("viewer SCTP failed", "err", err)
 		return

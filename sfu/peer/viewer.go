@@ -103,7 +103,7 @@ func (n *Node) View(_ context.Context, room *sfu.Room, id string, offer *Offer, 
 // any other.
 func (v *Viewer) acceptChannel(dc *datachannel.DataChannel) bool {
 	accepted := false
-	if dc.Config.Label == ChannelLabel {
+	if dc.Label == ChannelLabel {
 		v.chOnce.Do(func() { accepted = true })
 	}
 	if !accepted {
