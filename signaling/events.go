@@ -80,6 +80,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			writeEvent(w, "inactive", map[string]string{"state": "ended"})
 			fl.Flush()
 			return
+		case <-s.quit:
+			writeEvent(w, "inactive", map[string]string{"state": "ended"})
+			fl.Flush()
+			return
 		case <-t.C:
 		}
 	}

@@ -94,6 +94,8 @@ func startNodeWith(t testing.TB, o nodeOptions, listenTCP func(network, addr str
 	return n
 }
 
+// close shuts the node down as glint serve does: sessions (and with them
+// the event streams pages hold open) end first, then the HTTP server.
 func (n *node) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

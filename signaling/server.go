@@ -80,6 +80,7 @@ type Server struct {
 	reserved int
 	closing  bool
 	wg       sync.WaitGroup
+	quit     chan struct{} // closed by Shutdown: long requests (event streams) return
 }
 
 // iceSession is what publishers and viewers share for PATCH.
@@ -118,7 +119,7 @@ func New(cfg Config, keys *Keys, reg *sfu.Registry, node *peer.Node, log *slog.L
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, keys: keys, reg: reg, node: node, log: log, sessions: map[string]*session{}}, nil
+	return &Server{cfg: cfg, keys: keys, reg: reg, node: node, log: log, sessions: map[string]*session{}, quit: make(chan struct{})}, nil
 }
 
 // OnChannel sets the handler for the "glint" data channel of any WHIP or
@@ -234,10 +235,14 @@ func (s *Server) Sessions() (publishers, viewers int) {
 	return publishers, viewers
 }
 
-// Shutdown refuses new sessions, ends every open one and waits until they
-// have closed or ctx ends.
+// Shutdown refuses new sessions, ends every open one and its event
+// streams, and waits until they have closed or ctx ends. Call it before
+// the HTTP server's Shutdown, which waits for those streams.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.closing {
+		close(s.quit)
+	}
 	s.closing = true
 	var all []*session
 	for _, sess := range s.sessions {

@@ -109,12 +109,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	case runErr = <-errc:
 	}
 	cancel()
-	// Stage one: stop accepting requests. Stage two: end sessions and drain,
-	// with a deadline.
+	// Stage one: refuse new sessions and end the open ones, which ends the
+	// event streams watch pages hold open. Stage two: stop the HTTP server,
+	// whose remaining requests are short. Both within a deadline.
 	drain, done := context.WithTimeout(context.Background(), drainTimeout)
 	defer done()
 	log.Info("shutting down")
-	errs := []error{hs.Shutdown(drain), srv.Shutdown(drain)}
+	errs := []error{srv.Shutdown(drain), hs.Shutdown(drain)}
 	<-chatDone
 	errs = append(errs, hub.Close())
 	if errors.Is(runErr, http.ErrServerClosed) {

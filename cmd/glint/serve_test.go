@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/glintlive/glint/internal/client"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -33,8 +35,23 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startServe runs a node on loopback and returns its base URL and output.
-func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
+// running is a node started by launch.
+type running struct {
+	URL  string
+	Out  *syncBuffer
+	stop func() error
+	once sync.Once
+	err  error
+}
+
+// Stop shuts the node down as SIGTERM does and returns serve's error.
+func (r *running) Stop() error {
+	r.once.Do(func() { r.err = r.stop() })
+	return r.err
+}
+
+// launch runs a node on loopback until the test ends or Stop is called.
+func launch(t *testing.T, args ...string) *running {
 	t.Helper()
 	base := []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
 		"--log-level", "warn", "--ice-disconnected-timeout", "2s", "--ice-failed-timeout", "2s"}
@@ -51,15 +68,23 @@ func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
 	select {
 	case addr = <-ready:
 	case err := <-done:
+		cancel()
 		t.Fatalf("serve: %v", err)
 	}
+	r := &running{URL: "http://" + addr, Out: out, stop: func() error { cancel(); return <-done }}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := r.Stop(); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return "http://" + addr, out
+	return r
+}
+
+// startServe runs a node on loopback and returns its base URL and output.
+func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	r := launch(t, args...)
+	return r.URL, r.Out
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -125,4 +150,67 @@ func TestServeKeepsKeysAcrossRestarts(t *testing.T) {
 	if first == "" || first != second {
 		t.Fatalf("demo key changed across restarts: %q then %q", first, second)
 	}
+}
+
+// A watch page holds its WHEP session's event stream open. Shutting down
+// (SIGTERM) ends the session and that stream and returns without error,
+// well within the drain deadline.
+func TestShutdownWithAWatchPageOpen(t *testing.T) {
+	const key = "shutdown-test-key-123"
+	node := launch(t, "--stream-key", "demo="+key)
+	pub, err := client.Publish(context.Background(), client.PublisherConfig{Endpoint: node.URL + "/whip/demo", Token: key,
+		Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pub.Stop() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	v, err := client.View(ctx, client.ViewerConfig{Endpoint: node.URL + "/whep/demo", Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = v.Close(context.Background()) }()
+	events := ""
+	for _, l := range v.Resource.Links {
+		if strings.Contains(l, "server-sent-events") {
+			events = l[strings.Index(l, "<")+1 : strings.Index(l, ">")]
+		}
+	}
+	if events == "" {
+		t.Fatalf("no events link: %v", v.Resource.Links)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, node.URL+events, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	buf := make([]byte, 4096)
+	if n, err := resp.Body.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "event: ") {
+		t.Fatalf("event stream: %q %v", buf[:n], err)
+	}
+	streamDone := make(chan string, 1)
+	go func() {
+		rest, _ := io.ReadAll(resp.Body)
+		streamDone <- string(rest)
+	}()
+
+	start := time.Now()
+	if err := node.Stop(); err != nil {
+		t.Fatalf("shutdown with an event stream open: %v", err)
+	}
+	took := time.Since(start)
+	if took > 3*time.Second {
+		t.Fatalf("shutdown took %v with an event stream open, want under 3 s", took)
+	}
+	select {
+	case rest := <-streamDone:
+		if !strings.Contains(rest, `"state":"ended"`) {
+			t.Errorf("the event stream ended without saying so: %q", rest)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the event stream is still open after shutdown")
+	}
+	t.Logf("shutdown with an open event stream took %v", took.Round(time.Millisecond))
 }

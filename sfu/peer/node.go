@@ -439,6 +439,23 @@ func ntpTime(t time.Time) uint64 {
 	return secs<<32 | frac
 }
 
+// spawn runs fn on a goroutine that Close waits for, unless the node is
+// closed: then it reports false and runs nothing. Adding to the wait group
+// under the lock that Close takes first keeps Add from racing Close's Wait.
+func (n *Node) spawn(fn func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		fn()
+	}()
+	return true
+}
+
 // Close stops accepting sessions, closes every viewer and releases the port.
 func (n *Node) Close() error {
 	n.mu.Lock()

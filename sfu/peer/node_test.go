@@ -2,10 +2,13 @@ package peer
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,3 +87,53 @@ func TestNTPTime(t *testing.T) {
 }
 
 func itoaPort(p int) string { return strconv.Itoa(p) }
+
+// A View racing the node's Close either fails with ErrClosed or returns a
+// viewer that Close ended: none outlives the node.
+func TestCloseWinsOverView(t *testing.T) {
+	o, err := ParseOffer(viewerOfferSDP, RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		n := testNode(t)
+		room := sfu.NewRegistry(sfu.DefaultConfig()).Room("demo")
+		pub := room.Publish(sfu.HostID, nopSource{}, sfu.Now())
+		pub.Announce(sfu.Codec{MimeType: "video/VP8", ClockRate: 90000})
+		views := make(chan *Viewer, 4)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v, _, err := n.View(context.Background(), room, "v", o, sfu.Preferences{})
+				if err != nil && !errors.Is(err, ErrClosed) {
+					t.Errorf("View: %v", err)
+				}
+				views <- v
+			}()
+		}
+		if i%2 == 0 {
+			runtime.Gosched()
+		}
+		_ = n.Close()
+		wg.Wait()
+		close(views)
+		for v := range views {
+			if v == nil {
+				continue
+			}
+			select {
+			case <-v.Done():
+			default:
+				t.Fatalf("round %d: a viewer registered during Close is still open", i)
+			}
+			if !v.Subscriber().Closed() {
+				t.Fatalf("round %d: its subscriber is still open", i)
+			}
+		}
+		if got := room.Viewers(); got != 0 {
+			t.Fatalf("round %d: %d viewers left in the room after Close", i, got)
+		}
+	}
+}

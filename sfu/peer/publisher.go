@@ -154,11 +154,9 @@ func (p *Publisher) RequestKeyframe(l *sfu.Layer) {
 // publisher takes over (sfu.Source).
 func (p *Publisher) Close() error {
 	p.ended.Store(true)
-	p.node.wg.Add(1)
-	go func() {
-		defer p.node.wg.Done()
+	if !p.node.spawn(func() { _ = p.pc.Close() }) {
 		_ = p.pc.Close()
-	}()
+	}
 	return nil
 }
 

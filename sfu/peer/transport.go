@@ -261,9 +261,10 @@ func (t *transport) receiveDTLS(b []byte) {
 	}
 	if !t.started {
 		t.started = true
-		t.dconn = newDTLSConn(t)
-		t.node.wg.Add(1)
-		go t.handshake(t.dconn)
+		dc := newDTLSConn(t)
+		if t.node.spawn(func() { t.handshake(dc) }) {
+			t.dconn = dc
+		}
 	}
 	dc := t.dconn
 	t.mu.Unlock()
@@ -276,7 +277,6 @@ func (t *transport) receiveDTLS(b []byte) {
 const handshakeTimeout = 15 * time.Second
 
 func (t *transport) handshake(dc *dtlsConn) {
-	defer t.node.wg.Done()
 	opts := []dtls.Option{
 		dtls.WithCertificates(*t.cert),
 		dtls.WithSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80),

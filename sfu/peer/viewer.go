@@ -87,15 +87,22 @@ func (n *Node) View(_ context.Context, room *sfu.Room, id string, offer *Offer, 
 	answer := buildAnswer(offer, tracks, room.Name(), ufrag, pwd, n.fingerprint, n.candidates)
 	sub.SetPreferences(prefs, sfu.Now())
 	sub.OnClose(func(error) {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			_ = v.Close()
-		}()
+		// The core ended the viewer (the stream ended). Once the node is
+		// closing, its Close ends every viewer itself.
+		n.spawn(func() { _ = v.Close() })
 	})
+	// Close wins: a viewer that would register after the node closed (and
+	// so after Close took its list) is closed here instead.
 	n.mu.Lock()
-	n.viewers[v] = struct{}{}
+	closed = n.closed
+	if !closed {
+		n.viewers[v] = struct{}{}
+	}
 	n.mu.Unlock()
+	if closed {
+		_ = v.Close()
+		return nil, "", ErrClosed
+	}
 	return v, answer, nil
 }
 
