@@ -4,7 +4,7 @@ import (
 	"testing"
 )
 
-// allocHarness is a simulcast room with measured layer bitrates and one
+// allocHarness is a simulcast stream with measured layer bitrates and one
 // started viewer whose estimate a test sets directly.
 type allocHarness struct {
 	s   *simulcast
@@ -23,7 +23,7 @@ func newAllocHarness(t *testing.T, now int64) *allocHarness {
 	for i, br := range []uint64{150_000, 500_000, 1_200_000} {
 		s.layers[i].l.stats.bitrate.Store(br)
 	}
-	sub, rec := subscribe(t, s.room, now)
+	sub, rec := subscribe(t, s.stream, now)
 	return &allocHarness{s: s, sub: sub, dt: sub.DownTracks()[1], rec: rec}
 }
 
@@ -94,7 +94,7 @@ func TestFailedUpSwitchBacksOff(t *testing.T) {
 		t.Fatal("viewer not on m")
 	}
 	if got := h.target(2_000_000, now); got != "h" {
-		t.Fatalf("room to grow: %q, want h", got)
+		t.Fatalf("stream to grow: %q, want h", got)
 	}
 	// Congestion a second after going up: back down, and h is held back.
 	now += second
@@ -114,11 +114,11 @@ func TestSwitchKeepsTimestampsOnThePublishersClock(t *testing.T) {
 	reg := NewRegistry(testConfig())
 	now := second
 	s := newSimulcast(t, reg, now)
-	sub, rec := subscribe(t, s.room, now)
+	sub, rec := subscribe(t, s.stream, now)
 	// Every layer's sender report says: frame 0 was captured at NTP T.
 	const ntpT = uint64(0xe0000000) << 32
 	for _, v := range s.layers {
-		v.l.WriteSenderReport(ntpT, v.ts, now)
+		v.l.IngestSenderReport(ntpT, v.ts, now)
 	}
 	s.frameAll(t, true, now)
 	sub.SetPreferences(Preferences{RID: "l"}, now)

@@ -21,15 +21,15 @@ type fanout struct {
 func newFanout(tb testing.TB, n int) *fanout {
 	tb.Helper()
 	reg := NewRegistry(DefaultConfig())
-	room := reg.Room("bench")
-	pub := room.Publish(HostID, &testSource{}, second)
+	stream := reg.Stream("bench")
+	pub := stream.StartPublication(HostID, &testSource{}, second)
 	l, err := pub.AddLayer("", vp8Codec, ExtIDs{AbsCaptureTime: 3}, second)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	f := &fanout{layer: l}
 	for range n {
-		sub, err := room.Subscribe("v")
+		sub, err := stream.Subscribe("v")
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func newFanout(tb testing.TB, n int) *fanout {
 		sub.Start(second)
 	}
 	key := marshal(tb, rtp.Header{PayloadType: 96, SequenceNumber: f.seq, Timestamp: f.ts, SSRC: 7, Marker: true}, vp8Payload(true, 1, 1280, 720, 1000))
-	if err := l.WriteRTP(key, second); err != nil {
+	if err := l.Ingest(key, second); err != nil {
 		tb.Fatal(err)
 	}
 	// A typical delta-frame packet: 1100-byte payload, the abs-capture-time
@@ -65,7 +65,7 @@ func (f *fanout) next(now int64) {
 	}
 	binary.BigEndian.PutUint16(f.buf[2:], f.seq)
 	binary.BigEndian.PutUint32(f.buf[4:], f.ts)
-	_ = f.layer.WriteRTP(f.buf, now)
+	_ = f.layer.Ingest(f.buf, now)
 }
 
 // BenchmarkForward measures the hot path: one packet in, n viewers out

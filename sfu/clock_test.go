@@ -8,10 +8,10 @@ func TestSubscriberClockMapsRTPToStreamTime(t *testing.T) {
 	reg := NewRegistry(testConfig())
 	start := 10 * second
 	s := newSimulcast(t, reg, start)
-	if st, ok := s.room.StreamTime(start + 1500*millisecond); !ok || st != 1500 {
+	if st, ok := s.stream.StreamTime(start + 1500*millisecond); !ok || st != 1500 {
 		t.Fatalf("stream time 1.5 s after going live: %d %v", st, ok)
 	}
-	sub, rec := subscribe(t, s.room, start)
+	sub, rec := subscribe(t, s.stream, start)
 	if _, _, _, ok := sub.Clock(); ok {
 		t.Fatal("a clock before any packet")
 	}
@@ -31,8 +31,8 @@ func TestSubscriberClockMapsRTPToStreamTime(t *testing.T) {
 	if got := st + int64(int32(first-rtpTS))*1000/int64(rate); got < -2 || got > 2 {
 		t.Fatalf("the first frame maps to %d ms, want 0", got)
 	}
-	reg.Room("demo").Publish(HostID, &testSource{}, now) // a takeover keeps the clock
-	if st2, _ := s.room.StreamTime(now); st2 != (now-start)/millisecond {
+	reg.Stream("demo").StartPublication(HostID, &testSource{}, now) // a takeover keeps the clock
+	if st2, _ := s.stream.StreamTime(now); st2 != (now-start)/millisecond {
 		t.Fatalf("a takeover restarted the stream clock: %d", st2)
 	}
 }

@@ -29,9 +29,9 @@ func TestCodecCompatibility(t *testing.T) {
 	}
 	// A viewer offering several H.264 profiles is bound to the publisher's.
 	reg := NewRegistry(DefaultConfig())
-	pub := reg.Room("r").Publish(HostID, &testSource{}, second)
+	pub := reg.Stream("r").StartPublication(HostID, &testSource{}, second)
 	pub.Announce(h264("640c1f", "1"))
-	sub, err := reg.Room("r").Subscribe("v")
+	sub, err := reg.Stream("r").Subscribe("v")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-// Package sfu is Glint's media core: rooms, tracks, simulcast layers, the
+// Package sfu is Glint's media core: streams, tracks, simulcast layers, the
 // per-layer packet cache, per-viewer forwarders, keyframe coalescing and
 // bandwidth-driven layer allocation.
 //

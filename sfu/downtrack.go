@@ -278,7 +278,7 @@ const maxReplay = 256
 // still holds it. A packet missing from the cache (still being repaired
 // upstream) is skipped: the viewer asks for it and gets it from the cache.
 func (d *DownTrack) replayKeyframe(l *Layer, now int64) bool {
-	age := l.track.room.reg.cfg.KeyframeCache.Nanoseconds()
+	age := l.track.stream.reg.cfg.KeyframeCache.Nanoseconds()
 	at := l.keyAt.Load()
 	if age == 0 || at == 0 || now-at > age {
 		return false

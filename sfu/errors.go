@@ -10,11 +10,7 @@ var (
 	// ErrPacketTooLarge is returned for an RTP packet larger than MaxPacketSize.
 	ErrPacketTooLarge = errors.New("sfu: RTP packet too large")
 
-	// ErrRoomClosed is returned when publishing to or subscribing from a room
-	// that has been closed.
-	ErrRoomClosed = errors.New("sfu: room closed")
-
-	// ErrNotLive is returned when subscribing to a room nobody publishes to.
+	// ErrNotLive is returned when subscribing to a stream nobody publishes to.
 	ErrNotLive = errors.New("sfu: nobody is publishing")
 
 	// ErrNoCodec is returned when a subscriber shares no codec with the track.

@@ -10,7 +10,7 @@ import (
 )
 
 type simulcast struct {
-	room   *Room
+	stream *Stream
 	src    *testSource
 	pub    *Publication
 	layers []*video
@@ -18,8 +18,8 @@ type simulcast struct {
 
 func newSimulcast(t testing.TB, reg *Registry, now int64) *simulcast {
 	t.Helper()
-	s := &simulcast{room: reg.Room("demo"), src: &testSource{}}
-	s.pub = s.room.Publish(HostID, s.src, now)
+	s := &simulcast{stream: reg.Stream("demo"), src: &testSource{}}
+	s.pub = s.stream.StartPublication(HostID, s.src, now)
 	for i, rid := range []string{"l", "m", "h"} {
 		l, err := s.pub.AddLayer(rid, vp8Codec, ExtIDs{}, now)
 		if err != nil {
@@ -37,7 +37,7 @@ func (s *simulcast) frameAll(t testing.TB, key bool, now int64) {
 	}
 }
 
-func subscribe(t testing.TB, r *Room, now int64) (*Subscriber, *recorder) {
+func subscribe(t testing.TB, r *Stream, now int64) (*Subscriber, *recorder) {
 	t.Helper()
 	sub, err := r.Subscribe("v1")
 	if err != nil {
@@ -85,7 +85,7 @@ func TestForwardStartsOnKeyframeAndSwitchesContinuously(t *testing.T) {
 	now := second
 	s := newSimulcast(t, reg, now)
 	s.frameAll(t, false, now) // packets before the viewer exists
-	sub, rec := subscribe(t, s.room, now)
+	sub, rec := subscribe(t, s.stream, now)
 
 	// Before any keyframe, nothing reaches the viewer, and a keyframe was
 	// asked for on the layer it starts on.
@@ -148,7 +148,7 @@ func TestNACKAnsweredAcrossSwitch(t *testing.T) {
 	reg := NewRegistry(testConfig())
 	now := second
 	s := newSimulcast(t, reg, now)
-	sub, rec := subscribe(t, s.room, now)
+	sub, rec := subscribe(t, s.stream, now)
 	s.frameAll(t, true, now)
 	now += 33 * millisecond
 	s.frameAll(t, false, now)
@@ -184,7 +184,7 @@ func TestKeyframeRequestsCoalesce(t *testing.T) {
 	now := second
 	s := newSimulcast(t, reg, now)
 	for i := range 1000 {
-		sub, err := s.room.Subscribe("v")
+		sub, err := s.stream.Subscribe("v")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,14 +206,14 @@ func TestReconnectContinuesSameDownTrack(t *testing.T) {
 	reg := NewRegistry(testConfig())
 	now := second
 	s := newSimulcast(t, reg, now)
-	sub, rec := subscribe(t, s.room, now)
+	sub, rec := subscribe(t, s.stream, now)
 	s.frameAll(t, true, now)
 	now += 33 * millisecond
 	s.frameAll(t, false, now)
 	before := len(rec.all())
 
 	s.pub.Lost(now)
-	if st := s.room.State(); st != StateReconnecting {
+	if st := s.stream.State(); st != StateReconnecting {
 		t.Fatalf("state %v after loss, want reconnecting", st)
 	}
 	reg.Tick(now + second)
@@ -222,8 +222,8 @@ func TestReconnectContinuesSameDownTrack(t *testing.T) {
 	}
 	// The publisher returns with new SSRCs, sequence numbers and timestamps.
 	now += 1500 * millisecond
-	s2 := &simulcast{room: s.room, src: &testSource{}}
-	s2.pub = s.room.Publish(HostID, s2.src, now)
+	s2 := &simulcast{stream: s.stream, src: &testSource{}}
+	s2.pub = s.stream.StartPublication(HostID, s2.src, now)
 	for i, rid := range []string{"l", "m", "h"} {
 		l, err := s2.pub.AddLayer(rid, vp8Codec, ExtIDs{}, now)
 		if err != nil {
@@ -231,7 +231,7 @@ func TestReconnectContinuesSameDownTrack(t *testing.T) {
 		}
 		s2.layers = append(s2.layers, &video{l: l, ssrc: uint32(7000 + i), seq: 60000, ts: 1 << 31, pid: 77, w: 320 << i, h: 180 << i})
 	}
-	if st := s.room.State(); st != StateLive {
+	if st := s.stream.State(); st != StateLive {
 		t.Fatalf("state %v after reconnect, want live", st)
 	}
 	s2.frameAll(t, true, now)
@@ -252,7 +252,7 @@ func TestGraceExpiryEndsViewers(t *testing.T) {
 	reg := NewRegistry(testConfig())
 	now := second
 	s := newSimulcast(t, reg, now)
-	sub, _ := subscribe(t, s.room, now)
+	sub, _ := subscribe(t, s.stream, now)
 	var reason error
 	sub.OnClose(func(r error) { reason = r })
 	s.pub.Lost(now)
@@ -264,11 +264,11 @@ func TestGraceExpiryEndsViewers(t *testing.T) {
 	if !sub.Closed() || !errors.Is(reason, ErrNotLive) {
 		t.Fatalf("closed=%v reason=%v after grace; want closed with ErrNotLive", sub.Closed(), reason)
 	}
-	if st := s.room.State(); st != StateOffline {
+	if st := s.stream.State(); st != StateOffline {
 		t.Fatalf("state %v, want offline", st)
 	}
-	if _, err := s.room.Subscribe("late"); !errors.Is(err, ErrNotLive) {
-		t.Fatalf("subscribe to offline room: %v", err)
+	if _, err := s.stream.Subscribe("late"); !errors.Is(err, ErrNotLive) {
+		t.Fatalf("subscribe to offline stream: %v", err)
 	}
 }
 
@@ -276,16 +276,16 @@ func TestTakeoverClosesOldPublisher(t *testing.T) {
 	reg := NewRegistry(testConfig())
 	s := newSimulcast(t, reg, second)
 	src2 := &testSource{}
-	s.room.Publish(HostID, src2, 2*second)
+	s.stream.StartPublication(HostID, src2, 2*second)
 	if !s.src.closed || !s.pub.Ended() {
 		t.Fatal("old publisher not closed on takeover")
 	}
-	if err := s.layers[0].l.WriteRTP(make([]byte, 20), 2*second); !errors.Is(err, ErrPublicationEnded) {
+	if err := s.layers[0].l.Ingest(make([]byte, 20), 2*second); !errors.Is(err, ErrPublicationEnded) {
 		t.Fatalf("old layer still ingests: %v", err)
 	}
 	// The old connection's late "lost" must not disturb the new one.
 	s.pub.Lost(3 * second)
-	if st := s.room.State(); st != StateLive {
+	if st := s.stream.State(); st != StateLive {
 		t.Fatalf("state %v, want live", st)
 	}
 }
@@ -297,13 +297,13 @@ func TestMalformedPacketsCounted(t *testing.T) {
 	for _, b := range [][]byte{
 		nil, {0x80}, make([]byte, 11),
 		{0x40, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1},             // version 1
-		{0x8f, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1},             // 15 CSRCs, no room
+		{0x8f, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1},             // 15 CSRCs, no stream
 		{0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xbe, 0xde}, // truncated extension
 		{0xa0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 5},          // padding longer than packet
 		{0xa0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0},          // zero padding count
 		make([]byte, MaxPacketSize+1),
 	} {
-		if err := l.WriteRTP(b, second); err == nil {
+		if err := l.Ingest(b, second); err == nil {
 			t.Fatalf("accepted malformed packet %x", b)
 		}
 	}
@@ -346,7 +346,7 @@ func TestNewViewerStartsFromCachedKeyframe(t *testing.T) {
 	}
 	// 99 ms after the keyframe, within the 250 ms cache: no request upstream,
 	// the viewer gets the keyframe and the three frames after it at once.
-	sub, rec := subscribe(t, s.room, now)
+	sub, rec := subscribe(t, s.stream, now)
 	top := s.layers[2]
 	if n := s.src.count(top.l); n != 0 {
 		t.Fatalf("%d keyframe requests; the cached keyframe should have served", n)
@@ -364,7 +364,7 @@ func TestNewViewerStartsFromCachedKeyframe(t *testing.T) {
 
 	// Past the cache age, a new viewer asks for a keyframe as before.
 	now += 300 * millisecond
-	sub2, err := s.room.Subscribe("late")
+	sub2, err := s.stream.Subscribe("late")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,14 +30,14 @@ func FuzzIngest(f *testing.F) {
 	cfg.VideoCache, cfg.AudioCache = 64, 16
 	f.Fuzz(func(t *testing.T, which uint8, b []byte) {
 		reg := NewRegistry(cfg)
-		room := reg.Room("fuzz")
+		stream := reg.Stream("fuzz")
 		codec := fuzzCodecs[int(which)%len(fuzzCodecs)]
-		pub := room.Publish(HostID, &testSource{}, second)
+		pub := stream.StartPublication(HostID, &testSource{}, second)
 		l, err := pub.AddLayer("", codec, ExtIDs{AbsCaptureTime: 3, AudioLevel: 1}, second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sub, err := room.Subscribe("v")
+		sub, err := stream.Subscribe("v")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func FuzzIngest(f *testing.F) {
 			t.Fatal(err)
 		}
 		sub.Start(second)
-		if err := l.WriteRTP(b, second); err != nil {
+		if err := l.Ingest(b, second); err != nil {
 			return
 		}
 		p := &l.ring.slots[0]
@@ -96,7 +96,7 @@ func FuzzFeedback(f *testing.F) {
 		for range 20 {
 			fan.next(2 * second)
 		}
-		sub := fan.layer.track.room.Subscribers()[0]
+		sub := fan.layer.track.stream.Subscribers()[0]
 		dt := sub.DownTracks()[1]
 		for _, pkt := range pkts {
 			switch p := pkt.(type) {

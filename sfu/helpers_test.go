@@ -126,7 +126,7 @@ func (v *video) frame(t testing.TB, key bool, n int, now int64) {
 			payload = append([]byte{0x80, 0x80, 0x80 | byte(v.pid>>8), byte(v.pid)}, make([]byte, 100)...)
 		}
 		b := marshal(t, rtp.Header{PayloadType: 96, SequenceNumber: v.seq, Timestamp: v.ts, SSRC: v.ssrc, Marker: i == n-1}, payload)
-		if err := v.l.WriteRTP(b, now); err != nil {
+		if err := v.l.Ingest(b, now); err != nil {
 			t.Fatal(err)
 		}
 		v.seq++

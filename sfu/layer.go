@@ -66,17 +66,17 @@ func (l *Layer) Track() *Track { return l.track }
 // SSRC returns the publisher's SSRC for this layer, once a packet arrived.
 func (l *Layer) SSRC() uint32 { return l.ssrc.Load() }
 
-// WriteRTP ingests one RTP packet from the publisher: it is stored once in
+// Ingest ingests one RTP packet from the publisher: it is stored once in
 // the layer's cache and handed to every subscriber of the track. now is the
 // arrival time in Now() units. A malformed packet is counted and dropped.
-func (l *Layer) WriteRTP(b []byte, now int64) error {
+func (l *Layer) Ingest(b []byte, now int64) error {
 	if l.gone.Load() {
 		return ErrPublicationEnded
 	}
 	p, err := l.ring.put(b, &l.exts, l.family, now)
 	if err != nil {
 		l.stats.malformed.Add(1)
-		l.track.room.reg.malformed.Add(1)
+		l.track.stream.reg.malformed.Add(1)
 		return err
 	}
 	if p == nil {
@@ -98,7 +98,7 @@ func (l *Layer) WriteRTP(b []byte, now int64) error {
 		s.Deliver(l, p)
 	}
 	if len(sinks) > 0 {
-		l.track.room.reg.fanout.Observe(Now() - p.Arrival)
+		l.track.stream.reg.fanout.Observe(Now() - p.Arrival)
 	}
 	return nil
 }
@@ -120,9 +120,9 @@ func (l *Layer) noteKeyframe(p *Packet) {
 	}
 }
 
-// WriteSenderReport records the publisher's RTCP sender report for this
+// IngestSenderReport records the publisher's RTCP sender report for this
 // layer (RFC 3550 §6.4.1); forwarders use it to keep lip sync on switches.
-func (l *Layer) WriteSenderReport(ntp uint64, rtpTS uint32, now int64) {
+func (l *Layer) IngestSenderReport(ntp uint64, rtpTS uint32, now int64) {
 	l.sr.Store(&senderReport{ntp: ntp, rtp: rtpTS, at: now})
 }
 
@@ -135,7 +135,7 @@ func (l *Layer) RequestKeyframe(now int64) bool {
 	if l.gone.Load() {
 		return false
 	}
-	interval := l.track.room.reg.cfg.KeyframeInterval.Nanoseconds()
+	interval := l.track.stream.reg.cfg.KeyframeInterval.Nanoseconds()
 	for {
 		last := l.lastKeyReq.Load()
 		if last != 0 && now-last < interval {

@@ -9,12 +9,12 @@ import (
 	"time"
 )
 
-// Registry holds a node's rooms and drives their periodic work.
+// Registry holds a node's streams and drives their periodic work.
 type Registry struct {
 	cfg Config
 
-	mu    sync.Mutex
-	rooms map[string]*Room
+	mu      sync.Mutex
+	streams map[string]*Stream
 
 	malformed atomic.Uint64 // node-wide, so it never goes back when layers go
 	fanout    Histogram     // per packet: arrival to the last viewer's write
@@ -30,37 +30,37 @@ func (g *Registry) MalformedRTP() uint64 { return g.malformed.Load() }
 
 // NewRegistry returns an empty registry. cfg must be valid.
 func NewRegistry(cfg Config) *Registry {
-	return &Registry{cfg: cfg, rooms: map[string]*Room{}}
+	return &Registry{cfg: cfg, streams: map[string]*Stream{}}
 }
 
 // Config returns the registry's settings.
 func (g *Registry) Config() Config { return g.cfg }
 
-// Room returns the room called name, creating it if needed.
-func (g *Registry) Room(name string) *Room {
+// Stream returns the stream called name, creating it if needed.
+func (g *Registry) Stream(name string) *Stream {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	r := g.rooms[name]
+	r := g.streams[name]
 	if r == nil {
-		r = newRoom(g, name)
-		g.rooms[name] = r
+		r = newStream(g, name)
+		g.streams[name] = r
 	}
 	return r
 }
 
-// Lookup returns the room called name, or nil.
-func (g *Registry) Lookup(name string) *Room {
+// Lookup returns the stream called name, or nil.
+func (g *Registry) Lookup(name string) *Stream {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.rooms[name]
+	return g.streams[name]
 }
 
-// Rooms returns every room, sorted by name.
-func (g *Registry) Rooms() []*Room {
+// Streams returns every stream, sorted by name.
+func (g *Registry) Streams() []*Stream {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	rs := slices.Collect(maps.Values(g.rooms))
-	slices.SortFunc(rs, func(a, b *Room) int {
+	rs := slices.Collect(maps.Values(g.streams))
+	slices.SortFunc(rs, func(a, b *Stream) int {
 		if a.name < b.name {
 			return -1
 		}
@@ -72,9 +72,9 @@ func (g *Registry) Rooms() []*Room {
 	return rs
 }
 
-// Tick runs every room's periodic work at time now.
+// Tick runs every stream's periodic work at time now.
 func (g *Registry) Tick(now int64) {
-	for _, r := range g.Rooms() {
+	for _, r := range g.Streams() {
 		r.tick(now)
 	}
 }

@@ -60,8 +60,8 @@ func BenchmarkForwardAndSend(b *testing.B) {
 						b.Fatal(err)
 					}
 					defer sink.Close()
-					room := f.layer.track.room
-					sub, err := room.Subscribe("v")
+					stream := f.layer.track.stream
+					sub, err := stream.Subscribe("v")
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -75,7 +75,7 @@ func BenchmarkForwardAndSend(b *testing.B) {
 				f.seq++
 				f.ts += 3000
 				key := marshal(b, rtp.Header{PayloadType: 96, SequenceNumber: f.seq, Timestamp: f.ts, SSRC: 7, Marker: true}, vp8Payload(true, 1, 1280, 720, 1000))
-				_ = f.layer.WriteRTP(key, second)
+				_ = f.layer.Ingest(key, second)
 				now := 2 * second
 				b.ResetTimer()
 				for range b.N {

@@ -19,8 +19,8 @@ type Preferences struct {
 // of that; packets for one viewer are written under it, so a viewer's writes
 // are ordered and never contend with another viewer's.
 type Subscriber struct {
-	id   string
-	room *Room
+	id     string
+	stream *Stream
 
 	mu      sync.Mutex
 	tracks  []*DownTrack
@@ -36,15 +36,15 @@ type Subscriber struct {
 	onClose func(reason error)
 }
 
-func newSubscriber(r *Room, id string) *Subscriber {
-	return &Subscriber{id: id, room: r, bwe: newEstimator(r.reg.cfg)}
+func newSubscriber(r *Stream, id string) *Subscriber {
+	return &Subscriber{id: id, stream: r, bwe: newEstimator(r.reg.cfg)}
 }
 
 // ID returns the session id the subscriber was created with.
 func (s *Subscriber) ID() string { return s.id }
 
-// Room returns the room watched.
-func (s *Subscriber) Room() *Room { return s.room }
+// Stream returns the stream watched.
+func (s *Subscriber) Stream() *Stream { return s.stream }
 
 // DownTracks returns the subscriber's audio and video down tracks.
 func (s *Subscriber) DownTracks() []*DownTrack { return s.tracks }
@@ -103,7 +103,7 @@ func (s *Subscriber) Close(reason error) {
 	for _, d := range s.tracks {
 		d.track.RemoveSink(d)
 	}
-	s.room.removeSubscriber(s)
+	s.stream.removeSubscriber(s)
 	if fn != nil {
 		fn(reason)
 	}
@@ -225,9 +225,9 @@ type SubscriberInfo struct {
 // the stream. A player turns the timestamp of the frame it shows into the
 // stream time the viewer is watching. ok is false before the first packet.
 func (s *Subscriber) Clock() (rtp uint32, st int64, clockRate uint32, ok bool) {
-	s.room.mu.Lock()
-	since, live := s.room.liveSince, s.room.stateLocked() != StateOffline
-	s.room.mu.Unlock()
+	s.stream.mu.Lock()
+	since, live := s.stream.liveSince, s.stream.stateLocked() != StateOffline
+	s.stream.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range s.tracks {

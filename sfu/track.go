@@ -18,7 +18,7 @@ type Sink interface {
 // outlives publisher connections: when a publisher reconnects, its new layers
 // attach to the same Track and viewers continue on their down tracks.
 type Track struct {
-	room        *Room
+	stream      *Stream
 	participant string
 	kind        Kind
 
@@ -28,8 +28,8 @@ type Track struct {
 	announced atomic.Pointer[Codec] // negotiated before the first packet
 }
 
-func newTrack(r *Room, participant string, kind Kind) *Track {
-	t := &Track{room: r, participant: participant, kind: kind}
+func newTrack(r *Stream, participant string, kind Kind) *Track {
+	t := &Track{stream: r, participant: participant, kind: kind}
 	t.layers.Store(&[]*Layer{})
 	t.sinks.Store(&[]Sink{})
 	return t
@@ -41,8 +41,8 @@ func (t *Track) Kind() Kind { return t.kind }
 // ID returns the track id used in SDP, e.g. "host-video".
 func (t *Track) ID() string { return t.participant + "-" + t.kind.String() }
 
-// Room returns the room the track belongs to.
-func (t *Track) Room() *Room { return t.room }
+// Stream returns the stream the track belongs to.
+func (t *Track) Stream() *Stream { return t.stream }
 
 // Layers returns the current publication's layers, lowest quality first.
 func (t *Track) Layers() []*Layer { return *t.layers.Load() }

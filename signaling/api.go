@@ -16,8 +16,8 @@ type streamInfo struct {
 
 func (s *Server) streamInfo(name string) streamInfo {
 	in := sfu.Info{Name: name, State: sfu.StateOffline.String()}
-	if room := s.reg.Lookup(name); room != nil {
-		in = room.Info(sfu.Now())
+	if st := s.dir.Lookup(name); st != nil {
+		in = st.Info(sfu.Now())
 	}
 	return streamInfo{Info: in, WHIP: "/whip/" + name, WHEP: "/whep/" + name}
 }

@@ -55,13 +55,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	sub := sess.view.Subscriber()
-	room := sub.Room()
+	sub := sess.sub
+	st := sub.Stream()
 	t := time.NewTicker(eventInterval)
 	defer t.Stop()
 	last := ""
 	for {
-		state := room.State().String()
+		state := st.State().String()
 		if state != last {
 			ev := "active"
 			if state != "live" {
@@ -70,13 +70,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			writeEvent(w, ev, map[string]string{"state": state})
 			last = state
 		}
-		writeEvent(w, "viewercount", map[string]int{"viewercount": room.Viewers()})
-		writeEvent(w, "layers", layersEvent(sub, room))
+		writeEvent(w, "viewercount", map[string]int{"viewercount": st.Viewers()})
+		writeEvent(w, "layers", layersEvent(sub, st))
 		fl.Flush()
 		select {
 		case <-r.Context().Done():
 			return
-		case <-sess.view.Done():
+		case <-sess.media.Done():
 			writeEvent(w, "inactive", map[string]string{"state": "ended"})
 			fl.Flush()
 			return
@@ -112,7 +112,7 @@ type clockRef struct {
 	Rate uint32 `json:"rate"`
 }
 
-func layersEvent(sub *sfu.Subscriber, room *sfu.Room) layersPayload {
+func layersEvent(sub *sfu.Subscriber, st *sfu.Stream) layersPayload {
 	in := sub.Info()
 	p := layersPayload{Estimate: in.Estimate}
 	for _, t := range in.Tracks {
@@ -120,7 +120,7 @@ func layersEvent(sub *sfu.Subscriber, room *sfu.Room) layersPayload {
 			p.Active, p.Target, p.Width, p.Height, p.Bitrate = t.Layer, t.Target, t.Width, t.Height, t.Bitrate
 		}
 	}
-	if ri := room.Info(sfu.Now()); ri.Video != nil {
+	if ri := st.Info(sfu.Now()); ri.Video != nil {
 		p.Layers = ri.Video.Layers
 	}
 	if ts, st, rate, ok := sub.Clock(); ok {
@@ -162,6 +162,6 @@ func (s *Server) layer(w http.ResponseWriter, r *http.Request) {
 		httpx.Problem(w, http.StatusBadRequest, "maxWidth/maxHeight must be 0..8192 and encodingId at most 16 characters")
 		return
 	}
-	sess.view.Subscriber().SetPreferences(p, sfu.Now())
+	sess.sub.SetPreferences(p, sfu.Now())
 	w.WriteHeader(http.StatusNoContent)
 }

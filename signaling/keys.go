@@ -25,15 +25,15 @@ var (
 	ErrBadKey = errors.New("wrong stream key")
 )
 
-// streamName is what a channel may be called: it appears in URLs and logs.
+// streamName is what a stream may be called: it appears in URLs and logs.
 var streamName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
-// ValidStreamName reports whether name can name a channel.
+// ValidStreamName reports whether name can name a stream.
 func ValidStreamName(name string) bool { return streamName.MatchString(name) }
 
-// Keys holds each channel's stream key, persisted in the data directory so a
-// generated key survives restarts.
-type Keys struct {
+// KeyFile holds each stream's key, persisted in the data directory so a
+// generated key survives restarts. It is the node's own StreamKeys.
+type KeyFile struct {
 	path string
 	mu   sync.RWMutex
 	keys map[string]string
@@ -43,10 +43,10 @@ type Keys struct {
 const keysFile = "streams.json"
 
 // LoadKeys reads the keys saved in dataDir, applies configured ones (which
-// win), and, when no channel exists at all, creates "demo" with a random
-// key. It returns the names of channels it created.
-func LoadKeys(dataDir string, configured map[string]string) (*Keys, []string, error) {
-	k := &Keys{path: filepath.Join(dataDir, keysFile), keys: map[string]string{}}
+// win), and, when no stream exists at all, creates "demo" with a random
+// key. It returns the names of streams it created.
+func LoadKeys(dataDir string, configured map[string]string) (*KeyFile, []string, error) {
+	k := &KeyFile{path: filepath.Join(dataDir, keysFile), keys: map[string]string{}}
 	raw, err := os.ReadFile(k.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -89,7 +89,7 @@ func LoadKeys(dataDir string, configured map[string]string) (*Keys, []string, er
 }
 
 // save writes the keys atomically: a crash leaves the old file or the new.
-func (k *Keys) save() error {
+func (k *KeyFile) save() error {
 	if err := os.MkdirAll(filepath.Dir(k.path), 0o700); err != nil {
 		return err
 	}
@@ -122,8 +122,8 @@ func (k *Keys) save() error {
 	return os.Rename(tmp.Name(), k.path)
 }
 
-// Known reports whether a channel is configured.
-func (k *Keys) Known(stream string) bool {
+// Known reports whether a stream is configured.
+func (k *KeyFile) Known(stream string) bool {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	_, ok := k.keys[stream]
@@ -131,7 +131,7 @@ func (k *Keys) Known(stream string) bool {
 }
 
 // Check verifies a bearer token for a stream in constant time.
-func (k *Keys) Check(stream, token string) error {
+func (k *KeyFile) Check(stream, token string) error {
 	k.mu.RLock()
 	key, ok := k.keys[stream]
 	k.mu.RUnlock()
@@ -146,15 +146,15 @@ func (k *Keys) Check(stream, token string) error {
 	return nil
 }
 
-// Names returns the channel names, sorted.
-func (k *Keys) Names() []string {
+// Names returns the stream names, sorted.
+func (k *KeyFile) Names() []string {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return slices.Sorted(maps.Keys(k.keys))
 }
 
-// Key returns a channel's key, for printing at start-up.
-func (k *Keys) Key(stream string) string {
+// Key returns a stream's key, for printing at start-up.
+func (k *KeyFile) Key(stream string) string {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return k.keys[stream]

@@ -71,8 +71,8 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 	if !ok {
 		return
 	}
-	room := s.reg.Room(stream)
-	if role == peer.RoleViewer && room.State() == sfu.StateOffline {
+	st := s.dir.Stream(stream)
+	if role == peer.RoleViewer && st.State() == sfu.StateOffline {
 		httpx.RetryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
 		return
 	}
@@ -84,7 +84,7 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 		httpx.RetryLater(w, http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("the node is at its limit of %d sessions", s.cfg.MaxSessions))
 		return
 	}
-	sess, answer, err := s.connect(r.Context(), room, role, body)
+	sess, answer, err := s.connect(r.Context(), st, role, body)
 	if err != nil {
 		s.release()
 		s.offerError(w, stream, err)
@@ -108,33 +108,36 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 	_, _ = io.WriteString(w, answer)
 }
 
-func (s *Server) connect(ctx context.Context, room *sfu.Room, role peer.Role, body string) (*session, string, error) {
+func (s *Server) connect(ctx context.Context, st *sfu.Stream, role peer.Role, body string) (*session, string, error) {
 	o, err := peer.ParseOffer(body, role)
 	if err != nil {
 		return nil, "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OfferTimeout)
 	defer cancel()
-	sess := &session{id: randomHex(16), stream: room.Name(), role: role, etag: newETag()}
+	sess := &session{id: randomHex(16), stream: st.Name(), role: role, etag: newETag()}
 	var answer string
 	if role == peer.RolePublisher {
-		sess.pub, answer, err = s.node.Publish(ctx, room, sess.id, o)
+		var p *peer.Publisher
+		p, answer, err = s.node.Publish(ctx, st, sess.id, o)
+		if err == nil {
+			sess.media = p
+		}
 	} else {
-		sess.view, answer, err = s.node.View(ctx, room, sess.id, o, sfu.Preferences{})
+		var v *peer.Viewer
+		v, answer, err = s.node.View(ctx, st, sess.id, o, sfu.Preferences{})
+		if err == nil {
+			sess.media, sess.sub = v, v.Subscriber()
+		}
 	}
 	if err != nil {
 		return nil, "", err
 	}
 	if fn := s.onChannel; fn != nil && o.DataChannel {
-		stream := room.Name()
-		deliver := func(c *peer.Channel) { fn(stream, c) }
-		if sess.pub != nil {
-			sess.pub.OnChannel(deliver)
-		} else {
-			sess.view.OnChannel(deliver)
-		}
+		stream := st.Name()
+		sess.media.OnChannel(func(c *peer.Channel) { fn(stream, c) })
 	}
-	s.log.Info("session", "stream", room.Name(), "id", sess.id, "role", roleName(role))
+	s.log.Info("session", "stream", st.Name(), "id", sess.id, "role", roleName(role))
 	return sess, answer, nil
 }
 

@@ -41,7 +41,7 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, role peer.Role) {
 		httpx.Problem(w, http.StatusPreconditionFailed, "the ETag does not match the session's current ICE state")
 		return
 	}
-	ice := sess.ice()
+	ice := sess.media
 	remote := ice.RemoteICE()
 	if frag.Ufrag != "" && (frag.Ufrag != remote.Ufrag || frag.Pwd != remote.Pwd) {
 		local, err := ice.Restart(r.Context(), frag.Ufrag, frag.Pwd, frag.Candidates)
@@ -73,13 +73,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, role peer.Role) 
 	if sess == nil {
 		return
 	}
-	var err error
-	if sess.pub != nil {
-		err = sess.pub.End()
-	} else {
-		err = sess.view.Close()
-	}
-	if err != nil && !errors.Is(err, peer.ErrClosed) {
+	if err := sess.media.End(); err != nil && !errors.Is(err, peer.ErrClosed) {
 		s.log.Debug("closing session", "id", sess.id, "err", err)
 	}
 	w.WriteHeader(http.StatusOK)

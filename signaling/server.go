@@ -65,11 +65,49 @@ const (
 	retryBusy    = 10 * time.Second
 )
 
+// StreamKeys says which streams exist and who may publish them: the
+// node's streams.json (KeyFile) today, a platform's accounts or the mesh
+// later.
+type StreamKeys interface {
+	// Known reports whether a stream exists.
+	Known(name string) bool
+	// Check verifies a publisher's bearer token in constant time: nil,
+	// ErrUnknownStream, ErrNoKey or ErrBadKey.
+	Check(name, token string) error
+	// Names lists every stream, sorted.
+	Names() []string
+}
+
+// Directory finds a stream's media: the node's own registry today; the
+// mesh directory, which knows streams on other nodes, later.
+type Directory interface {
+	// Stream returns the stream called name, creating it if needed.
+	Stream(name string) *sfu.Stream
+	// Lookup returns the stream called name, or nil.
+	Lookup(name string) *sfu.Stream
+}
+
+// Session is the media side of a WHIP or WHEP session: a publisher's
+// connection or a viewer's. Signaling needs nothing else of either.
+type Session interface {
+	ID() string
+	LocalICE() peer.ICE
+	RemoteICE() peer.ICE
+	AddCandidates(mid string, cands []string) error
+	Restart(ctx context.Context, ufrag, pwd string, cands []string) (peer.ICE, error)
+	// OnChannel hands over the session's "glint" data channel.
+	OnChannel(fn func(*peer.Channel))
+	Done() <-chan struct{}
+	OnDone(fn func())
+	// End ends the session; a publisher's ends the broadcast.
+	End() error
+}
+
 // Server serves WHIP, WHEP and the API.
 type Server struct {
 	cfg  Config
-	keys *Keys
-	reg  *sfu.Registry
+	keys StreamKeys
+	dir  Directory
 	node *peer.Node
 	log  *slog.Logger
 
@@ -83,21 +121,11 @@ type Server struct {
 	quit     chan struct{} // closed by Shutdown: long requests (event streams) return
 }
 
-// iceSession is what publishers and viewers share for PATCH.
-type iceSession interface {
-	RemoteICE() peer.ICE
-	LocalICE() peer.ICE
-	AddCandidates(mid string, cands []string) error
-	Restart(ctx context.Context, ufrag, pwd string, cands []string) (peer.ICE, error)
-	Done() <-chan struct{}
-	OnDone(fn func())
-}
-
 type session struct {
 	id, stream string
 	role       peer.Role
-	pub        *peer.Publisher
-	view       *peer.Viewer
+	media      Session
+	sub        *sfu.Subscriber // a viewer's; nil for a publisher
 
 	mu     sync.Mutex // serialises PATCHes
 	etag   string
@@ -107,19 +135,12 @@ type session struct {
 // maxEventStreams bounds the event streams one viewer session may hold open.
 const maxEventStreams = 4
 
-func (s *session) ice() iceSession {
-	if s.pub != nil {
-		return s.pub
-	}
-	return s.view
-}
-
-// New returns a Server. keys, reg and node must outlive it.
-func New(cfg Config, keys *Keys, reg *sfu.Registry, node *peer.Node, log *slog.Logger) (*Server, error) {
+// New returns a Server. keys, dir and node must outlive it.
+func New(cfg Config, keys StreamKeys, dir Directory, node *peer.Node, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, keys: keys, reg: reg, node: node, log: log, sessions: map[string]*session{}, quit: make(chan struct{})}, nil
+	return &Server{cfg: cfg, keys: keys, dir: dir, node: node, log: log, sessions: map[string]*session{}, quit: make(chan struct{})}, nil
 }
 
 // OnChannel sets the handler for the "glint" data channel of any WHIP or
@@ -188,7 +209,7 @@ func (s *Server) add(sess *session) {
 	s.sessions[sess.id] = sess
 	s.mu.Unlock()
 	s.wg.Add(1)
-	sess.ice().OnDone(func() {
+	sess.media.OnDone(func() {
 		s.mu.Lock()
 		delete(s.sessions, sess.id)
 		s.mu.Unlock()
@@ -250,11 +271,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, sess := range all {
-		if sess.pub != nil {
-			_ = sess.pub.End()
-		} else {
-			_ = sess.view.Close()
-		}
+		_ = sess.media.End()
 	}
 	done := make(chan struct{})
 	go func() {

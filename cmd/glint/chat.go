@@ -107,7 +107,7 @@ func (c *ChatConfig) settings(str func(name, help string, p *string) *setting, n
 
 // chatStreams is what chat learns about streams from the media side.
 type chatStreams struct {
-	keys *signaling.Keys
+	keys *signaling.KeyFile
 	reg  *sfu.Registry
 }
 
@@ -131,7 +131,7 @@ func (t channelTransport) Close(string) error       { return t.ch.Close() }
 
 // newChat builds the node's chat: its log, its token signer, its hub and
 // its HTTP API.
-func newChat(ctx context.Context, cfg ChatConfig, dataDir string, origins []string, keys *signaling.Keys, reg *sfu.Registry, log *slog.Logger) (*chat.Hub, *chat.API, error) {
+func newChat(ctx context.Context, cfg ChatConfig, dataDir string, origins []string, keys *signaling.KeyFile, reg *sfu.Registry, log *slog.Logger) (*chat.Hub, *chat.API, error) {
 	var bp chat.Backplane
 	var secret []byte
 	if cfg.Secret != "" {

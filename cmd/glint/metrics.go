@@ -41,7 +41,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(views), "viewer")
 	states := map[string]int{"live": 0, "reconnecting": 0, "offline": 0}
 	now := sfu.Now()
-	for _, r := range c.reg.Rooms() {
+	for _, r := range c.reg.Streams() {
 		in := r.Info(now)
 		states[in.State]++
 		ch <- prometheus.MustNewConstMetric(c.viewers, prometheus.GaugeValue, float64(in.Viewers), in.Name)

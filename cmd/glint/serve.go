@@ -151,7 +151,7 @@ func routes(srv *signaling.Server, chatAPI *chat.API, metrics *prometheus.Regist
 }
 
 // banner prints where everything is.
-func banner(w io.Writer, addr string, keys *signaling.Keys, created []string, rtcPort int) {
+func banner(w io.Writer, addr string, keys *signaling.KeyFile, created []string, rtcPort int) {
 	host, port, _ := net.SplitHostPort(addr)
 	if host == "" || host == "::" || host == "0.0.0.0" {
 		host = "localhost"

@@ -82,8 +82,8 @@ func TestViewerAnswersPassTheStrictGrammar(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		for codecName, codec := range streams {
-			room := reg.Room(name + "-" + codecName)
-			pub := room.Publish(sfu.HostID, nopSource{}, sfu.Now())
+			room := reg.Stream(name + "-" + codecName)
+			pub := room.StartPublication(sfu.HostID, nopSource{}, sfu.Now())
 			pub.Announce(opus)
 			pub.Announce(codec)
 			v, answer, err := n.View(context.Background(), room, "v-"+name+codecName, o, sfu.Preferences{})
@@ -122,8 +122,8 @@ func TestViewerAnswersPassTheStrictGrammar(t *testing.T) {
 func TestStrictGrammarCatchesMistakes(t *testing.T) {
 	n := testNode(t)
 	defer n.Close()
-	room := sfu.NewRegistry(sfu.DefaultConfig()).Room("demo")
-	pub := room.Publish(sfu.HostID, nopSource{}, sfu.Now())
+	room := sfu.NewRegistry(sfu.DefaultConfig()).Stream("demo")
+	pub := room.StartPublication(sfu.HostID, nopSource{}, sfu.Now())
 	pub.Announce(sfu.Codec{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000})
 	o, err := ParseOffer(viewerOffers(t)["firefox-153-datachannel"], RoleViewer)
 	if err != nil {

@@ -63,7 +63,7 @@ func TestNodeSharesOnePortAndReleasesIt(t *testing.T) {
 func TestClosedNodeRefusesSessions(t *testing.T) {
 	n := testNode(t)
 	_ = n.Close()
-	room := sfu.NewRegistry(sfu.DefaultConfig()).Room("x")
+	room := sfu.NewRegistry(sfu.DefaultConfig()).Stream("x")
 	o, err := ParseOffer(chromeOffer, RolePublisher)
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +97,8 @@ func TestCloseWinsOverView(t *testing.T) {
 	}
 	for i := range 40 {
 		n := testNode(t)
-		room := sfu.NewRegistry(sfu.DefaultConfig()).Room("demo")
-		pub := room.Publish(sfu.HostID, nopSource{}, sfu.Now())
+		room := sfu.NewRegistry(sfu.DefaultConfig()).Stream("demo")
+		pub := room.StartPublication(sfu.HostID, nopSource{}, sfu.Now())
 		pub.Announce(sfu.Codec{MimeType: "video/VP8", ClockRate: 90000})
 		views := make(chan *Viewer, 4)
 		var wg sync.WaitGroup

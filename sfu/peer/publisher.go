@@ -14,11 +14,11 @@ import (
 )
 
 // Publisher is a WHIP session: a PeerConnection whose incoming tracks feed
-// a room's publication.
+// a stream's publication.
 type Publisher struct {
 	session
-	room *sfu.Room
-	log  *slog.Logger
+	stream *sfu.Stream
+	log    *slog.Logger
 
 	pub   *sfu.Publication
 	ready chan struct{} // closed once pub is set
@@ -26,17 +26,17 @@ type Publisher struct {
 	wg    sync.WaitGroup
 }
 
-// Publish answers a WHIP offer. On success the publisher becomes the room's
+// Publish answers a WHIP offer. On success the publisher becomes the stream's
 // host, taking over from any previous one.
-func (n *Node) Publish(ctx context.Context, room *sfu.Room, id string, offer *Offer) (*Publisher, string, error) {
+func (n *Node) Publish(ctx context.Context, stream *sfu.Stream, id string, offer *Offer) (*Publisher, string, error) {
 	pc, err := n.newPC(n.pubAPI)
 	if err != nil {
 		return nil, "", err
 	}
 	p := &Publisher{
 		session: newSession(n, id, pc, offer.SDP),
-		room:    room,
-		log:     n.log.With("stream", room.Name(), "session", id, "role", "publisher"),
+		stream:  stream,
+		log:     n.log.With("stream", stream.Name(), "session", id, "role", "publisher"),
 		ready:   make(chan struct{}),
 	}
 	pc.OnTrack(p.onTrack)
@@ -49,7 +49,7 @@ func (n *Node) Publish(ctx context.Context, room *sfu.Room, id string, offer *Of
 		_ = pc.Close()
 		return nil, "", err
 	}
-	p.pub = room.Publish(sfu.HostID, p, sfu.Now())
+	p.pub = stream.StartPublication(sfu.HostID, p, sfu.Now())
 	for _, c := range answerCodecs(answer) {
 		p.pub.Announce(c)
 	}
@@ -89,7 +89,7 @@ func (p *Publisher) readRTP(track *webrtc.TrackRemote, l *sfu.Layer) {
 		if err != nil {
 			return
 		}
-		if err := l.WriteRTP(buf[:n], sfu.Now()); errors.Is(err, sfu.ErrPublicationEnded) {
+		if err := l.Ingest(buf[:n], sfu.Now()); errors.Is(err, sfu.ErrPublicationEnded) {
 			return
 		}
 	}
@@ -119,7 +119,7 @@ func (p *Publisher) readRTCP(recv *webrtc.RTPReceiver, rid string, l *sfu.Layer)
 		}
 		for _, pkt := range pkts {
 			if sr, ok := pkt.(*rtcp.SenderReport); ok && sr.SSRC == l.SSRC() {
-				l.WriteSenderReport(sr.NTPTime, sr.RTPTime, sfu.Now())
+				l.IngestSenderReport(sr.NTPTime, sr.RTPTime, sfu.Now())
 			}
 		}
 	}

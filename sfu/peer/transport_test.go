@@ -109,8 +109,8 @@ func TestViewerAnswer(t *testing.T) {
 	if o.remote.ufrag != "abcd" || o.remote.fp != "AA:BB" || o.remote.fpHash != "sha-256" || o.remote.active {
 		t.Fatalf("remote ICE %+v", o.remote)
 	}
-	room := sfu.NewRegistry(sfu.DefaultConfig()).Room("demo")
-	pub := room.Publish(sfu.HostID, nopSource{}, sfu.Now())
+	room := sfu.NewRegistry(sfu.DefaultConfig()).Stream("demo")
+	pub := room.StartPublication(sfu.HostID, nopSource{}, sfu.Now())
 	if _, err := pub.AddLayer("", sfu.Codec{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, sfu.ExtIDs{}, sfu.Now()); err != nil {
 		t.Fatal(err)
 	}

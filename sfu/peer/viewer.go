@@ -13,7 +13,7 @@ import (
 	"github.com/glintlive/glint/sfu"
 )
 
-// Viewer is a WHEP session: a room subscriber sending over Glint's own
+// Viewer is a WHEP session: a stream subscriber sending over Glint's own
 // viewer transport (transport.go) rather than a pion PeerConnection.
 type Viewer struct {
 	base
@@ -27,11 +27,11 @@ type Viewer struct {
 	endOnce sync.Once
 }
 
-// View answers a WHEP offer for room. It fails with sfu.ErrNotLive when
+// View answers a WHEP offer for stream. It fails with sfu.ErrNotLive when
 // nobody publishes, and ErrNoCodec when the offer cannot receive the
 // stream's codecs.
-func (n *Node) View(_ context.Context, room *sfu.Room, id string, offer *Offer, prefs sfu.Preferences) (*Viewer, string, error) {
-	audio, video := room.Tracks()
+func (n *Node) View(_ context.Context, stream *sfu.Stream, id string, offer *Offer, prefs sfu.Preferences) (*Viewer, string, error) {
+	audio, video := stream.Tracks()
 	for _, t := range []*sfu.Track{audio, video} {
 		c, ok := t.Codec()
 		m, offered := offer.mediaOf(t.Kind())
@@ -52,7 +52,7 @@ func (n *Node) View(_ context.Context, room *sfu.Room, id string, offer *Offer, 
 	if closed {
 		return nil, "", ErrClosed
 	}
-	sub, err := room.Subscribe(id)
+	sub, err := stream.Subscribe(id)
 	if err != nil {
 		return nil, "", err
 	}
@@ -60,7 +60,7 @@ func (n *Node) View(_ context.Context, room *sfu.Room, id string, offer *Offer, 
 	v := &Viewer{
 		base: newBase(n, id),
 		sub:  sub,
-		log:  n.log.With("stream", room.Name(), "session", id, "role", "viewer"),
+		log:  n.log.With("stream", stream.Name(), "session", id, "role", "viewer"),
 		t:    t,
 	}
 	for _, l := range offer.lines {
@@ -84,7 +84,7 @@ func (n *Node) View(_ context.Context, room *sfu.Room, id string, offer *Offer, 
 	t.onRTCP = v.handleRTCP
 	t.onChannel = v.acceptChannel
 	ufrag, pwd := t.credentials()
-	answer := buildAnswer(offer, tracks, room.Name(), ufrag, pwd, n.fingerprint, n.candidates)
+	answer := buildAnswer(offer, tracks, stream.Name(), ufrag, pwd, n.fingerprint, n.candidates)
 	sub.SetPreferences(prefs, sfu.Now())
 	sub.OnClose(func(error) {
 		// The core ended the viewer (the stream ended). Once the node is
@@ -212,6 +212,10 @@ func (v *Viewer) RemoteICE() ICE {
 
 // Subscriber returns the core's view of this session.
 func (v *Viewer) Subscriber() *sfu.Subscriber { return v.sub }
+
+// End ends the session (the signaling layer's name for it: a publisher's
+// End ends the broadcast, a viewer's only its own session).
+func (v *Viewer) End() error { return v.Close() }
 
 // Close ends the session.
 func (v *Viewer) Close() error {

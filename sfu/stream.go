@@ -7,10 +7,10 @@ import (
 	"sync"
 )
 
-// State is a room's broadcast state.
+// State is a stream's broadcast state.
 type State uint8
 
-// Room states.
+// Stream states.
 const (
 	// StateOffline: nobody is publishing.
 	StateOffline State = iota
@@ -31,10 +31,10 @@ func (s State) String() string {
 	return "offline"
 }
 
-// HostID is the participant id of a room's main publisher.
+// HostID is the participant id of a stream's main publisher.
 const HostID = "host"
 
-// participant is a publishing slot in a room: the host now, Live Room guests
+// participant is a publishing slot in a stream: the host now, Live Room guests
 // later. Its tracks persist across publisher connections.
 type participant struct {
 	id     string
@@ -44,8 +44,8 @@ type participant struct {
 	lostAt int64        // when pub's connection dropped; 0 while connected
 }
 
-// Room is one stream: its participants' tracks and its viewers.
-type Room struct {
+// Stream is one stream: its participants' tracks and its viewers.
+type Stream struct {
 	name string
 	reg  *Registry
 
@@ -55,16 +55,16 @@ type Room struct {
 	liveSince int64
 }
 
-func newRoom(reg *Registry, name string) *Room {
-	r := &Room{name: name, reg: reg, parts: map[string]*participant{}, subs: map[*Subscriber]struct{}{}}
+func newStream(reg *Registry, name string) *Stream {
+	r := &Stream{name: name, reg: reg, parts: map[string]*participant{}, subs: map[*Subscriber]struct{}{}}
 	r.participantLocked(HostID)
 	return r
 }
 
 // Name returns the stream name.
-func (r *Room) Name() string { return r.name }
+func (r *Stream) Name() string { return r.name }
 
-func (r *Room) participantLocked(id string) *participant {
+func (r *Stream) participantLocked(id string) *participant {
 	p := r.parts[id]
 	if p == nil {
 		p = &participant{id: id, audio: newTrack(r, id, KindAudio), video: newTrack(r, id, KindVideo)}
@@ -73,14 +73,14 @@ func (r *Room) participantLocked(id string) *participant {
 	return p
 }
 
-// State returns the room's broadcast state.
-func (r *Room) State() State {
+// State returns the stream's broadcast state.
+func (r *Stream) State() State {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.stateLocked()
 }
 
-func (r *Room) stateLocked() State {
+func (r *Stream) stateLocked() State {
 	host := r.parts[HostID]
 	switch {
 	case host.pub == nil:
@@ -94,7 +94,7 @@ func (r *Room) stateLocked() State {
 // StreamTime returns how long the stream has been live, in milliseconds:
 // the clock chat messages and the VOD are aligned to. ok is false while
 // nobody publishes.
-func (r *Room) StreamTime(now int64) (ms int64, ok bool) {
+func (r *Stream) StreamTime(now int64) (ms int64, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stateLocked() == StateOffline {
@@ -103,11 +103,11 @@ func (r *Room) StreamTime(now int64) (ms int64, ok bool) {
 	return (now - r.liveSince) / millisecond, true
 }
 
-// Publish makes src the publisher of participant id (HostID for the main
+// StartPublication makes src the publisher of participant id (HostID for the main
 // publisher). A publisher already there is taken over: it is detached and
 // closed. Viewers keep their sessions either way.
-func (r *Room) Publish(id string, src Source, now int64) *Publication {
-	pub := &Publication{room: r, src: src}
+func (r *Stream) StartPublication(id string, src Source, now int64) *Publication {
+	pub := &Publication{stream: r, src: src}
 	r.mu.Lock()
 	p := r.participantLocked(id)
 	pub.part = p
@@ -124,9 +124,9 @@ func (r *Room) Publish(id string, src Source, now int64) *Publication {
 	return pub
 }
 
-// Subscribe adds a viewer of the room's host. It fails with ErrNotLive when
+// Subscribe adds a viewer of the stream's host. It fails with ErrNotLive when
 // nobody is publishing; while the host reconnects, viewers may still join.
-func (r *Room) Subscribe(id string) (*Subscriber, error) {
+func (r *Stream) Subscribe(id string) (*Subscriber, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stateLocked() == StateOffline {
@@ -139,37 +139,37 @@ func (r *Room) Subscribe(id string) (*Subscriber, error) {
 	return s, nil
 }
 
-func (r *Room) removeSubscriber(s *Subscriber) {
+func (r *Stream) removeSubscriber(s *Subscriber) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.subs, s)
 }
 
 // Viewers returns the number of subscribers.
-func (r *Room) Viewers() int {
+func (r *Stream) Viewers() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.subs)
 }
 
-// Subscribers returns the room's subscribers.
-func (r *Room) Subscribers() []*Subscriber {
+// Subscribers returns the stream's subscribers.
+func (r *Stream) Subscribers() []*Subscriber {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Collect(maps.Keys(r.subs))
 }
 
 // Tracks returns the host's audio and video tracks.
-func (r *Room) Tracks() (audio, video *Track) {
+func (r *Stream) Tracks() (audio, video *Track) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.parts[HostID]
 	return h.audio, h.video
 }
 
-// tick runs the room's periodic work: layer rates, the end of the reconnect
+// tick runs the stream's periodic work: layer rates, the end of the reconnect
 // grace period, and each viewer's allocation.
-func (r *Room) tick(now int64) {
+func (r *Stream) tick(now int64) {
 	r.mu.Lock()
 	var tracks []*Track
 	var expired *Publication
@@ -192,7 +192,7 @@ func (r *Room) tick(now int64) {
 }
 
 // endIfHost ends every viewer session when the host's publication ended.
-func (r *Room) ended(pub *Publication) {
+func (r *Stream) ended(pub *Publication) {
 	r.mu.Lock()
 	p := pub.part
 	if p.pub != pub {
@@ -210,7 +210,7 @@ func (r *Room) ended(pub *Publication) {
 	}
 }
 
-func (r *Room) lost(pub *Publication, now int64) {
+func (r *Stream) lost(pub *Publication, now int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if pub.part.pub == pub && pub.part.lostAt == 0 {
@@ -219,13 +219,13 @@ func (r *Room) lost(pub *Publication, now int64) {
 }
 
 // reallocate re-runs every viewer's layer allocation, after layers change.
-func (r *Room) reallocate(now int64) {
+func (r *Stream) reallocate(now int64) {
 	for _, s := range r.Subscribers() {
 		s.reallocate(now)
 	}
 }
 
-// Info is a snapshot of a room for the API.
+// Info is a snapshot of a stream for the API.
 type Info struct {
 	Name      string     `json:"name"`
 	State     string     `json:"state"`
@@ -242,8 +242,8 @@ type TrackInfo struct {
 	Layers []LayerInfo `json:"layers"`
 }
 
-// Info returns a snapshot of the room.
-func (r *Room) Info(now int64) Info {
+// Info returns a snapshot of the stream.
+func (r *Stream) Info(now int64) Info {
 	r.mu.Lock()
 	st := r.stateLocked()
 	in := Info{Name: r.name, State: st.String(), Viewers: len(r.subs)}
@@ -271,12 +271,12 @@ func (r *Room) Info(now int64) Info {
 	return in
 }
 
-// Publication is one publisher connection's contribution to a room. Its
+// Publication is one publisher connection's contribution to a stream. Its
 // layers feed the participant's tracks until it ends or is taken over.
 type Publication struct {
-	room *Room
-	part *participant
-	src  Source
+	stream *Stream
+	part   *participant
+	src    Source
 
 	mu     sync.Mutex
 	layers []*Layer
@@ -303,15 +303,15 @@ func (p *Publication) AddLayer(rid string, codec Codec, exts ExtIDs, now int64) 
 		return nil, fmt.Errorf("%w: %d", ErrTooManyLayers, n+1)
 	}
 	t := p.part.video
-	size := p.room.reg.cfg.VideoCache
+	size := p.stream.reg.cfg.VideoCache
 	if kind == KindAudio {
-		t, size = p.part.audio, p.room.reg.cfg.AudioCache
+		t, size = p.part.audio, p.stream.reg.cfg.AudioCache
 	}
 	l := &Layer{track: t, pub: p, rid: rid, codec: codec, family: familyOf(codec.MimeType), exts: exts, ring: newRing(size)}
 	p.layers = append(p.layers, l)
 	p.mu.Unlock()
 	t.attach(l)
-	p.room.reallocate(now)
+	p.stream.reallocate(now)
 	return l, nil
 }
 
@@ -328,10 +328,10 @@ func (p *Publication) Announce(c Codec) {
 // MaxLayers is the most simulcast layers a track accepts.
 const MaxLayers = 3
 
-// Lost marks the publisher's connection as dropped: the room goes to
+// Lost marks the publisher's connection as dropped: the stream goes to
 // StateReconnecting and viewers wait for the reconnect grace period.
 func (p *Publication) Lost(now int64) {
-	p.room.lost(p, now)
+	p.stream.lost(p, now)
 }
 
 // End ends the publication for good (the publisher said goodbye, or the
@@ -339,7 +339,7 @@ func (p *Publication) Lost(now int64) {
 // sessions end.
 func (p *Publication) End(now int64) {
 	p.detach()
-	p.room.ended(p)
+	p.stream.ended(p)
 }
 
 // detach stops the publication's layers without touching viewers.
