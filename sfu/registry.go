@@ -18,6 +18,9 @@ type Registry struct {
 
 	malformed atomic.Uint64 // node-wide, so it never goes back when layers go
 	fanout    Histogram     // per packet: arrival to the last viewer's write
+
+	watchMu  sync.Mutex
+	watchers []*Watcher // copied on change: emit reads a snapshot
 }
 
 // Fanout returns the histogram of fan-out times: from a packet's arrival to

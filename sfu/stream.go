@@ -53,10 +53,11 @@ type Stream struct {
 	parts     map[string]*participant
 	subs      map[*Subscriber]struct{}
 	liveSince int64
+	changed   chan struct{} // closed at the next lifecycle event
 }
 
 func newStream(reg *Registry, name string) *Stream {
-	r := &Stream{name: name, reg: reg, parts: map[string]*participant{}, subs: map[*Subscriber]struct{}{}}
+	r := &Stream{name: name, reg: reg, parts: map[string]*participant{}, subs: map[*Subscriber]struct{}{}, changed: make(chan struct{})}
 	r.participantLocked(HostID)
 	return r
 }
@@ -112,10 +113,13 @@ func (r *Stream) StartPublication(id string, src Source, now int64) *Publication
 	p := r.participantLocked(id)
 	pub.part = p
 	old := p.pub
+	kind := EventPublication
 	if r.stateLocked() == StateOffline {
 		r.liveSince = now
+		kind = EventLive
 	}
 	p.pub, p.lostAt = pub, 0
+	r.emitLocked(Event{Kind: kind, Participant: id, At: now})
 	r.mu.Unlock()
 	if old != nil {
 		old.detach()
@@ -191,8 +195,9 @@ func (r *Stream) tick(now int64) {
 	}
 }
 
-// endIfHost ends every viewer session when the host's publication ended.
-func (r *Stream) ended(pub *Publication) {
+// ended forgets a publication that ended and, when it was the host's,
+// ends every viewer session.
+func (r *Stream) ended(pub *Publication, now int64) {
 	r.mu.Lock()
 	p := pub.part
 	if p.pub != pub {
@@ -200,6 +205,7 @@ func (r *Stream) ended(pub *Publication) {
 		return
 	}
 	p.pub, p.lostAt = nil, 0
+	r.emitLocked(Event{Kind: EventEnded, Participant: p.id, At: now})
 	var subs []*Subscriber
 	if p.id == HostID {
 		subs = slices.Collect(maps.Keys(r.subs))
@@ -215,6 +221,7 @@ func (r *Stream) lost(pub *Publication, now int64) {
 	defer r.mu.Unlock()
 	if pub.part.pub == pub && pub.part.lostAt == 0 {
 		pub.part.lostAt = now
+		r.emitLocked(Event{Kind: EventReconnecting, Participant: pub.part.id, At: now})
 	}
 }
 
@@ -309,8 +316,14 @@ func (p *Publication) AddLayer(rid string, codec Codec, exts ExtIDs, now int64) 
 	}
 	l := &Layer{track: t, pub: p, rid: rid, codec: codec, family: familyOf(codec.MimeType), exts: exts, ring: newRing(size)}
 	p.layers = append(p.layers, l)
+	layers := len(p.layers)
 	p.mu.Unlock()
 	t.attach(l)
+	p.stream.mu.Lock()
+	if p.part.pub == p {
+		p.stream.emitLocked(Event{Kind: EventLayers, Participant: p.part.id, At: now, Layers: layers})
+	}
+	p.stream.mu.Unlock()
 	p.stream.reallocate(now)
 	return l, nil
 }
@@ -339,7 +352,7 @@ func (p *Publication) Lost(now int64) {
 // sessions end.
 func (p *Publication) End(now int64) {
 	p.detach()
-	p.stream.ended(p)
+	p.stream.ended(p, now)
 }
 
 // detach stops the publication's layers without touching viewers.

@@ -28,7 +28,8 @@ func (s *Server) eventsSubscribe(w http.ResponseWriter, r *http.Request) {
 const eventInterval = time.Second
 
 // events streams active/inactive, layers and viewercount events for a
-// viewer session until it ends.
+// viewer session until it ends: state changes as they happen, the rest
+// once a second.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	sess := s.find(w, r, peer.RoleViewer)
 	if sess == nil {
@@ -61,6 +62,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	defer t.Stop()
 	last := ""
 	for {
+		// The stream's lifecycle events wake the loop at once (the
+		// publisher dropped, returned); the ticker paces the rest.
+		changed := st.Changed()
 		state := st.State().String()
 		if state != last {
 			ev := "active"
@@ -84,6 +88,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			writeEvent(w, "inactive", map[string]string{"state": "ended"})
 			fl.Flush()
 			return
+		case <-changed:
 		case <-t.C:
 		}
 	}
