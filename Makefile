@@ -57,6 +57,8 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	$(GO) test ./sfu/peer/ -run '^$$' -fuzz '^FuzzViewerPacket$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./signaling/ -run '^$$' -fuzz '^FuzzParseFragment$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./chat/ -run '^$$' -fuzz '^FuzzReceive$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/codec/ -run '^$$' -fuzz '^FuzzAssemble$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/codec/ -run '^$$' -fuzz '^FuzzInspect$$' -fuzztime $(FUZZTIME)
 
 clean: ## remove build outputs
 	rm -rf bin

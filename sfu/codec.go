@@ -2,6 +2,8 @@ package sfu
 
 import (
 	"strings"
+
+	"github.com/glintlive/glint/internal/codec"
 )
 
 // Kind is the media kind of a track.
@@ -30,34 +32,6 @@ type Codec struct {
 	Channels    uint16
 	Fmtp        string
 	PayloadType uint8 // the publisher's payload type
-}
-
-// codecFamily is the part of a codec the core needs to parse payloads.
-type codecFamily uint8
-
-const (
-	familyOther codecFamily = iota
-	familyOpus
-	familyVP8
-	familyVP9
-	familyH264
-	familyAV1
-)
-
-func familyOf(mime string) codecFamily {
-	switch {
-	case strings.EqualFold(mime, "audio/opus"):
-		return familyOpus
-	case strings.EqualFold(mime, "video/VP8"):
-		return familyVP8
-	case strings.EqualFold(mime, "video/VP9"):
-		return familyVP9
-	case strings.EqualFold(mime, "video/H264"):
-		return familyH264
-	case strings.EqualFold(mime, "video/AV1"):
-		return familyAV1
-	}
-	return familyOther
 }
 
 // Kind returns the codec's media kind from its MIME type.
@@ -99,8 +73,8 @@ func (c Codec) Compatible(o Codec) int {
 	if !strings.EqualFold(c.MimeType, o.MimeType) || c.ClockRate != o.ClockRate {
 		return 0
 	}
-	switch familyOf(c.MimeType) {
-	case familyH264:
+	switch codec.KindOf(c.MimeType) {
+	case codec.H264:
 		pm := func(x Codec) string {
 			v, _ := x.FmtpParam("packetization-mode")
 			if v == "" {
@@ -120,9 +94,9 @@ func (c Codec) Compatible(o Codec) int {
 			return 2
 		}
 		return 1
-	case familyVP9:
+	case codec.VP9:
 		return sameParam(c, o, "profile-id", "0")
-	case familyAV1:
+	case codec.AV1:
 		return sameParam(c, o, "profile", "0")
 	}
 	return 3

@@ -172,7 +172,7 @@ func (d *DownTrack) send(p *Packet, seq uint16, ts uint32, pidOff uint16, tl0Off
 		_ = h.SetExtension(id, d.twccBuf[:])
 		s.bwe.sent(tseq, h.MarshalSize()+len(payload)+int(p.PaddingSize)+srtpOverhead, now)
 	}
-	if (pidOff != 0 || tl0Off != 0) && p.picture.pidOff != 0 {
+	if (pidOff != 0 || tl0Off != 0) && p.picture.PIDOffset != 0 {
 		payload = d.rewritePicture(payload, p.picture, pidOff, tl0Off)
 	}
 	if _, err := d.w.WriteRTP(h, payload); err != nil {
@@ -192,14 +192,14 @@ const srtpOverhead = 10 + 8 + 20
 func (d *DownTrack) rewritePicture(b []byte, pi pictureInfo, pidOff uint16, tl0Off uint8) []byte {
 	out := d.sub.scratch[:len(b)]
 	copy(out, b)
-	pid := pi.pid + pidOff
-	if pi.pidLong {
-		binary.BigEndian.PutUint16(out[pi.pidOff:], 0x8000|pid&0x7fff)
+	pid := pi.PID + pidOff
+	if pi.PIDLong {
+		binary.BigEndian.PutUint16(out[pi.PIDOffset:], 0x8000|pid&0x7fff)
 	} else {
-		out[pi.pidOff] = byte(pid & 0x7f)
+		out[pi.PIDOffset] = byte(pid & 0x7f)
 	}
-	if pi.tl0Off != 0 {
-		out[pi.tl0Off] = pi.tl0 + tl0Off
+	if pi.TL0Offset != 0 {
+		out[pi.TL0Offset] = pi.TL0 + tl0Off
 	}
 	return out
 }

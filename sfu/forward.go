@@ -119,9 +119,9 @@ func (f *forwarder) forwardCurrent(p *Packet) result {
 		f.lastOutSeq = r.seq
 		f.lastOutTS = r.ts
 		f.lastOutAt = p.Arrival
-		if p.picture.pidOff != 0 {
-			f.lastOutPID = (p.picture.pid + r.pidOff) & pidMask(p.picture.pidLong)
-			f.lastOutTL0 = p.picture.tl0 + r.tl0Off
+		if p.picture.PIDOffset != 0 {
+			f.lastOutPID = (p.picture.PID + r.pidOff) & pidMask(p.picture.PIDLong)
+			f.lastOutTL0 = p.picture.TL0 + r.tl0Off
 			f.havePID = true
 		}
 	}
@@ -138,9 +138,9 @@ func (f *forwarder) switchTo(l *Layer, p *Packet) {
 	}
 	var pidOff uint16
 	var tl0Off uint8
-	if f.havePID && p.picture.pidOff != 0 {
-		pidOff = f.lastOutPID + 1 - p.picture.pid
-		tl0Off = f.lastOutTL0 + 1 - p.picture.tl0
+	if f.havePID && p.picture.PIDOffset != 0 {
+		pidOff = f.lastOutPID + 1 - p.picture.PID
+		tl0Off = f.lastOutTL0 + 1 - p.picture.TL0
 	}
 	f.ep = (f.ep + 1) % numEpochs
 	f.epochs[f.ep] = epoch{

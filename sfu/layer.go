@@ -2,6 +2,8 @@ package sfu
 
 import (
 	"sync/atomic"
+
+	"github.com/glintlive/glint/internal/codec"
 )
 
 // Source is what publishes into a Publication: a WebRTC publisher, a relay
@@ -28,13 +30,13 @@ type senderReport struct {
 // (rid), or the only encoding of a plain publisher. It owns the packet cache
 // and fans every packet out to the track's sinks on the ingest goroutine.
 type Layer struct {
-	track  *Track
-	pub    *Publication
-	rid    string
-	codec  Codec
-	family codecFamily
-	exts   ExtIDs
-	ring   ring
+	track *Track
+	pub   *Publication
+	rid   string
+	codec Codec
+	kind  codec.Kind
+	exts  ExtIDs
+	ring  ring
 
 	// Ingest-goroutine state.
 	lastKeyTS uint32
@@ -73,7 +75,7 @@ func (l *Layer) Ingest(b []byte, now int64) error {
 	if l.gone.Load() {
 		return ErrPublicationEnded
 	}
-	p, err := l.ring.put(b, &l.exts, l.family, now)
+	p, err := l.ring.put(b, &l.exts, l.kind, now)
 	if err != nil {
 		l.stats.malformed.Add(1)
 		l.track.stream.reg.malformed.Add(1)
@@ -114,7 +116,7 @@ func (l *Layer) noteKeyframe(p *Packet) {
 	l.keyAt.Store(p.Arrival)
 	l.stats.keyframes.Add(1)
 	l.stats.lastKeyframe.Store(p.Arrival)
-	if w, h, ok := keyframeSize(l.family, p.Payload()); ok {
+	if w, h, ok := codec.PictureSize(l.kind, p.Payload()); ok {
 		l.stats.width.Store(uint32(w))
 		l.stats.height.Store(uint32(h))
 	}

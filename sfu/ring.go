@@ -3,6 +3,8 @@ package sfu
 import (
 	"encoding/binary"
 	"sync"
+
+	"github.com/glintlive/glint/internal/codec"
 )
 
 // ring is a layer's packet cache: a power-of-two array of fixed slots indexed
@@ -26,7 +28,7 @@ func newRing(size int) ring {
 
 // put stores b in the slot for its sequence number, parses it and inspects
 // its payload. It returns nil without error for a duplicate.
-func (r *ring) put(b []byte, ids *ExtIDs, f codecFamily, now int64) (*Packet, error) {
+func (r *ring) put(b []byte, ids *ExtIDs, k codec.Kind, now int64) (*Packet, error) {
 	if len(b) < 12 {
 		return nil, ErrMalformedRTP
 	}
@@ -40,7 +42,7 @@ func (r *ring) put(b []byte, ids *ExtIDs, f codecFamily, now int64) (*Packet, er
 	err := p.load(b, ids)
 	if err == nil {
 		p.Arrival = now
-		inspect(f, p)
+		inspect(k, p)
 	}
 	r.valid[i] = err == nil
 	r.mu.Unlock()

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"sync"
+
+	"github.com/glintlive/glint/internal/codec"
 )
 
 // State is a stream's broadcast state.
@@ -292,8 +294,8 @@ type Publication struct {
 
 // AddLayer adds an encoding the publisher sends: rid is its simulcast id, or
 // "" for a single-encoding publisher. The returned Layer takes the packets.
-func (p *Publication) AddLayer(rid string, codec Codec, exts ExtIDs, now int64) (*Layer, error) {
-	kind := codec.Kind()
+func (p *Publication) AddLayer(rid string, c Codec, exts ExtIDs, now int64) (*Layer, error) {
+	kind := c.Kind()
 	p.mu.Lock()
 	if p.ended {
 		p.mu.Unlock()
@@ -314,7 +316,7 @@ func (p *Publication) AddLayer(rid string, codec Codec, exts ExtIDs, now int64) 
 	if kind == KindAudio {
 		t, size = p.part.audio, p.stream.reg.cfg.AudioCache
 	}
-	l := &Layer{track: t, pub: p, rid: rid, codec: codec, family: familyOf(codec.MimeType), exts: exts, ring: newRing(size)}
+	l := &Layer{track: t, pub: p, rid: rid, codec: c, kind: codec.KindOf(c.MimeType), exts: exts, ring: newRing(size)}
 	p.layers = append(p.layers, l)
 	layers := len(p.layers)
 	p.mu.Unlock()

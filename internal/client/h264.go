@@ -191,29 +191,3 @@ func readH264Marker(b []byte) (Marker, bool) {
 	}
 	return Marker{}, false
 }
-
-// h264Keyframe reports whether a payload starts an IDR access unit.
-func h264Keyframe(b []byte) bool {
-	if len(b) < 1 {
-		return false
-	}
-	switch t := b[0] & 0x1f; t {
-	case 5, 7:
-		return true
-	case 24:
-		for i := 1; i+2 < len(b); {
-			n := int(binary.BigEndian.Uint16(b[i:]))
-			i += 2
-			if n == 0 || i+n > len(b) {
-				return false
-			}
-			if nt := b[i] & 0x1f; nt == 5 || nt == 7 {
-				return true
-			}
-			i += n
-		}
-	case 28:
-		return len(b) > 1 && b[1]&0x80 != 0 && b[1]&0x1f == 5
-	}
-	return false
-}

@@ -36,7 +36,7 @@ func TestAccessUnitPacketization(t *testing.T) {
 		if !ok || m.Frame != 7 {
 			t.Errorf("%s: no marker in the first packet", c.name)
 		}
-		if h264Keyframe(pkts[0]) != c.key && (!c.key || !h264Keyframe(pkts[1])) {
+		if IsKeyframe("video/H264", pkts[0]) != c.key && (!c.key || !IsKeyframe("video/H264", pkts[1])) {
 			t.Errorf("%s: keyframe not at the start", c.name)
 		}
 		total := 0

@@ -3,6 +3,8 @@ package client
 import (
 	"encoding/binary"
 	"time"
+
+	"github.com/glintlive/glint/internal/codec"
 )
 
 // Synthetic media. Frames are not decodable pictures; they carry valid VP8
@@ -65,7 +67,7 @@ func ReadMarker(mime string, payload []byte) (Marker, bool) {
 	if isH264(mime) {
 		return readH264Marker(payload)
 	}
-	i, ok := vp8DescriptorSize(payload)
+	i, _, ok := codec.VP8Descriptor(payload)
 	if !ok {
 		return Marker{}, false
 	}
@@ -89,48 +91,9 @@ func parseMarker(b []byte, off int) (Marker, bool) {
 	}, true
 }
 
-// vp8DescriptorSize returns the length of an RFC 7741 payload descriptor.
-func vp8DescriptorSize(p []byte) (int, bool) {
-	if len(p) < 1 {
-		return 0, false
-	}
-	i := 1
-	if p[0]&0x80 != 0 {
-		if len(p) < 2 {
-			return 0, false
-		}
-		x := p[1]
-		i = 2
-		if x&0x80 != 0 {
-			if len(p) > i && p[i]&0x80 != 0 {
-				i += 2
-			} else {
-				i++
-			}
-		}
-		if x&0x40 != 0 {
-			i++
-		}
-		if x&0x30 != 0 {
-			i++
-		}
-	}
-	return i, len(p) > i
-}
-
-// IsKeyframe reports whether a payload starts a keyframe.
-func IsKeyframe(mime string, p []byte) bool {
-	if isH264(mime) {
-		return h264Keyframe(p)
-	}
-	return IsVP8Keyframe(p)
-}
-
-// IsVP8Keyframe reports whether a VP8 payload starts a keyframe.
-func IsVP8Keyframe(p []byte) bool {
-	i, ok := vp8DescriptorSize(p)
-	return ok && p[0]&0x10 != 0 && p[0]&0x07 == 0 && p[i]&0x01 == 0
-}
+// IsKeyframe reports whether a payload of the codec with MIME type mime
+// starts a keyframe.
+func IsKeyframe(mime string, p []byte) bool { return codec.Keyframe(codec.KindOf(mime), p) }
 
 // opusFrame is a 20 ms Opus packet: a TOC byte for a 20 ms CELT frame and
 // silence.
