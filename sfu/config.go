@@ -25,6 +25,19 @@ type Config struct {
 	// VideoCache and AudioCache are the packet cache sizes per layer (rounded
 	// up to a power of two).
 	VideoCache, AudioCache int
+	// RetransmitsPerNACK bounds the packets one NACK gets resent.
+	RetransmitsPerNACK int
+	// RetransmitShare and RetransmitFloor bound what a viewer can have
+	// resent: RetransmitShare of its bandwidth estimate, and never less
+	// than RetransmitFloor bits per second, with a quarter second of
+	// that as a burst. A viewer that NACKs more gets no more.
+	RetransmitShare float64
+	RetransmitFloor uint64
+	// Workers is how many fan-out lanes deliver packets to viewers, each on
+	// a goroutine of its own with its share of every stream's viewers;
+	// GOMAXPROCS is a good number. 0 delivers on each layer's ingest
+	// goroutine (the core's own tests do).
+	Workers int
 }
 
 // DefaultConfig returns the settings used when nothing is configured.
@@ -38,6 +51,10 @@ func DefaultConfig() Config {
 		MaxBitrate:       20_000_000,
 		VideoCache:       512,
 		AudioCache:       128,
+
+		RetransmitsPerNACK: 64,
+		RetransmitShare:    0.5,
+		RetransmitFloor:    500_000,
 	}
 }
 
@@ -56,6 +73,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("initial bitrate %d is outside %d..%d", c.InitialBitrate, c.MinBitrate, c.MaxBitrate)
 	case c.VideoCache < 64 || c.VideoCache > 1<<15 || c.AudioCache < 16 || c.AudioCache > 1<<15:
 		return errors.New("packet caches must hold 64..32768 video and 16..32768 audio packets")
+	case c.RetransmitsPerNACK < 1 || c.RetransmitsPerNACK > 1024:
+		return fmt.Errorf("retransmits per NACK %d: use 1..1024", c.RetransmitsPerNACK)
+	case c.RetransmitShare < 0 || c.RetransmitShare > 4 || c.RetransmitFloor > 1e9:
+		return errors.New("retransmit budget: share 0..4 of the estimate, floor up to 1 Gbit/s")
+	case c.Workers < 0 || c.Workers > 256:
+		return fmt.Errorf("fan-out workers %d: use 0 to 256", c.Workers)
 	}
 	return nil
 }

@@ -16,13 +16,13 @@ type RTPWriter interface {
 
 // Allocation tuning.
 const (
-	upHeadroom     = 1.15        // a higher layer needs this much more than its bitrate
-	upProbeWindow  = 5 * second  // congestion this soon after an up-switch blames it
-	backoffMin     = 4 * second  // first wait before retrying a failed up-switch
-	backoffMax     = 16 * second // longest wait
-	backoffForget  = 20 * second // a layer held this long resets the backoff
-	retransmitAge  = 1 * second  // older cached packets are not resent
-	maxNACKPerCall = 64          // retransmissions answered per NACK packet
+	upHeadroom      = 1.15        // a higher layer needs this much more than its bitrate
+	upProbeWindow   = 5 * second  // congestion this soon after an up-switch blames it
+	backoffMin      = 4 * second  // first wait before retrying a failed up-switch
+	backoffMax      = 16 * second // longest wait
+	backoffForget   = 20 * second // a layer held this long resets the backoff
+	retransmitAge   = 1 * second  // older cached packets are not resent
+	retransmitBurst = second / 4  // the budget's bucket holds this much of its rate
 )
 
 // DownTrack is one track as one viewer receives it: a forwarder that picks
@@ -55,6 +55,7 @@ type DownTrack struct {
 	cur, target atomic.Pointer[Layer]
 
 	packets, bytes, retransmits, nackMiss, writeErrs, noCodec atomic.Uint64
+	rtxRefused                                                atomic.Uint64 // NACKed packets past the budget
 	drops                                                     [numDropReasons]atomic.Uint64
 }
 
@@ -99,6 +100,9 @@ func (d *DownTrack) Bind(w RTPWriter, ssrc uint32, codecs []Codec, exts ExtIDs) 
 	d.hdr = rtp.Header{Version: 2, SSRC: ssrc, Extensions: make([]rtp.Extension, 0, 2)}
 	return best, nil
 }
+
+// lane is the fan-out lane of the down track's subscriber.
+func (d *DownTrack) lane() int { return d.sub.lane }
 
 // SSRC returns the SSRC the viewer receives on.
 func (d *DownTrack) SSRC() uint32 { return d.ssrc }
@@ -213,17 +217,36 @@ func (d *DownTrack) OnNACK(pairs []rtcp.NackPair, now int64) {
 	if s.closed || d.w == nil {
 		return
 	}
-	budget := maxNACKPerCall
+	cfg := &d.track.stream.reg.cfg
+	budget := cfg.RetransmitsPerNACK
+	s.refillRetransmits(now)
 	for _, pair := range pairs {
 		pair.Range(func(seq uint16) bool {
 			if budget == 0 {
-				return false
+				d.rtxRefused.Add(1)
+				d.track.stream.reg.rtxRefused.Add(1)
+				return true // counted, not sent
 			}
 			budget--
 			d.retransmitLocked(seq, now)
 			return true
 		})
 	}
+}
+
+// refillRetransmits tops up the subscriber's retransmit budget: bytes per
+// second from its estimate (RetransmitShare, at least RetransmitFloor),
+// holding at most a quarter second of that.
+func (s *Subscriber) refillRetransmits(now int64) {
+	cfg := &s.stream.reg.cfg
+	rate := max(cfg.RetransmitShare*float64(s.bwe.estimate()), float64(cfg.RetransmitFloor)) / 8 // bytes per second
+	if s.rtxAt != 0 {
+		s.rtxTokens += rate * float64(now-s.rtxAt) / float64(second)
+	} else {
+		s.rtxTokens = rate * float64(retransmitBurst) / float64(second)
+	}
+	s.rtxTokens = min(s.rtxTokens, rate*float64(retransmitBurst)/float64(second))
+	s.rtxAt = now
 }
 
 func (d *DownTrack) retransmitLocked(out uint16, now int64) {
@@ -233,8 +256,16 @@ func (d *DownTrack) retransmitLocked(out uint16, now int64) {
 		d.nackMiss.Add(1)
 		return
 	}
+	size := float64(p.size) + srtpOverhead
+	if d.sub.rtxTokens < size {
+		d.rtxRefused.Add(1)
+		d.track.stream.reg.rtxRefused.Add(1)
+		return
+	}
+	d.sub.rtxTokens -= size
 	d.send(p, out, p.Timestamp+e.tsOff, e.pidOff, e.tl0Off, now)
 	d.retransmits.Add(1)
+	d.track.stream.reg.retransmits.Add(1)
 }
 
 // OnPictureLoss handles a viewer's PLI or FIR: the request goes to the
@@ -462,18 +493,21 @@ type DownTrackInfo struct {
 	Bitrate     uint64 `json:"bitrate"`
 	Packets     uint64 `json:"packets"`
 	Retransmits uint64 `json:"retransmits"`
-	Dropped     uint64 `json:"dropped"`
+	// RetransmitsRefused counts NACKed packets past the viewer's budget.
+	RetransmitsRefused uint64 `json:"retransmits_refused,omitempty"`
+	Dropped            uint64 `json:"dropped"`
 }
 
 func (d *DownTrack) infoLocked() DownTrackInfo {
 	in := DownTrackInfo{
-		Kind:        d.track.kind.String(),
-		Codec:       d.codec.MimeType,
-		Packets:     d.packets.Load(),
-		Retransmits: d.retransmits.Load(),
-		Dropped:     d.writeErrs.Load() + d.noCodec.Load(),
-		Layer:       "-",
-		Target:      "-",
+		Kind:               d.track.kind.String(),
+		Codec:              d.codec.MimeType,
+		Packets:            d.packets.Load(),
+		Retransmits:        d.retransmits.Load(),
+		RetransmitsRefused: d.rtxRefused.Load(),
+		Dropped:            d.writeErrs.Load() + d.noCodec.Load(),
+		Layer:              "-",
+		Target:             "-",
 	}
 	if l := d.fw.cur; l != nil {
 		in.Layer = l.rid

@@ -28,7 +28,8 @@ type senderReport struct {
 
 // Layer is one encoding a publisher sends on a track: a simulcast layer
 // (rid), or the only encoding of a plain publisher. It owns the packet cache
-// and fans every packet out to the track's sinks on the ingest goroutine.
+// and hands every packet to the lanes that serve the track's sinks (or, with
+// no lanes, to the sinks themselves on the ingest goroutine).
 type Layer struct {
 	track *Track
 	pub   *Publication
@@ -95,12 +96,22 @@ func (l *Layer) Ingest(b []byte, now int64) error {
 		l.noteKeyframe(p)
 	}
 	l.stats.onPacket(p)
-	sinks := *l.track.sinks.Load()
-	for _, s := range sinks {
-		s.Deliver(l, p)
+	reg := l.track.stream.reg
+	all := *l.track.sinks.Load()
+	if len(reg.lanes) == 0 {
+		// No lanes: every viewer is served here, one after another.
+		if len(all) > 0 && len(all[0]) > 0 {
+			for _, s := range all[0] {
+				s.Deliver(l, p)
+			}
+			reg.fanout.Observe(Now() - p.Arrival)
+		}
+		return nil
 	}
-	if len(sinks) > 0 {
-		l.track.stream.reg.fanout.Observe(Now() - p.Arrival)
+	for i, sinks := range all {
+		if len(sinks) > 0 {
+			reg.lanes[i].push(l, p)
+		}
 	}
 	return nil
 }

@@ -17,10 +17,18 @@ type Registry struct {
 	streams map[string]*Stream
 
 	malformed atomic.Uint64 // node-wide, so it never goes back when layers go
-	fanout    Histogram     // per packet: arrival to the last viewer's write
+	// retransmits counts packets resent to viewers; rtxRefused NACKed
+	// packets not resent because a viewer's budget was spent.
+	retransmits, rtxRefused atomic.Uint64
+	fanout                  Histogram // per packet: arrival to the last viewer's write
 
 	watchMu  sync.Mutex
 	watchers []*Watcher // copied on change: emit reads a snapshot
+
+	lanes    []*lane
+	nextLane atomic.Uint32
+	lanesWG  sync.WaitGroup
+	stopOnce sync.Once
 }
 
 // Fanout returns the histogram of fan-out times: from a packet's arrival to
@@ -31,9 +39,54 @@ func (g *Registry) Fanout() *Histogram { return &g.fanout }
 // malformed since start.
 func (g *Registry) MalformedRTP() uint64 { return g.malformed.Load() }
 
-// NewRegistry returns an empty registry. cfg must be valid.
+// NewRegistry returns an empty registry. cfg must be valid. With
+// cfg.Workers lanes it starts their goroutines: Close stops them.
 func NewRegistry(cfg Config) *Registry {
-	return &Registry{cfg: cfg, streams: map[string]*Stream{}}
+	g := &Registry{cfg: cfg, streams: map[string]*Stream{}}
+	for i := range cfg.Workers {
+		w := newLane(g, i)
+		g.lanes = append(g.lanes, w)
+		g.lanesWG.Add(1)
+		go w.run(&g.lanesWG)
+	}
+	return g
+}
+
+// Close stops the fan-out lanes. Packets ingested after it are delivered
+// to nobody.
+func (g *Registry) Close() {
+	g.stopOnce.Do(func() {
+		for _, w := range g.lanes {
+			close(w.quit)
+		}
+	})
+	g.lanesWG.Wait()
+}
+
+// lanesCount is how many sink lists a track keeps: one per lane, or one.
+func (g *Registry) lanesCount() int { return max(len(g.lanes), 1) }
+
+// pickLane spreads subscribers over the lanes, in turn.
+func (g *Registry) pickLane() int {
+	if len(g.lanes) == 0 {
+		return 0
+	}
+	return int(g.nextLane.Add(1)-1) % len(g.lanes)
+}
+
+// Retransmits returns how many packets were resent to viewers, and how
+// many NACKed packets were not because the viewer's budget was spent.
+func (g *Registry) Retransmits() (sent, refused uint64) {
+	return g.retransmits.Load(), g.rtxRefused.Load()
+}
+
+// LaneDrops returns how many packets lanes dropped because they were full.
+func (g *Registry) LaneDrops() uint64 {
+	var n uint64
+	for _, w := range g.lanes {
+		n += w.dropped.Load()
+	}
+	return n
 }
 
 // Config returns the registry's settings.

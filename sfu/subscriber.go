@@ -21,6 +21,7 @@ type Preferences struct {
 type Subscriber struct {
 	id     string
 	stream *Stream
+	lane   int // the fan-out lane its packets and jobs run on
 
 	mu      sync.Mutex
 	tracks  []*DownTrack
@@ -31,13 +32,26 @@ type Subscriber struct {
 	scratch [MaxPacketSize]byte
 	copied  Packet
 	prefs   Preferences
-	started bool
-	closed  bool
-	onClose func(reason error)
+	// The retransmit budget, in bytes, and when it was last topped up.
+	rtxTokens float64
+	rtxAt     int64
+	started   bool
+	closed    bool
+	onClose   func(reason error)
 }
 
 func newSubscriber(r *Stream, id string) *Subscriber {
-	return &Subscriber{id: id, stream: r, bwe: newEstimator(r.reg.cfg)}
+	return &Subscriber{id: id, stream: r, lane: r.reg.pickLane(), bwe: newEstimator(r.reg.cfg)}
+}
+
+// Post runs j on the subscriber's lane, in order with the packets the lane
+// delivers to it; with no lanes, at once on the caller's goroutine.
+func (s *Subscriber) Post(j Job) {
+	if lanes := s.stream.reg.lanes; len(lanes) > 0 {
+		lanes[s.lane].post(j)
+		return
+	}
+	j.RunJob()
 }
 
 // ID returns the session id the subscriber was created with.

@@ -24,14 +24,14 @@ type Track struct {
 
 	mu        sync.Mutex // serialises changes to layers and sinks
 	layers    atomic.Pointer[[]*Layer]
-	sinks     atomic.Pointer[[]Sink]
-	announced atomic.Pointer[Codec] // negotiated before the first packet
+	sinks     atomic.Pointer[[][]Sink] // per lane
+	announced atomic.Pointer[Codec]    // negotiated before the first packet
 }
 
 func newTrack(r *Stream, participant string, kind Kind) *Track {
 	t := &Track{stream: r, participant: participant, kind: kind}
 	t.layers.Store(&[]*Layer{})
-	t.sinks.Store(&[]Sink{})
+	t.sinks.Store(&[][]Sink{})
 	return t
 }
 
@@ -59,15 +59,28 @@ func (t *Track) Codec() (Codec, bool) {
 	return Codec{}, false
 }
 
-// AddSink subscribes s to every packet of the track.
+// AddSink subscribes s to every packet of the track. A sink that says
+// which lane it belongs to (a viewer's down track) is delivered to there;
+// others are spread over the lanes.
 func (t *Track) AddSink(s Sink) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old := *t.sinks.Load()
-	if slices.Contains(old, s) {
-		return
+	reg := t.stream.reg
+	var lane int
+	if ld, ok := s.(laned); ok {
+		lane = ld.lane()
+	} else {
+		lane = reg.pickLane()
 	}
-	next := append(slices.Clip(old), s)
+	old := *t.sinks.Load()
+	for _, ls := range old {
+		if slices.Contains(ls, s) {
+			return
+		}
+	}
+	next := make([][]Sink, max(len(old), reg.lanesCount()))
+	copy(next, old)
+	next[lane] = append(slices.Clip(next[lane]), s)
 	t.sinks.Store(&next)
 }
 
@@ -76,12 +89,14 @@ func (t *Track) RemoveSink(s Sink) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := *t.sinks.Load()
-	i := slices.Index(old, s)
-	if i < 0 {
-		return
+	for lane, ls := range old {
+		if i := slices.Index(ls, s); i >= 0 {
+			next := slices.Clone(old)
+			next[lane] = slices.Delete(slices.Clone(ls), i, i+1)
+			t.sinks.Store(&next)
+			return
+		}
 	}
-	next := slices.Delete(slices.Clone(old), i, i+1)
-	t.sinks.Store(&next)
 }
 
 // attach adds a layer of publication pub, replacing layers of any earlier

@@ -592,3 +592,88 @@ func TestPublisherICERestart(t *testing.T) {
 	}
 	checkClean(t, 0, v.Stats())
 }
+
+// One viewer floods NACKs (thousands a second, each naming hundreds of
+// packets). Its retransmits stay within its budget, the rest are refused
+// and counted, and the other viewers get every packet at the same rate as
+// before, with nothing lost: the flood's work runs on the flooder's lane,
+// never on the socket reader that also carries the publisher's packets.
+func TestNACKFloodLeavesOtherViewersAlone(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	n.publish(t, client.PublisherConfig{Simulcast: true, Audio: true})
+	eventually(t, 5*time.Second, "stream live", func() bool { return roomState(n) == "live" })
+	var others []*client.Viewer
+	for range 3 {
+		others = append(others, n.view(t, client.ViewerConfig{}))
+	}
+	var floodSSRC atomic.Uint32
+	var highest atomic.Uint32
+	flooder := n.view(t, client.ViewerConfig{OnPacket: func(kind webrtc.RTPCodecType, _ string, p *rtp.Packet, _ time.Time) {
+		if kind == webrtc.RTPCodecTypeVideo {
+			floodSSRC.Store(p.SSRC)
+			highest.Store(uint32(p.SequenceNumber))
+		}
+	}})
+	eventually(t, 5*time.Second, "every viewer receiving", func() bool {
+		for _, v := range append(others, flooder) {
+			if v.Stats().VideoPackets < 100 {
+				return false
+			}
+		}
+		return true
+	})
+	rate := func() []int {
+		var before []int
+		for _, v := range others {
+			before = append(before, v.Stats().VideoPackets)
+		}
+		time.Sleep(2 * time.Second)
+		for i, v := range others {
+			before[i] = v.Stats().VideoPackets - before[i]
+		}
+		return before
+	}
+	quiet := rate()
+	sent0, refused0 := n.Reg.Retransmits()
+
+	stop := make(chan struct{})
+	var floods atomic.Int64
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			top := uint16(highest.Load())
+			var pairs []rtcp.NackPair
+			for i := range 16 {
+				pairs = append(pairs, rtcp.NackPair{PacketID: top - uint16(17*(i+1)), LostPackets: 0xffff})
+			}
+			_ = flooder.PC.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: floodSSRC.Load(), Nacks: pairs}})
+			floods.Add(1)
+			time.Sleep(500 * time.Microsecond)
+		}
+	}()
+	flooded := rate()
+	close(stop)
+	sent, refused := n.Reg.Retransmits()
+	sent, refused = sent-sent0, refused-refused0
+	t.Logf("%d NACK packets in 2 s: %d retransmits sent, %d refused; others' packets per 2 s %v before, %v during", floods.Load(), sent, refused, quiet, flooded)
+	// The budget: half the estimate (at most 20 Mbit/s) or 500 kbit/s, for
+	// 2 s plus a quarter-second burst.
+	if most := uint64(2900); sent > most { // 10 Mbit/s × 2.25 s in packets of ~1 KB
+		t.Errorf("%d retransmits in 2 s, above the budget's %d", sent, most)
+	}
+	if refused < 10*sent || refused < 10000 {
+		t.Errorf("only %d NACKed packets refused (%d sent)", refused, sent)
+	}
+	for i := range others {
+		if flooded[i] < quiet[i]*9/10 {
+			t.Errorf("viewer %d got %d packets in 2 s during the flood, %d before", i, flooded[i], quiet[i])
+		}
+		if s := others[i].Stats(); s.SeqJumps != 0 || s.FrameGaps != 0 {
+			t.Errorf("viewer %d lost packets during the flood: %d never arrived, %d frames skipped", i, s.SeqJumps, s.FrameGaps)
+		}
+	}
+}

@@ -26,7 +26,7 @@ const testKey = "test-key-123456"
 type node struct {
 	URL  string
 	Reg  *sfu.Registry
-	Peer *peer.Node
+	Peer *peer.Endpoint
 	Srv  *signaling.Server
 	http *httptest.Server
 	stop context.CancelFunc
@@ -61,6 +61,7 @@ func startNodeWith(t testing.TB, o nodeOptions, listenTCP func(network, addr str
 	if sc.ReconnectGrace == 0 {
 		sc.ReconnectGrace = 30 * time.Second
 	}
+	sc.Workers = 2 // lanes, as glint serve runs them on two cores
 	reg := sfu.NewRegistry(sc)
 	pc := peer.DefaultConfig()
 	pc.Port = 0
@@ -69,7 +70,7 @@ func startNodeWith(t testing.TB, o nodeOptions, listenTCP func(network, addr str
 	pc.PublicIPs = o.publicIPs
 	pc.ListenTCP = listenTCP
 	pc.ICEDisconnectedTimeout, pc.ICEFailedTimeout, pc.ICEKeepalive = time.Second, time.Second, 300*time.Millisecond
-	pn, err := peer.NewNode(pc, reg, log)
+	pn, err := peer.NewEndpoint(pc, reg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +105,7 @@ func (n *node) close() {
 	n.stop()
 	<-n.done
 	_ = n.Peer.Close()
+	n.Reg.Close()
 }
 
 func (n *node) publish(t testing.TB, cfg client.PublisherConfig) *client.Publisher {

@@ -108,7 +108,7 @@ type Server struct {
 	cfg  Config
 	keys StreamKeys
 	dir  Directory
-	node *peer.Node
+	node *peer.Endpoint
 	log  *slog.Logger
 
 	onChannel func(stream string, ch *peer.Channel)
@@ -136,7 +136,7 @@ type session struct {
 const maxEventStreams = 4
 
 // New returns a Server. keys, dir and node must outlive it.
-func New(cfg Config, keys StreamKeys, dir Directory, node *peer.Node, log *slog.Logger) (*Server, error) {
+func New(cfg Config, keys StreamKeys, dir Directory, node *peer.Endpoint, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

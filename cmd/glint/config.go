@@ -24,13 +24,15 @@ type Config struct {
 	Listen     string
 	Debug      string
 	GCPercent  int
-	DataDir    string
-	LogLevel   string
-	StreamKeys map[string]string
-	RTC        peer.Config
-	SFU        sfu.Config
-	Signaling  signaling.Config
-	Chat       ChatConfig
+	// FanoutWorkers sets sfu.Config.Workers: 0 is one per core, -1 none.
+	FanoutWorkers int
+	DataDir       string
+	LogLevel      string
+	StreamKeys    map[string]string
+	RTC           peer.Config
+	SFU           sfu.Config
+	Signaling     signaling.Config
+	Chat          ChatConfig
 }
 
 func defaultConfig() Config {
@@ -53,6 +55,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log-level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	if c.FanoutWorkers < -1 || c.FanoutWorkers > 256 {
+		return fmt.Errorf("fanout-workers %d: use -1 (none), 0 (one per core) or up to 256", c.FanoutWorkers)
 	}
 	if c.GCPercent < 5 || c.GCPercent > 1000 {
 		return fmt.Errorf("gc-percent %d: use 5..1000", c.GCPercent)
@@ -104,6 +109,7 @@ func (c *Config) settings() []*setting {
 		str("debug-listen", "address for Go's /debug/pprof profiles (off when empty; keep it on localhost)", &c.Debug),
 		str("data-dir", "directory for stream keys (streams.json) and, later, recordings", &c.DataDir),
 		str("log-level", "debug, info, warn or error", &c.LogLevel),
+		num("fanout-workers", "goroutines that send a stream's packets to its viewers, each with its share of the viewers, so one stream uses every core: 0 is one per core (GOMAXPROCS); -1 sends to every viewer from the publisher's reader, one after another", &c.FanoutWorkers),
 		num("gc-percent", "Go's GC target (GOGC): heap growth before a collection, in percent. The media path allocates nothing, so a low target saves memory per viewer (395 KB at 100, 250 KB at 25 with 200 viewers) for no measurable CPU", &c.GCPercent),
 		{name: "stream-key", help: "NAME=KEY defines a stream and its publishing key (repeatable); with none, a 'demo' stream with a random key is created",
 			set: func(v string) error {

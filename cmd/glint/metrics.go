@@ -12,13 +12,14 @@ import (
 // path touches Prometheus.
 type collector struct {
 	reg  *sfu.Registry
-	node *peer.Node
+	node *peer.Endpoint
 	srv  *signaling.Server
 
 	sessions, streams, viewers, bitrate, packets, malformedRTP, malformedRTCP, keyReqs, fanout *prometheus.Desc
+	retransmits, rtxRefused, laneDrops, rtcpDropped, tcpRefused                                *prometheus.Desc
 }
 
-func newCollector(reg *sfu.Registry, node *peer.Node, srv *signaling.Server) *collector {
+func newCollector(reg *sfu.Registry, node *peer.Endpoint, srv *signaling.Server) *collector {
 	return &collector{
 		reg: reg, node: node, srv: srv,
 		sessions:      prometheus.NewDesc("glint_sessions", "Open WHIP and WHEP sessions.", []string{"role"}, nil),
@@ -29,7 +30,12 @@ func newCollector(reg *sfu.Registry, node *peer.Node, srv *signaling.Server) *co
 		malformedRTP:  prometheus.NewDesc("glint_rtp_malformed_total", "Malformed RTP packets dropped.", nil, nil),
 		malformedRTCP: prometheus.NewDesc("glint_rtcp_malformed_total", "Malformed RTCP packets dropped.", nil, nil),
 		keyReqs:       prometheus.NewDesc("glint_keyframe_requests_total", "Keyframe requests sent to publishers, after coalescing.", []string{"stream"}, nil),
-		fanout:        prometheus.NewDesc("glint_fanout_seconds", "Time from a packet's arrival to the return of the last viewer's write.", nil, nil),
+		fanout:        prometheus.NewDesc("glint_fanout_seconds", "Time from a packet's arrival to the return of the last viewer's write, per fan-out lane.", nil, nil),
+		retransmits:   prometheus.NewDesc("glint_retransmits_total", "Packets resent to viewers that NACKed them.", nil, nil),
+		rtxRefused:    prometheus.NewDesc("glint_retransmits_refused_total", "NACKed packets not resent: the viewer's retransmit budget (bytes per second, packets per NACK) was spent.", nil, nil),
+		laneDrops:     prometheus.NewDesc("glint_fanout_lane_drops_total", "Packets a fan-out lane dropped for its viewers because it was full.", nil, nil),
+		rtcpDropped:   prometheus.NewDesc("glint_viewer_rtcp_dropped_total", "Viewer RTCP packets dropped because the viewer's queue was full.", nil, nil),
+		tcpRefused:    prometheus.NewDesc("glint_ice_tcp_refused_total", "ICE-TCP connections closed before they carried a verified check.", nil, nil),
 	}
 }
 
@@ -70,5 +76,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstHistogram(c.fanout, total, float64(sum)/1e9, buckets)
 	ch <- prometheus.MustNewConstMetric(c.malformedRTP, prometheus.CounterValue, float64(c.reg.MalformedRTP()))
-	ch <- prometheus.MustNewConstMetric(c.malformedRTCP, prometheus.CounterValue, float64(c.node.MalformedRTCP()))
+	ns := c.node.Stats()
+	ch <- prometheus.MustNewConstMetric(c.malformedRTCP, prometheus.CounterValue, float64(ns.MalformedRTCP))
+	sent, refused := c.reg.Retransmits()
+	ch <- prometheus.MustNewConstMetric(c.retransmits, prometheus.CounterValue, float64(sent))
+	ch <- prometheus.MustNewConstMetric(c.rtxRefused, prometheus.CounterValue, float64(refused))
+	ch <- prometheus.MustNewConstMetric(c.laneDrops, prometheus.CounterValue, float64(c.reg.LaneDrops()))
+	ch <- prometheus.MustNewConstMetric(c.rtcpDropped, prometheus.CounterValue, float64(ns.ViewerRTCPDropped))
+	ch <- prometheus.MustNewConstMetric(c.tcpRefused, prometheus.CounterValue, float64(ns.ICETCPRefused))
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -37,8 +38,18 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	if err != nil {
 		return fmt.Errorf("stream keys: %w", err)
 	}
-	reg := sfu.NewRegistry(cfg.SFU)
-	node, err := peer.NewNode(cfg.RTC, reg, log)
+	sc := cfg.SFU
+	switch cfg.FanoutWorkers {
+	case 0:
+		sc.Workers = runtime.GOMAXPROCS(0)
+	case -1:
+		sc.Workers = 0
+	default:
+		sc.Workers = cfg.FanoutWorkers
+	}
+	reg := sfu.NewRegistry(sc)
+	defer reg.Close()
+	node, err := peer.NewEndpoint(cfg.RTC, reg, log)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/pion/sdp/v3"
 
 	"github.com/glintlive/glint/sfu"
+
+	"github.com/glintlive/glint/sfu/peer/lite"
 )
 
 // offerLine is what the answer to a viewer needs of one offered m-line:
@@ -59,25 +61,6 @@ func lineOf(m *sdp.MediaDescription) offerLine {
 	return l
 }
 
-// parse reads the offerer's ICE credentials, certificate fingerprint and
-// DTLS role (a=setup).
-func (r *remoteICE) parse(ufrag, pwd, fp, setup string) error {
-	r.ufrag, r.pwd = ufrag, pwd
-	hash, value, _ := strings.Cut(fp, " ")
-	r.fpHash, r.fp = strings.ToLower(hash), strings.TrimSpace(value)
-	switch setup {
-	case "passive":
-		r.active = true
-	case "actpass", "active", "":
-	default:
-		return fmt.Errorf("%w: a=setup:%s", ErrBadOffer, setup)
-	}
-	if r.fp == "" {
-		return fmt.Errorf("%w: no DTLS fingerprint", ErrBadOffer)
-	}
-	return nil
-}
-
 // answerTrack is one down track as the answer describes it.
 type answerTrack struct {
 	dt     *sfu.DownTrack
@@ -100,7 +83,7 @@ func buildAnswer(o *Offer, tracks map[string]*answerTrack, stream, ufrag, pwd, f
 	}
 	fmt.Fprintf(&b, "a=group:BUNDLE %s\r\na=msid-semantic: WMS %s\r\n", strings.Join(mids, " "), stream)
 	setup := "passive"
-	if o.remote.active {
+	if o.remote.Active {
 		setup = "active"
 	}
 	common := func() {
@@ -116,7 +99,7 @@ func buildAnswer(o *Offer, tracks map[string]*answerTrack, stream, ufrag, pwd, f
 		case l.port != 0 && l.media == "application":
 			fmt.Fprintf(&b, "m=application 9 %s webrtc-datachannel\r\n", l.proto)
 			common()
-			fmt.Fprintf(&b, "a=mid:%s\r\na=sctp-port:5000\r\na=max-message-size:%d\r\n", l.mid, maxMessage)
+			fmt.Fprintf(&b, "a=mid:%s\r\na=sctp-port:5000\r\na=max-message-size:%d\r\n", l.mid, lite.MaxMessage)
 		case l.port != 0 && at != nil:
 			pts := make([]string, len(at.codecs))
 			for i, c := range at.codecs {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/glintlive/glint/sfu/peer/lite"
 )
 
 // ChannelLabel is the data channel Glint serves on WHIP and WHEP sessions:
@@ -169,7 +171,7 @@ func (c *rawChannel) OnMessage(fn func([]byte)) {
 		return
 	}
 	go func() {
-		buf := make([]byte, maxMessage)
+		buf := make([]byte, lite.MaxMessage)
 		for {
 			n, _, err := c.ReadDataChannel(buf)
 			if err != nil {

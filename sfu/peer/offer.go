@@ -8,6 +8,8 @@ import (
 	"github.com/pion/sdp/v3"
 
 	"github.com/glintlive/glint/sfu"
+
+	"github.com/glintlive/glint/sfu/peer/lite"
 )
 
 // Role says which side of a broadcast an offer comes from.
@@ -22,13 +24,16 @@ const (
 // MaxOfferSize bounds the SDP text accepted.
 const MaxOfferSize = 64 << 10
 
+// maxOfferCandidates bounds the candidates of an offer Glint keeps.
+const maxOfferCandidates = 16
+
 // Offer is a parsed and checked SDP offer.
 type Offer struct {
 	SDP         string
 	Media       []Media
 	DataChannel bool // an application m-line for SCTP data channels
 
-	remote remoteICE   // the offerer's ICE and DTLS parameters
+	remote lite.Remote // the offerer's ICE and DTLS parameters, and candidates
 	lines  []offerLine // every m-line, rejected ones included, for the answer
 }
 
@@ -100,10 +105,17 @@ func ParseOffer(text string, role Role) (*Offer, error) {
 		if _, ok := m.Attribute("fingerprint"); !ok && !sessFP {
 			return nil, fmt.Errorf("%w: no DTLS fingerprint", ErrBadOffer)
 		}
-		if o.remote.ufrag == "" {
-			if err := o.remote.parse(attr(m, "ice-ufrag"), attr(m, "ice-pwd"), attr(m, "fingerprint"), attr(m, "setup")); err != nil {
-				return nil, err
+		if o.remote.Ufrag == "" {
+			r, err := lite.ParseRemote(attr(m, "ice-ufrag"), attr(m, "ice-pwd"), attr(m, "fingerprint"), attr(m, "setup"))
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrBadOffer, err)
 			}
+			for _, a := range m.Attributes {
+				if a.Key == "candidate" && len(r.Candidates) < maxOfferCandidates {
+					r.Candidates = append(r.Candidates, a.Value)
+				}
+			}
+			o.remote = r
 		}
 		switch m.MediaName.Media {
 		case "application":

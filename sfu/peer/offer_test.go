@@ -8,7 +8,7 @@ import (
 	"github.com/glintlive/glint/sfu"
 )
 
-const chromeOffer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\na=fingerprint:sha-256 AA:BB\r\n" +
+const chromeOffer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\na=fingerprint:" + testFingerprint + "\r\n" +
 	"m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\na=sendonly\r\na=rtcp-mux\r\n" +
 	"a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:0 PCMU/8000\r\n" +
 	"m=video 9 UDP/TLS/RTP/SAVPF 96 97 102\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\na=sendonly\r\na=rtcp-mux\r\n" +
@@ -39,7 +39,7 @@ func TestParseOffer(t *testing.T) {
 		{"publisher offer to WHEP", chromeOffer, RoleViewer, ErrBadOffer},
 		{"not bundled", strings.Replace(chromeOffer, "a=group:BUNDLE 0 1", "a=group:BUNDLE 0", 1), RolePublisher, ErrBadOffer},
 		{"no rtcp-mux", strings.ReplaceAll(chromeOffer, "a=rtcp-mux\r\n", ""), RolePublisher, ErrBadOffer},
-		{"no fingerprint", strings.Replace(chromeOffer, "a=fingerprint:sha-256 AA:BB\r\n", "", 1), RolePublisher, ErrBadOffer},
+		{"no fingerprint", strings.Replace(chromeOffer, "a=fingerprint:"+testFingerprint+"\r\n", "", 1), RolePublisher, ErrBadOffer},
 		{"no ICE credentials", strings.ReplaceAll(chromeOffer, "a=ice-pwd:", "a=x-pwd:"), RolePublisher, ErrBadOffer},
 		{"two video m-lines", chromeOffer + strings.Replace(chromeOffer[strings.Index(chromeOffer, "m=video"):], "a=mid:1", "a=mid:2", 1), RolePublisher, ErrBadOffer},
 		{"four simulcast layers", strings.Replace(chromeOffer, "a=rid:l send\r\n", "a=rid:l send\r\na=rid:x send\r\n", 1), RolePublisher, ErrBadOffer},

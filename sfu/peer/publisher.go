@@ -28,7 +28,7 @@ type Publisher struct {
 
 // Publish answers a WHIP offer. On success the publisher becomes the stream's
 // host, taking over from any previous one.
-func (n *Node) Publish(ctx context.Context, stream *sfu.Stream, id string, offer *Offer) (*Publisher, string, error) {
+func (n *Endpoint) Publish(ctx context.Context, stream *sfu.Stream, id string, offer *Offer) (*Publisher, string, error) {
 	pc, err := n.newPC(n.pubAPI)
 	if err != nil {
 		return nil, "", err

@@ -15,7 +15,7 @@ import (
 // channel hand-off.
 type base struct {
 	id   string
-	node *Node
+	node *Endpoint
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -25,7 +25,7 @@ type base struct {
 	ch channels
 }
 
-func newBase(n *Node, id string) base {
+func newBase(n *Endpoint, id string) base {
 	return base{id: id, node: n, done: make(chan struct{})}
 }
 
@@ -39,7 +39,7 @@ type session struct {
 	remote    string     // the offer in effect
 }
 
-func newSession(n *Node, id string, pc *webrtc.PeerConnection, offer string) session {
+func newSession(n *Endpoint, id string, pc *webrtc.PeerConnection, offer string) session {
 	return session{base: newBase(n, id), pc: pc, remote: offer}
 }
 

@@ -1,4 +1,4 @@
-package peer
+package lite
 
 import (
 	"context"
@@ -8,8 +8,10 @@ import (
 	"github.com/pion/logging"
 )
 
-// pionLogs routes pion's warnings and errors to slog; its debug chatter is
-// dropped.
+// Logs routes pion's warnings (at debug level) and errors (at warn) to
+// log; its debug chatter is dropped. Glint's publishers use it too.
+func Logs(log *slog.Logger) logging.LoggerFactory { return pionLogs{log} }
+
 type pionLogs struct{ log *slog.Logger }
 
 func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {

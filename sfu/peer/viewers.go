@@ -6,31 +6,34 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/datachannel"
 	"github.com/pion/rtcp"
 
 	"github.com/glintlive/glint/sfu"
+	"github.com/glintlive/glint/sfu/peer/lite"
 )
 
-// Viewer is a WHEP session: a stream subscriber sending over Glint's own
-// viewer transport (transport.go) rather than a pion PeerConnection.
+// Viewer is a WHEP session: a stream's subscriber sending over Glint's own
+// transport (package lite) rather than a pion PeerConnection.
 type Viewer struct {
 	base
-	sub    *sfu.Subscriber
-	log    *slog.Logger
-	t      *transport
-	tracks []*answerTrack
-	mid    string // the first m-line's, for sdpfrag answers
+	sub     *sfu.Subscriber
+	log     *slog.Logger
+	t       *lite.Transport
+	tracks  []*answerTrack
+	mid     string // the first m-line's, for sdpfrag answers
+	created time.Time
 
 	chOnce  sync.Once
 	endOnce sync.Once
 }
 
 // View answers a WHEP offer for stream. It fails with sfu.ErrNotLive when
-// nobody publishes, and ErrNoCodec when the offer cannot receive the
-// stream's codecs.
-func (n *Node) View(_ context.Context, stream *sfu.Stream, id string, offer *Offer, prefs sfu.Preferences) (*Viewer, string, error) {
+// nobody publishes, ErrNoCodec when the offer cannot receive the stream's
+// codecs, and ErrClosed once the endpoint is closing.
+func (n *Endpoint) View(_ context.Context, stream *sfu.Stream, id string, offer *Offer, prefs sfu.Preferences) (*Viewer, string, error) {
 	audio, video := stream.Tracks()
 	for _, t := range []*sfu.Track{audio, video} {
 		c, ok := t.Codec()
@@ -56,12 +59,11 @@ func (n *Node) View(_ context.Context, stream *sfu.Stream, id string, offer *Off
 	if err != nil {
 		return nil, "", err
 	}
-	t := newTransport(n, offer.remote)
 	v := &Viewer{
-		base: newBase(n, id),
-		sub:  sub,
-		log:  n.log.With("stream", stream.Name(), "session", id, "role", "viewer"),
-		t:    t,
+		base:    newBase(n, id),
+		sub:     sub,
+		log:     n.log.With("stream", stream.Name(), "role", "viewer"),
+		created: time.Now(),
 	}
 	for _, l := range offer.lines {
 		if l.port != 0 {
@@ -69,30 +71,37 @@ func (n *Node) View(_ context.Context, stream *sfu.Stream, id string, offer *Off
 			break
 		}
 	}
-	tracks, err := answerTracks(offer, sub.DownTracks(), t)
+	// Every callback is in place before the transport is reachable.
+	v.t = n.port.lite.New(lite.Config{
+		Remote:      offer.remote,
+		Certificate: &n.cert,
+		DataChannel: offer.DataChannel,
+		Log:         v.log,
+		OnConnected: func() { sub.Start(sfu.Now()) },
+		OnClosed:    func(error) { _ = v.Close() },
+		OnRTCP:      func() { sub.Post(v) },
+		OnChannel:   v.acceptChannel,
+		Spawn:       n.spawn,
+	})
+	tracks, err := answerTracks(offer, sub.DownTracks(), v.t)
 	if err != nil {
 		sub.Close(err)
-		t.close()
+		v.t.Close()
 		return nil, "", err
 	}
 	for _, at := range tracks {
 		v.tracks = append(v.tracks, at)
 	}
-	t.wantSCTP = offer.DataChannel
-	t.onConnected = func() { sub.Start(sfu.Now()) }
-	t.onFailed = func() { _ = v.Close() }
-	t.onRTCP = v.handleRTCP
-	t.onChannel = v.acceptChannel
-	ufrag, pwd := t.credentials()
-	answer := buildAnswer(offer, tracks, stream.Name(), ufrag, pwd, n.fingerprint, n.candidates)
+	ufrag, pwd := v.t.Credentials()
+	answer := buildAnswer(offer, tracks, stream.Name(), ufrag, pwd, n.fingerprint, n.port.candidates)
 	sub.SetPreferences(prefs, sfu.Now())
 	sub.OnClose(func(error) {
-		// The core ended the viewer (the stream ended). Once the node is
-		// closing, its Close ends every viewer itself.
+		// The core ended the viewer (the stream ended). Once the endpoint
+		// is closing, its Close ends every viewer itself.
 		n.spawn(func() { _ = v.Close() })
 	})
-	// Close wins: a viewer that would register after the node closed (and
-	// so after Close took its list) is closed here instead.
+	// Close wins: a viewer that would register after the endpoint closed
+	// (and so after Close took its list) is closed here instead.
 	n.mu.Lock()
 	closed = n.closed
 	if !closed {
@@ -114,12 +123,15 @@ func (v *Viewer) acceptChannel(dc *datachannel.DataChannel) bool {
 		v.chOnce.Do(func() { accepted = true })
 	}
 	if !accepted {
-		_ = dc.Close()
 		return false
 	}
 	v.deliverChannel(newChannel(&rawChannel{DataChannel: dc}))
 	return true
 }
+
+// RunJob reads the viewer's RTCP; it runs on the viewer's fan-out lane
+// (sfu.Job), never on the socket's reader.
+func (v *Viewer) RunJob() { v.t.ReadRTCP(v.handleRTCP) }
 
 // handleRTCP dispatches the viewer's feedback: NACKs and keyframe requests
 // to the down track they name, bandwidth feedback to the subscriber.
@@ -172,42 +184,45 @@ func (v *Viewer) sendReports(now int64, wall uint64) {
 		}
 	}
 	if len(pkts) > 0 {
-		_ = v.t.writeRTCP(pkts)
+		_ = v.t.WriteRTCP(pkts)
 	}
 }
 
 // LocalICE returns the server's current ICE credentials and candidates.
 func (v *Viewer) LocalICE() ICE {
-	ufrag, pwd := v.t.credentials()
-	return ICE{Ufrag: ufrag, Pwd: pwd, Mid: v.mid, Candidates: v.node.candidates}
+	ufrag, pwd := v.t.Credentials()
+	return ICE{Ufrag: ufrag, Pwd: pwd, Mid: v.mid, Candidates: v.node.port.candidates}
 }
 
-// AddCandidates accepts trickled candidates. Glint's viewer transport
-// answers the viewer's checks from wherever they come and needs none.
+// AddCandidates takes trickled candidates; the transport checks the UDP
+// ones itself.
 func (v *Viewer) AddCandidates(_ string, cands []string) error {
 	for _, c := range cands {
-		if !strings.HasPrefix(c, "candidate:") || len(strings.Fields(c)) < 8 {
+		if !strings.HasPrefix(c, "candidate:") {
 			return fmt.Errorf("%w: candidate %q", ErrBadOffer, c)
 		}
+	}
+	if err := v.t.AddCandidates(cands); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadOffer, err)
 	}
 	return nil
 }
 
 // Restart performs an ICE restart: the viewer's new credentials, new ones
 // of the server's; keys and streams carry on.
-func (v *Viewer) Restart(_ context.Context, ufrag, pwd string, _ []string) (ICE, error) {
+func (v *Viewer) Restart(_ context.Context, ufrag, pwd string, cands []string) (ICE, error) {
 	if ufrag == "" || pwd == "" {
 		return ICE{}, fmt.Errorf("%w: no ICE credentials", ErrRestartFailed)
 	}
-	v.t.restart(ufrag, pwd)
+	v.t.Restart(ufrag, pwd)
+	_ = v.t.AddCandidates(cands)
 	return v.LocalICE(), nil
 }
 
 // RemoteICE returns the viewer's current ICE credentials.
 func (v *Viewer) RemoteICE() ICE {
-	v.t.mu.Lock()
-	defer v.t.mu.Unlock()
-	return ICE{Ufrag: v.t.remote.ufrag, Pwd: v.t.remote.pwd, Mid: v.mid}
+	ufrag, pwd := v.t.RemoteCredentials()
+	return ICE{Ufrag: ufrag, Pwd: pwd, Mid: v.mid}
 }
 
 // Subscriber returns the core's view of this session.
@@ -221,11 +236,66 @@ func (v *Viewer) End() error { return v.Close() }
 func (v *Viewer) Close() error {
 	v.endOnce.Do(func() {
 		v.sub.Close(ErrClosed)
-		v.t.close()
+		v.t.Close()
 		v.node.mu.Lock()
 		delete(v.node.viewers, v)
 		v.node.mu.Unlock()
 		v.markDone()
 	})
 	return nil
+}
+
+// Run runs the viewers' transports (their own checks and consent), writes
+// sender reports to every viewer once a second, and closes viewers that
+// went silent or never connected, until ctx ends.
+func (n *Endpoint) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = n.port.lite.Run(ctx)
+	}()
+	defer func() { <-done }()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			n.mu.Lock()
+			vs := make([]*Viewer, 0, len(n.viewers))
+			for v := range n.viewers {
+				vs = append(vs, v)
+			}
+			n.mu.Unlock()
+			now, wall := sfu.Now(), ntpTime(time.Now())
+			clock := time.Now()
+			for _, v := range vs {
+				connected := v.t.Connected()
+				switch {
+				case !connected && clock.Sub(v.created) > connectWait:
+					v.log.Info("viewer never connected")
+					_ = v.Close()
+				case connected && v.t.Idle(clock, n.cfg.ICEDisconnectedTimeout+n.cfg.ICEFailedTimeout):
+					v.log.Info("viewer went silent")
+					_ = v.Close()
+				default:
+					v.sendReports(now, wall)
+				}
+			}
+		}
+	}
+}
+
+// connectWait is how long a new viewer may take to agree keys (ICE and
+// DTLS): browsers do it within a second of the answer. Checks alone do not
+// keep a session that never completes DTLS.
+const connectWait = 10 * time.Second
+
+// ntpTime converts wall-clock time to a 64-bit NTP timestamp (RFC 5905).
+func ntpTime(t time.Time) uint64 {
+	const ntpEpochOffset = 2208988800
+	secs := uint64(t.Unix() + ntpEpochOffset)
+	frac := uint64(t.Nanosecond()) * (1 << 32) / uint64(time.Second)
+	return secs<<32 | frac
 }

@@ -19,12 +19,12 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func testNode(t *testing.T) *Node {
+func testNode(t *testing.T) *Endpoint {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Port = 0
 	cfg.IPs = []string{"127.0.0.1"}
-	n, err := NewNode(cfg, sfu.NewRegistry(sfu.DefaultConfig()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n, err := NewEndpoint(cfg, sfu.NewRegistry(sfu.DefaultConfig()), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
