@@ -76,7 +76,8 @@ type viewer struct {
 
 	mu      sync.Mutex
 	packets int
-	frames  []frameSample // frames that started during the window
+	frames  []frameSample        // frames that started during the window
+	open    map[uint32]openFrame // per SSRC: the frame whose last packet is awaited
 }
 
 type frameSample struct {
@@ -84,6 +85,17 @@ type frameSample struct {
 	frame   uint32
 	latency time.Duration
 	socket  time.Duration // to the kernel's receipt on the viewer's socket; 0 if unknown
+	// socketEnd is to the kernel's receipt of the frame's last packet (the
+	// marker): when a decoder can have the whole frame. 0 if unknown.
+	socketEnd time.Duration
+}
+
+// openFrame is a frame whose first packet arrived: its timestamp, the
+// publisher's hand-off of that first packet, and its sample.
+type openFrame struct {
+	ts    uint32
+	sent  time.Time
+	index int
 }
 
 func (vw *viewer) onPacket(_ webrtc.RTPCodecType, mime string, p *rtp.Packet, at time.Time) {
@@ -99,8 +111,20 @@ func (vw *viewer) onPacket(_ webrtc.RTPCodecType, mime string, p *rtp.Packet, at
 		sent, ok2 := vw.pub.FrameSent(m.Layer, m.Frame)
 		if ok && ok2 {
 			f.socket = max(arrived.Sub(sent), 1)
+			if vw.open == nil {
+				vw.open = map[uint32]openFrame{}
+			}
+			vw.open[p.SSRC] = openFrame{ts: p.Timestamp, sent: sent, index: len(vw.frames)}
 		}
 		vw.frames = append(vw.frames, f)
+	}
+	if p.Marker {
+		if o, ok := vw.open[p.SSRC]; ok && o.ts == p.Timestamp {
+			if arrived, ok := vw.v.Arrival(p.SSRC, p.SequenceNumber); ok {
+				vw.frames[o.index].socketEnd = max(arrived.Sub(o.sent), 1)
+			}
+			delete(vw.open, p.SSRC)
+		}
 	}
 }
 

@@ -38,6 +38,11 @@ type Report struct {
 	// it was stamped.
 	AtSocket           Quantiles `json:"latency_at_socket"`
 	AtSocketLastViewer Quantiles `json:"latency_at_socket_last_viewer"`
+	// FrameAtSocket and FrameAtSocketLastViewer run to the kernel's receipt
+	// of each frame's last packet instead: when a viewer holds the whole
+	// frame and can decode it.
+	FrameAtSocket           Quantiles `json:"frame_latency_at_socket"`
+	FrameAtSocketLastViewer Quantiles `json:"frame_latency_at_socket_last_viewer"`
 
 	// ServerFanout is the server's own view (Glint's /metrics): from a
 	// packet's arrival to its last viewer's write, per packet; bucket
@@ -88,10 +93,10 @@ func (r *Report) fill(vs []*viewer, before, after counters, elapsed time.Duratio
 	}
 	last := map[key]time.Duration{}
 	type sockFrame struct {
-		max           time.Duration
-		seen, stamped int
+		max, maxEnd               time.Duration
+		seen, stamped, stampedEnd int
 	}
-	var sock []float64
+	var sock, sockEnd []float64
 	sockLast := map[key]*sockFrame{}
 	for _, vw := range vs {
 		if vw == nil || vw.v == nil {
@@ -120,6 +125,11 @@ func (r *Report) fill(vs []*viewer, before, after counters, elapsed time.Duratio
 				sf.stamped++
 				sf.max = max(sf.max, f.socket)
 			}
+			if f.socketEnd > 0 {
+				sockEnd = append(sockEnd, ms(f.socketEnd))
+				sf.stampedEnd++
+				sf.maxEnd = max(sf.maxEnd, f.socketEnd)
+			}
 		}
 		vw.mu.Unlock()
 	}
@@ -129,13 +139,17 @@ func (r *Report) fill(vs []*viewer, before, after counters, elapsed time.Duratio
 	}
 	r.FirstFrame, r.FirstKeyframe = summarize(ttff), summarize(ttfk)
 	r.Latency, r.LastViewer = summarize(lat), summarize(lastv)
-	var sockLastv []float64
+	var sockLastv, sockEndLastv []float64
 	for _, sf := range sockLast {
 		if sf.stamped == sf.seen {
 			sockLastv = append(sockLastv, ms(sf.max))
 		}
+		if sf.stampedEnd == sf.seen {
+			sockEndLastv = append(sockEndLastv, ms(sf.maxEnd))
+		}
 	}
 	r.AtSocket, r.AtSocketLastViewer = summarize(sock), summarize(sockLastv)
+	r.FrameAtSocket, r.FrameAtSocketLastViewer = summarize(sockEnd), summarize(sockEndLastv)
 }
 
 // Write prints the report for a person.
@@ -161,6 +175,10 @@ func (r *Report) Write(w io.Writer) {
 	if r.AtSocket.N > 0 {
 		fmt.Fprintf(w, "  at the viewers' sockets p50 %.2f ms, p99 %.2f ms; last viewer p50 %.2f ms, p99 %.2f ms (%d frames)\n",
 			r.AtSocket.P50, r.AtSocket.P99, r.AtSocketLastViewer.P50, r.AtSocketLastViewer.P99, r.AtSocketLastViewer.N)
+	}
+	if r.FrameAtSocket.N > 0 {
+		fmt.Fprintf(w, "  a frame's last packet at the sockets p50 %.2f ms, p99 %.2f ms; last viewer p50 %.2f ms, p99 %.2f ms (%d frames)\n",
+			r.FrameAtSocket.P50, r.FrameAtSocket.P99, r.FrameAtSocketLastViewer.P50, r.FrameAtSocketLastViewer.P99, r.FrameAtSocketLastViewer.N)
 	}
 	if f := r.ServerFanout; f != nil {
 		fmt.Fprintf(w, "  server fan-out          p50 ≤ %.3g ms, p99 ≤ %.3g ms (arrival to last viewer's write, %d packets)\n", f.P50, f.P99, f.N)
