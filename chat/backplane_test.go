@@ -17,7 +17,7 @@ func backplanes(t *testing.T, fn func(t *testing.T, open func() Backplane, resta
 		dir := t.TempDir()
 		var bps []Backplane
 		open := func() Backplane {
-			m, err := NewMemory(dir)
+			m, err := NewMemory(dir, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,7 +16,7 @@ func BenchmarkDeliver(b *testing.B) {
 		b.Run(fmt.Sprint("clients=", n), func(b *testing.B) {
 			cfg := DefaultConfig()
 			cfg.SendQueue = 1 << 16
-			m, err := NewMemory("")
+			m, err := NewMemory("", nil)
 			if err != nil {
 				b.Fatal(err)
 			}

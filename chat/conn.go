@@ -2,6 +2,7 @@ package chat
 
 import (
 	"encoding/json"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,8 @@ type Conn struct {
 	// backlog is written before the queue: the hello and the recent or
 	// missed events, set by join before the writer starts.
 	backlog [][]byte
+
+	addr netip.Addr // the client's, when its transport knows it
 
 	mu     sync.Mutex
 	claims *Claims // nil: read-only

@@ -32,7 +32,7 @@ func FuzzReceive(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	m, err := NewMemory(f.TempDir())
+	m, err := NewMemory(f.TempDir(), nil)
 	if err != nil {
 		f.Fatal(err)
 	}

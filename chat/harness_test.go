@@ -87,7 +87,7 @@ func newEnv(t *testing.T, cfg Config, bp Backplane, pay Provider) *env {
 
 func memEnv(t *testing.T, cfg Config) *env {
 	t.Helper()
-	m, err := NewMemory(t.TempDir())
+	m, err := NewMemory(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,12 +22,27 @@ type API struct {
 	pay     Provider
 	origins []string
 	apiKey  string
+
+	// Guest tokens per client address, and wrong keys (a host's stream
+	// key, the operator's API key) per address.
+	guests  httpx.Limiter
+	guesses httpx.Backoff
 }
+
+// Token limits: guest tokens one address may mint (a household shares one
+// address), and wrong keys before an address waits.
+const (
+	guestTokenRate  = 0.2 // a second: twelve a minute
+	guestTokenBurst = 10
+	keyFailures     = 5
+)
 
 // NewAPI returns chat's HTTP face. apiKey guards POST /api/tokens (the
 // operator's login system calls it); empty turns that endpoint off.
 func NewAPI(hub *Hub, pay Provider, origins []string, apiKey string) *API {
-	return &API{hub: hub, pay: pay, origins: origins, apiKey: apiKey}
+	return &API{hub: hub, pay: pay, origins: origins, apiKey: apiKey,
+		guests:  httpx.Limiter{Rate: guestTokenRate, Burst: guestTokenBurst},
+		guesses: httpx.Backoff{Free: keyFailures, Max: time.Minute}}
 }
 
 // maxAPIBody bounds chat API request bodies.
@@ -151,11 +166,18 @@ func (a *API) streamToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := Claims{Name: strings.TrimSpace(req.Name), Stream: stream, Role: RoleViewer}
+	addr, now := httpx.ClientIP(r), time.Now()
 	if key := httpx.Bearer(r); key != "" {
+		if blocked, wait := a.guesses.Blocked(addr, now); blocked {
+			httpx.RetryLater(w, http.StatusTooManyRequests, wait.Round(time.Second)+time.Second, "too many wrong keys from this address")
+			return
+		}
 		if err := a.hub.streams.CheckKey(stream, key); err != nil {
+			a.guesses.Fail(addr, now)
 			httpx.Problem(w, http.StatusForbidden, "wrong stream key")
 			return
 		}
+		a.guesses.Succeed(addr)
 		c.Sub, c.Role = "host:"+stream, RoleHost
 		if c.Name == "" {
 			c.Name = "Host"
@@ -163,6 +185,10 @@ func (a *API) streamToken(w http.ResponseWriter, r *http.Request) {
 	} else {
 		if !a.hub.cfg.Guests {
 			httpx.Problem(w, http.StatusForbidden, "guest chat is off: sign in through the site")
+			return
+		}
+		if ok, wait := a.guests.Allow(addr, now); !ok {
+			httpx.RetryLater(w, http.StatusTooManyRequests, max(wait.Round(time.Second), time.Second), "too many guest tokens from this address")
 			return
 		}
 		c.Sub = "guest:" + randomID()

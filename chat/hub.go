@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -149,6 +150,9 @@ func (h *Hub) Connect(ctx context.Context, stream string, t Transport, token str
 		return nil, err
 	}
 	c := &Conn{room: r, t: t, queue: make(chan []byte, h.cfg.SendQueue), claims: claims, done: make(chan struct{})}
+	if at, ok := t.(interface{ Addr() netip.Addr }); ok {
+		c.addr = at.Addr()
+	}
 	r.join(ctx, c, resume, after)
 	go c.writeLoop()
 	return c, nil

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -25,8 +26,9 @@ type Room struct {
 	ready   chan struct{}
 	readyAt uint64
 
-	limMu  sync.Mutex
-	limits map[string]*userLimits
+	limMu     sync.Mutex
+	limits    map[string]*userLimits
+	addrPosts map[netip.Addr]*bucket // posts per client address, all users
 
 	reactMu   sync.Mutex
 	reactions map[string]int
@@ -162,6 +164,34 @@ func (r *Room) userLocked(c Claims) User {
 		u.Badge = sp.Tier
 	}
 	return u
+}
+
+// addrShare is how many users' worth of posts one client address may make:
+// a household or an office behind one address, not a token farm.
+const addrShare = 4
+
+// addrAllowLocked takes a post from the client address's bucket; an
+// unknown address is not limited here.
+func (r *Room) addrAllowLocked(a netip.Addr, now time.Time) bool {
+	if !a.IsValid() {
+		return true
+	}
+	if r.addrPosts == nil {
+		r.addrPosts = map[netip.Addr]*bucket{}
+	}
+	b := r.addrPosts[a]
+	if b == nil {
+		if len(r.addrPosts) > 10000 {
+			for x, o := range r.addrPosts {
+				if now.Sub(o.last) > time.Minute {
+					delete(r.addrPosts, x)
+				}
+			}
+		}
+		b = &bucket{}
+		r.addrPosts[a] = b
+	}
+	return b.allow(now, r.hub.cfg.Rate*addrShare, r.hub.cfg.Burst*addrShare)
 }
 
 // limitsFor returns a user's rate state on this node.
@@ -316,7 +346,7 @@ func (r *Room) post(c *Conn, e *Envelope) error {
 	}
 	lim := r.limitsFor(cl.Sub, now)
 	r.limMu.Lock()
-	ok := lim.post.allow(now, r.hub.cfg.Rate, r.hub.cfg.Burst)
+	ok := lim.post.allow(now, r.hub.cfg.Rate, r.hub.cfg.Burst) && r.addrAllowLocked(c.addr, now)
 	dup := ok && lim.texts.repeats(text, e.ID, now, r.hub.cfg.DuplicateWindow)
 	r.limMu.Unlock()
 	if !ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +15,12 @@ import (
 )
 
 // wsTransport is a chat connection over a WebSocket (RFC 6455).
-type wsTransport struct{ c *websocket.Conn }
+type wsTransport struct {
+	c    *websocket.Conn
+	addr netip.Addr
+}
+
+func (t wsTransport) Addr() netip.Addr { return t.addr }
 
 const (
 	wsWriteWait = 10 * time.Second
@@ -39,8 +45,9 @@ func (t wsTransport) Close(reason string) error {
 }
 
 // serveWebSocket upgrades a request to a chat connection. The token comes
-// in ?token= or later in an auth frame; ?after=N resumes after sequence
-// number N.
+// in the first frame (an auth request), which keeps it out of URLs and so
+// out of proxies' logs; ?token= still works for older clients. ?after=N
+// resumes after sequence number N.
 func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, stream string) {
 	token := r.URL.Query().Get("token")
 	after, resume := uint64(0), false
@@ -57,8 +64,9 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, stream stri
 			httpx.Problem(w, http.StatusUnauthorized, "token: "+err.Error())
 			return
 		}
-	} else if !a.hub.cfg.Anonymous {
-		httpx.Problem(w, http.StatusUnauthorized, ErrReadOnly.Error())
+	}
+	if !a.hub.streams.Known(stream) {
+		httpx.Problem(w, http.StatusNotFound, "no stream called "+stream)
 		return
 	}
 	up := websocket.Upgrader{
@@ -72,23 +80,37 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, stream stri
 	ws.SetReadLimit(HardMaxFrame)
 	_ = ws.SetReadDeadline(time.Now().Add(wsIdle))
 	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(wsIdle)) })
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	conn, err := a.hub.Connect(ctx, stream, wsTransport{ws}, token, resume, after)
-	cancel()
-	if err != nil {
-		_ = wsTransport{ws}.Close(err.Error())
-		return
+	t := wsTransport{c: ws, addr: httpx.ClientIP(r)}
+	var receive func([]byte)
+	if token != "" || (a.hub.cfg.Anonymous && resume) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		conn, err := a.hub.Connect(ctx, stream, t, token, resume, after)
+		cancel()
+		if err != nil {
+			_ = t.Close(err.Error())
+			return
+		}
+		defer conn.Close()
+		receive = conn.Receive
+	} else {
+		// The token comes in the first frame, as on a data channel.
+		_ = ws.SetReadDeadline(time.Now().Add(authWait))
+		at := a.hub.Attach(stream, t)
+		defer at.Close()
+		receive = at.Receive
 	}
-	defer conn.Close()
 	for {
 		_, data, err := ws.ReadMessage()
 		if err != nil {
 			return
 		}
 		_ = ws.SetReadDeadline(time.Now().Add(wsIdle))
-		conn.Receive(data)
+		receive(data)
 	}
 }
+
+// authWait is how long a WebSocket may take to send its auth frame.
+const authWait = 10 * time.Second
 
 func (a *API) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")

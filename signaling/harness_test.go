@@ -19,7 +19,7 @@ import (
 	"github.com/glintlive/glint/signaling"
 )
 
-const testKey = "test-key-123456"
+const testKey = "test-key-1234567"
 
 // node is a Glint node on loopback: real UDP and TCP sockets on 127.0.0.1,
 // real HTTP.
@@ -39,6 +39,7 @@ type nodeOptions struct {
 	iceServers  []signaling.ICEServer
 	tcp         bool
 	publicIPs   []string
+	limits      func(*signaling.Config) // sets admission limits for a test
 }
 
 func startNode(t testing.TB, o nodeOptions) *node {
@@ -77,6 +78,13 @@ func startNodeWith(t testing.TB, o nodeOptions, listenTCP func(network, addr str
 	cfg := signaling.DefaultConfig()
 	if o.maxSessions > 0 {
 		cfg.MaxSessions = o.maxSessions
+		cfg.PublisherSlots = min(cfg.PublisherSlots, o.maxSessions-1)
+	}
+	// Every test client comes from 127.0.0.1: the per-address limits are
+	// off unless a test is about them.
+	cfg.MaxViewersPerAddress, cfg.OfferRate = 1_000_000, 0
+	if o.limits != nil {
+		o.limits(&cfg)
 	}
 	cfg.ICEServers = o.iceServers
 	srv, err := signaling.New(cfg, keys, reg, pn, log)

@@ -25,6 +25,9 @@ var (
 	ErrBadKey = errors.New("wrong stream key")
 )
 
+// MinKeyLength is the shortest stream key accepted for a new stream.
+const MinKeyLength = 16
+
 // streamName is what a stream may be called: it appears in URLs and logs.
 var streamName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
@@ -66,8 +69,10 @@ func LoadKeys(dataDir string, configured map[string]string) (*KeyFile, []string,
 		if !ValidStreamName(name) {
 			return nil, nil, fmt.Errorf("stream name %q: use 1-64 letters, digits, '-' or '_'", name)
 		}
-		if len(key) < 8 {
-			return nil, nil, fmt.Errorf("stream %q: key must be at least 8 characters", name)
+		// A new key must be long enough not to be guessed; a shorter one
+		// already in streams.json keeps working.
+		if len(key) < MinKeyLength && k.keys[name] != key {
+			return nil, nil, fmt.Errorf("stream %q: a new key must be at least %d characters", name, MinKeyLength)
 		}
 		if k.keys[name] != key {
 			k.keys[name] = key
@@ -153,7 +158,10 @@ func (k *KeyFile) Names() []string {
 	return slices.Sorted(maps.Keys(k.keys))
 }
 
-// Key returns a stream's key, for printing at start-up.
+// Path returns the file the keys are kept in.
+func (k *KeyFile) Path() string { return k.path }
+
+// Key returns a stream's key, for printing when it is created.
 func (k *KeyFile) Key(stream string) string {
 	k.mu.RLock()
 	defer k.mu.RUnlock()

@@ -8,15 +8,28 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/glintlive/glint/internal/httpx"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/sfu/peer"
 )
 
-// authorize checks a WHIP request's stream key and answers 401/403/404.
+// authorize checks a WHIP request's stream key and answers 401/403/404,
+// or 429 while the address is backing off after wrong keys.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, stream string) bool {
-	switch err := s.keys.Check(stream, httpx.Bearer(r)); {
+	addr, now := httpx.ClientIP(r), time.Now()
+	if blocked, wait := s.guesses.Blocked(addr, now); blocked {
+		httpx.RetryLater(w, http.StatusTooManyRequests, wait.Round(time.Second)+time.Second, "too many wrong stream keys from this address")
+		return false
+	}
+	err := s.keys.Check(stream, httpx.Bearer(r))
+	if errors.Is(err, ErrBadKey) {
+		s.guesses.Fail(addr, now)
+	} else if err == nil {
+		s.guesses.Succeed(addr)
+	}
+	switch {
 	case err == nil:
 		return true
 	case errors.Is(err, ErrUnknownStream):
@@ -60,6 +73,11 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 		httpx.Problem(w, http.StatusUnsupportedMediaType, "the offer must be application/sdp")
 		return
 	}
+	addr := httpx.ClientIP(r)
+	if ok, wait := s.offers.Allow(addr, time.Now()); !ok {
+		httpx.RetryLater(w, http.StatusTooManyRequests, max(wait.Round(time.Second), time.Second), "too many offers from this address")
+		return
+	}
 	if !s.keys.Known(stream) {
 		httpx.Problem(w, http.StatusNotFound, "no stream called "+stream)
 		return
@@ -76,17 +94,14 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 		httpx.RetryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
 		return
 	}
-	switch ok, closing := s.reserve(); {
-	case closing:
-		httpx.RetryLater(w, http.StatusServiceUnavailable, retryBusy, "the node is shutting down")
-		return
-	case !ok:
-		httpx.RetryLater(w, http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("the node is at its limit of %d sessions", s.cfg.MaxSessions))
+	sess := &session{id: randomHex(16), stream: st.Name(), role: role, addr: addr, etag: newETag()}
+	if no := s.reserve(sess); no != nil {
+		httpx.RetryLater(w, no.status, no.after, no.detail)
 		return
 	}
-	sess, answer, err := s.connect(r.Context(), st, role, body)
+	answer, err := s.connect(r.Context(), st, sess, body)
 	if err != nil {
-		s.release()
+		s.release(sess)
 		s.offerError(w, stream, err)
 		return
 	}
@@ -108,16 +123,16 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 	_, _ = io.WriteString(w, answer)
 }
 
-func (s *Server) connect(ctx context.Context, st *sfu.Stream, role peer.Role, body string) (*session, string, error) {
-	o, err := peer.ParseOffer(body, role)
+// connect answers the offer and fills in sess's media.
+func (s *Server) connect(ctx context.Context, st *sfu.Stream, sess *session, body string) (string, error) {
+	o, err := peer.ParseOffer(body, sess.role)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OfferTimeout)
 	defer cancel()
-	sess := &session{id: randomHex(16), stream: st.Name(), role: role, etag: newETag()}
 	var answer string
-	if role == peer.RolePublisher {
+	if sess.role == peer.RolePublisher {
 		var p *peer.Publisher
 		p, answer, err = s.node.Publish(ctx, st, sess.id, o)
 		if err == nil {
@@ -131,14 +146,17 @@ func (s *Server) connect(ctx context.Context, st *sfu.Stream, role peer.Role, bo
 		}
 	}
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
 	if fn := s.onChannel; fn != nil && o.DataChannel {
-		stream := st.Name()
-		sess.media.OnChannel(func(c *peer.Channel) { fn(stream, c) })
+		stream, addr := st.Name(), sess.addr
+		sess.media.OnChannel(func(c *peer.Channel) { fn(stream, addr, c) })
 	}
-	s.log.Info("session", "stream", st.Name(), "id", sess.id, "role", roleName(role))
-	return sess, answer, nil
+	// The session id authorises PATCH and DELETE of a viewer's session: it
+	// is logged only at debug.
+	s.log.Info("session", "stream", st.Name(), "role", roleName(sess.role))
+	s.log.Debug("session id", "stream", st.Name(), "id", sess.id)
+	return answer, nil
 }
 
 // offerError maps a failed offer to its status.

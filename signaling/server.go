@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -27,6 +28,23 @@ type Config struct {
 	// MaxSessions is the most WHIP plus WHEP sessions the node serves; past
 	// it, offers get 503 with Retry-After.
 	MaxSessions int
+	// PublisherSlots of MaxSessions are kept for WHIP: viewers never take
+	// them, so a crowd cannot lock a streamer out.
+	PublisherSlots int
+	// MaxViewersPerAddress bounds the WHEP sessions of one client address
+	// (IPv6: one /64); past it, 429.
+	MaxViewersPerAddress int
+	// MaxViewersPerStream bounds one stream's WHEP sessions; 0 is no bound
+	// but the node's.
+	MaxViewersPerStream int
+	// OfferRate and OfferBurst throttle WHIP and WHEP offers per client
+	// address: past them, 429 with Retry-After.
+	OfferRate  float64
+	OfferBurst int
+	// KeyFailures wrong stream keys from one address are free; after that
+	// each blocks the address for twice as long as the last (1 s to 1 min),
+	// answered 429.
+	KeyFailures int
 	// CORSOrigins may call the endpoints from a browser; "*" allows any.
 	CORSOrigins []string
 	// ICEServers are advertised to clients.
@@ -37,7 +55,11 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxSessions: 2000, CORSOrigins: []string{"*"}, OfferTimeout: 10 * time.Second}
+	return Config{
+		MaxSessions: 2000, PublisherSlots: 50, MaxViewersPerAddress: 20,
+		OfferRate: 2, OfferBurst: 20, KeyFailures: 5,
+		CORSOrigins: []string{"*"}, OfferTimeout: 10 * time.Second,
+	}
 }
 
 // Validate reports the first unusable setting.
@@ -45,6 +67,14 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxSessions < 1:
 		return errors.New("max sessions must be at least 1")
+	case c.PublisherSlots < 0 || c.PublisherSlots >= c.MaxSessions:
+		return errors.New("publisher slots must be 0 or more and fewer than max sessions")
+	case c.MaxViewersPerAddress < 1 || c.MaxViewersPerStream < 0:
+		return errors.New("viewers per address must be at least 1, per stream 0 (no bound) or more")
+	case c.OfferRate < 0 || c.OfferBurst < 1:
+		return errors.New("offer rate must not be negative and the burst at least 1")
+	case c.KeyFailures < 1:
+		return errors.New("free key failures must be at least 1")
 	case c.OfferTimeout < time.Second:
 		return errors.New("offer timeout must be at least 1s")
 	}
@@ -111,19 +141,28 @@ type Server struct {
 	node *peer.Endpoint
 	log  *slog.Logger
 
-	onChannel func(stream string, ch *peer.Channel)
+	onChannel func(stream string, addr netip.Addr, ch *peer.Channel)
+
+	offers  httpx.Limiter // per address
+	guesses httpx.Backoff // wrong stream keys per address
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	reserved int
-	closing  bool
-	wg       sync.WaitGroup
-	quit     chan struct{} // closed by Shutdown: long requests (event streams) return
+	// Slots held by offers being answered and by open sessions: viewers
+	// by address and by stream, and publishers.
+	viewers    int
+	publishers int
+	byAddr     map[netip.Addr]int
+	byStream   map[string]int
+	closing    bool
+	wg         sync.WaitGroup
+	quit       chan struct{} // closed by Shutdown: long requests (event streams) return
 }
 
 type session struct {
 	id, stream string
 	role       peer.Role
+	addr       netip.Addr
 	media      Session
 	sub        *sfu.Subscriber // a viewer's; nil for a publisher
 
@@ -140,13 +179,22 @@ func New(cfg Config, keys StreamKeys, dir Directory, node *peer.Endpoint, log *s
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, keys: keys, dir: dir, node: node, log: log, sessions: map[string]*session{}, quit: make(chan struct{})}, nil
+	return &Server{
+		cfg: cfg, keys: keys, dir: dir, node: node, log: log,
+		offers:   httpx.Limiter{Rate: cfg.OfferRate, Burst: cfg.OfferBurst},
+		guesses:  httpx.Backoff{Free: cfg.KeyFailures, Max: time.Minute},
+		sessions: map[string]*session{}, byAddr: map[netip.Addr]int{}, byStream: map[string]int{},
+		quit: make(chan struct{}),
+	}, nil
 }
 
 // OnChannel sets the handler for the "glint" data channel of any WHIP or
 // WHEP session whose offer carries one: chat plugs in here. Set it before
 // serving.
-func (s *Server) OnChannel(fn func(stream string, ch *peer.Channel)) { s.onChannel = fn }
+// The client's address comes with it, for per-address limits.
+func (s *Server) OnChannel(fn func(stream string, addr netip.Addr, ch *peer.Channel)) {
+	s.onChannel = fn
+}
 
 // Handler returns the HTTP handler for every endpoint.
 func (s *Server) Handler() http.Handler {
@@ -181,31 +229,64 @@ func (s *Server) Register(m *http.ServeMux) {
 	handle("GET /api/streams/{stream}", s.getStream)
 }
 
-// reserve claims a session slot; release gives it back.
-func (s *Server) reserve() (ok, closing bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false, true
-	}
-	if len(s.sessions)+s.reserved >= s.cfg.MaxSessions {
-		return false, false
-	}
-	s.reserved++
-	return true, false
+// refusal is why a slot was not given: the status and Retry-After to
+// answer with.
+type refusal struct {
+	status int
+	after  time.Duration
+	detail string
 }
 
-func (s *Server) release() {
+// reserve claims a slot for a session of sess.role from sess.addr on
+// sess.stream, within every limit; release gives it back. Publishers may
+// use the whole node; viewers all but the publishers' slots, at most
+// MaxViewersPerAddress per address and MaxViewersPerStream per stream.
+func (s *Server) reserve(sess *session) *refusal {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.reserved--
+	c := &s.cfg
+	switch {
+	case s.closing:
+		return &refusal{http.StatusServiceUnavailable, retryBusy, "the node is shutting down"}
+	case s.viewers+s.publishers >= c.MaxSessions:
+		return &refusal{http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("the node is at its limit of %d sessions", c.MaxSessions)}
+	case sess.role == peer.RolePublisher:
+		s.publishers++
+		return nil
+	case s.viewers >= c.MaxSessions-c.PublisherSlots:
+		return &refusal{http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("the node is at its limit of %d viewers", c.MaxSessions-c.PublisherSlots)}
+	case s.byAddr[sess.addr] >= c.MaxViewersPerAddress:
+		return &refusal{http.StatusTooManyRequests, retryBusy, fmt.Sprintf("at most %d viewer sessions per address", c.MaxViewersPerAddress)}
+	case c.MaxViewersPerStream > 0 && s.byStream[sess.stream] >= c.MaxViewersPerStream:
+		return &refusal{http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("%s is at its limit of %d viewers", sess.stream, c.MaxViewersPerStream)}
+	}
+	s.viewers++
+	s.byAddr[sess.addr]++
+	s.byStream[sess.stream]++
+	return nil
 }
 
-// add registers a session whose slot was reserved, and forgets it when its
-// connection closes.
+// release gives back the slot reserve took for sess.
+func (s *Server) release(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess.role == peer.RolePublisher {
+		s.publishers--
+		return
+	}
+	s.viewers--
+	if s.byAddr[sess.addr]--; s.byAddr[sess.addr] <= 0 {
+		delete(s.byAddr, sess.addr)
+	}
+	if s.byStream[sess.stream]--; s.byStream[sess.stream] <= 0 {
+		delete(s.byStream, sess.stream)
+	}
+}
+
+// add registers a session whose slot was reserved, and forgets it (and
+// gives its slot back) when its connection closes.
 func (s *Server) add(sess *session) {
 	s.mu.Lock()
-	s.reserved--
 	s.sessions[sess.id] = sess
 	s.mu.Unlock()
 	s.wg.Add(1)
@@ -213,6 +294,7 @@ func (s *Server) add(sess *session) {
 		s.mu.Lock()
 		delete(s.sessions, sess.id)
 		s.mu.Unlock()
+		s.release(sess)
 		s.wg.Done()
 	})
 }

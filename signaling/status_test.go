@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -385,7 +386,7 @@ func TestOfferWithDataChannelIsAnswered(t *testing.T) {
 func TestViewerDataChannelCarriesMessages(t *testing.T) {
 	n := startNode(t, nodeOptions{})
 	got := make(chan string, 4)
-	n.Srv.OnChannel(func(stream string, ch *peer.Channel) {
+	n.Srv.OnChannel(func(stream string, _ netip.Addr, ch *peer.Channel) {
 		ch.OnMessage(func(b []byte) {
 			got <- stream + ":" + string(b)
 			_ = ch.Send([]byte("echo " + string(b)))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -124,10 +125,14 @@ func (s chatStreams) StreamTime(stream string) (int64, bool) {
 func (s chatStreams) CheckKey(stream, key string) error { return s.keys.Check(stream, key) }
 
 // channelTransport carries chat over a session's data channel.
-type channelTransport struct{ ch *peer.Channel }
+type channelTransport struct {
+	ch   *peer.Channel
+	addr netip.Addr
+}
 
 func (t channelTransport) Write(frame []byte) error { return t.ch.Send(frame) }
 func (t channelTransport) Close(string) error       { return t.ch.Close() }
+func (t channelTransport) Addr() netip.Addr         { return t.addr }
 
 // newChat builds the node's chat: its log, its token signer, its hub and
 // its HTTP API.
@@ -152,7 +157,7 @@ func newChat(ctx context.Context, cfg ChatConfig, dataDir string, origins []stri
 			}
 		}
 	} else {
-		m, err := chat.NewMemory(filepath.Join(dataDir, "chat"))
+		m, err := chat.NewMemory(filepath.Join(dataDir, "chat"), log)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -203,7 +208,7 @@ func localSecret(path string) ([]byte, error) {
 
 // attachChannels serves chat on every session's "glint" data channel.
 func attachChannels(srv *signaling.Server, hub *chat.Hub) {
-	srv.OnChannel(func(stream string, ch *peer.Channel) {
+	srv.OnChannel(func(stream string, addr netip.Addr, ch *peer.Channel) {
 		// Handlers first, so a frame the client sends on open is not lost
 		// while the room is joined.
 		ready := make(chan *chat.Attached, 1)
@@ -212,6 +217,6 @@ func attachChannels(srv *signaling.Server, hub *chat.Hub) {
 		ch.OnClose(func() {
 			go func() { wait().Close() }()
 		})
-		ready <- hub.Attach(stream, channelTransport{ch})
+		ready <- hub.Attach(stream, channelTransport{ch: ch, addr: addr})
 	})
 }

@@ -23,7 +23,10 @@ type Config struct {
 	ConfigFile string
 	Listen     string
 	Debug      string
-	GCPercent  int
+	// MetricsListen serves /metrics on an address of its own, and not on
+	// Listen; empty serves it on Listen.
+	MetricsListen string
+	GCPercent     int
 	// FanoutWorkers sets sfu.Config.Workers: 0 is one per core, -1 none.
 	FanoutWorkers int
 	DataDir       string
@@ -89,6 +92,10 @@ func (c *Config) settings() []*setting {
 		return &setting{name: name, help: help, set: func(v string) (err error) { *p, err = strconv.Atoi(v); return err },
 			show: func() string { return strconv.Itoa(*p) }}
 	}
+	float := func(name, help string, p *float64) *setting {
+		return &setting{name: name, help: help, set: func(v string) (err error) { *p, err = strconv.ParseFloat(v, 64); return err },
+			show: func() string { return strconv.FormatFloat(*p, 'g', -1, 64) }}
+	}
 	dur := func(name, help string, p *time.Duration) *setting {
 		return &setting{name: name, help: help, set: func(v string) (err error) { *p, err = time.ParseDuration(v); return err },
 			show: func() string { return p.String() }}
@@ -106,10 +113,11 @@ func (c *Config) settings() []*setting {
 	return append([]*setting{
 		str("config", "YAML file with any of these settings, by name", &c.ConfigFile),
 		str("listen", "HTTP address for WHIP, WHEP, the API and the pages", &c.Listen),
+		str("metrics-listen", "address for /metrics on a listener of its own (then not on listen); empty serves it on listen", &c.MetricsListen),
 		str("debug-listen", "address for Go's /debug/pprof profiles (off when empty; keep it on localhost)", &c.Debug),
 		str("data-dir", "directory for stream keys (streams.json) and, later, recordings", &c.DataDir),
 		str("log-level", "debug, info, warn or error", &c.LogLevel),
-		num("fanout-workers", "goroutines that send a stream's packets to its viewers, each with its share of the viewers, so one stream uses every core: 0 is one per core (GOMAXPROCS); -1 sends to every viewer from the publisher's reader, one after another", &c.FanoutWorkers),
+		num("fanout-workers", "goroutines that send a stream's packets to its viewers, each with its share of the viewers, so one stream uses every core: 0 is one per core (GOMAXPROCS; none on a single core); -1 sends to every viewer from the publisher's reader, one after another", &c.FanoutWorkers),
 		num("gc-percent", "Go's GC target (GOGC): heap growth before a collection, in percent. The media path allocates nothing, so a low target saves memory per viewer (395 KB at 100, 250 KB at 25 with 200 viewers) for no measurable CPU", &c.GCPercent),
 		{name: "stream-key", help: "NAME=KEY defines a stream and its publishing key (repeatable); with none, a 'demo' stream with a random key is created",
 			set: func(v string) error {
@@ -132,6 +140,12 @@ func (c *Config) settings() []*setting {
 		dur("keyframe-interval", "least time between keyframe requests to a publisher (requests coalesce)", &c.SFU.KeyframeInterval),
 		dur("keyframe-cache", "a new viewer starts from a cached keyframe this recent instead of asking for one (adds up to this much latency at its start; 0 turns it off)", &c.SFU.KeyframeCache),
 		num("max-sessions", "most WHIP+WHEP sessions on this node; beyond it offers get 503", &c.Signaling.MaxSessions),
+		num("publisher-slots", "sessions of max-sessions kept for WHIP publishers, which viewers never take", &c.Signaling.PublisherSlots),
+		num("max-viewers-per-address", "most WHEP sessions from one client address (an IPv6 /64); beyond it 429", &c.Signaling.MaxViewersPerAddress),
+		num("max-viewers-per-stream", "most WHEP sessions of one stream on this node; 0 for no bound but max-sessions", &c.Signaling.MaxViewersPerStream),
+		float("offer-rate", "WHIP and WHEP offers per second one client address may make (with offer-burst at once); beyond it 429 with Retry-After; 0 turns it off", &c.Signaling.OfferRate),
+		num("offer-burst", "offers one client address may make at once", &c.Signaling.OfferBurst),
+		num("key-failures", "wrong stream keys one address may send before each further one blocks it for twice as long as the last (1 s up to 1 min), answered 429", &c.Signaling.KeyFailures),
 		list("cors-origin", "origin allowed to call the endpoints from a browser (repeatable; * for any)", &c.Signaling.CORSOrigins),
 		{name: "ice-server", help: "STUN/TURN server advertised to clients as URL[,USERNAME,CREDENTIAL] (repeatable); Glint never contacts it",
 			set: func(v string) error {

@@ -28,10 +28,10 @@ func TestLoadAgainstGlint(t *testing.T) {
 			if media == "clip" {
 				ffmpeg(t)
 			}
-			base, _ := startServe(t, "--stream-key", "demo=load-test-key-1")
+			base, _ := startServe(t, "--stream-key", "demo=load-test-key-123")
 			var out, errs bytes.Buffer
 			err := loadCmd(context.Background(), []string{
-				"--whip", base + "/whip/demo", "--token", "load-test-key-1", "--viewers", "3", "--ramp", "300ms", "--settle", "500ms",
+				"--whip", base + "/whip/demo", "--token", "load-test-key-123", "--viewers", "3", "--ramp", "300ms", "--settle", "500ms",
 				"--window", "2s", "--media", media, "--simulcast", "--server-pid", fmt.Sprint(os.Getpid()), "--metrics", base + "/metrics", "--json",
 			}, &out, &errs)
 			if err != nil {

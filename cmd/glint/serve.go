@@ -41,7 +41,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	sc := cfg.SFU
 	switch cfg.FanoutWorkers {
 	case 0:
-		sc.Workers = runtime.GOMAXPROCS(0)
+		// One lane per core; on one core the ingest goroutine serves the
+		// viewers itself (a lane only adds a hand-off there).
+		if n := runtime.GOMAXPROCS(0); n > 1 {
+			sc.Workers = n
+		}
 	case -1:
 		sc.Workers = 0
 	default:
@@ -76,8 +80,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	if err != nil {
 		return err
 	}
+	// Metrics go on their own listener when one is set: they name every
+	// stream, which the public listener need not tell.
+	publicMetrics := metrics
+	if cfg.MetricsListen != "" {
+		publicMetrics = nil
+	}
 	hs := &http.Server{
-		Handler:           routes(srv, chatAPI, metrics),
+		Handler:           routes(srv, chatAPI, publicMetrics),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second, // bodies are at most 64 KiB
 		MaxHeaderBytes:    64 << 10,
@@ -88,6 +98,18 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if cfg.MetricsListen != "" {
+		ml, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics-listen: %w", err)
+		}
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+		ms := &http.Server{Handler: mm, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ms.Serve(ml) }()
+		defer func() { _ = ms.Close() }()
+		log.Info("metrics", "url", "http://"+ml.Addr().String()+"/metrics")
+	}
 	if cfg.Debug != "" {
 		dl, err := net.Listen("tcp", cfg.Debug)
 		if err != nil {
@@ -140,7 +162,9 @@ func routes(srv *signaling.Server, chatAPI *chat.API, metrics *prometheus.Regist
 	m := http.NewServeMux()
 	srv.Register(m)
 	chatAPI.Register(m)
-	m.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	if metrics != nil {
+		m.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	}
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	static := http.FileServerFS(web.FS)
 	m.Handle("GET /static/", http.StripPrefix("/static/", static))
@@ -177,8 +201,14 @@ func banner(w io.Writer, addr string, keys *signaling.KeyFile, created []string,
 				note = " (new)"
 			}
 		}
+		// A key is printed once, when it is made; later starts point to
+		// where it is kept, so logs do not carry it.
+		key := "in " + keys.Path()
+		if note != "" {
+			key = keys.Key(name)
+		}
 		fmt.Fprintf(w, "\n  Stream %q%s\n    watch:      %s/watch/%s\n    WHIP:       %s/whip/%s\n    WHEP:       %s/whep/%s\n    stream key: %s\n",
-			name, note, base, name, base, name, base, name, keys.Key(name))
+			name, note, base, name, base, name, base, name, key)
 	}
 	fmt.Fprintln(w)
 }

@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -128,6 +132,7 @@ func TestServeWithNoConfigCreatesDemo(t *testing.T) {
 	}
 }
 
+// The demo key survives restarts, and is printed only when it is made.
 func TestServeKeepsKeysAcrossRestarts(t *testing.T) {
 	dir := t.TempDir()
 	keyOf := func() string {
@@ -146,8 +151,18 @@ func TestServeKeepsKeysAcrossRestarts(t *testing.T) {
 		_, after, _ := strings.Cut(out.String(), "stream key: ")
 		return strings.TrimSpace(strings.SplitN(after, "\n", 2)[0])
 	}
-	first, second := keyOf(), keyOf()
-	if first == "" || first != second {
+	first, again := keyOf(), keyOf()
+	raw, err := os.ReadFile(filepath.Join(dir, "streams.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved struct{ Streams map[string]string }
+	_ = json.Unmarshal(raw, &saved)
+	second := saved.Streams["demo"]
+	if len(first) < 16 || again != "in "+filepath.Join(dir, "streams.json") {
+		t.Fatalf("first start printed key %q, the second %q: the key is printed once, then where it is kept", first, again)
+	}
+	if first != second {
 		t.Fatalf("demo key changed across restarts: %q then %q", first, second)
 	}
 }
@@ -213,4 +228,56 @@ func TestShutdownWithAWatchPageOpen(t *testing.T) {
 		t.Fatal("the event stream is still open after shutdown")
 	}
 	t.Logf("shutdown with an open event stream took %v", took.Round(time.Millisecond))
+}
+
+// Operational exposure: with --metrics-listen, /metrics (which names every
+// stream) is only on its own listener; session ids, which authorise
+// PATCH and DELETE of a viewer's session, are not logged at info.
+func TestMetricsListenerAndQuietLogs(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := l.Addr().String()
+	_ = l.Close()
+	const key = "exposure-test-key-123"
+	node := launch(t, "--stream-key", "demo="+key, "--metrics-listen", metricsAddr, "--log-level", "info")
+	if code, _ := get(t, node.URL+"/metrics"); code != http.StatusNotFound {
+		t.Fatalf("/metrics on the public listener: %d, want 404", code)
+	}
+	var code int
+	deadline := time.Now().Add(3 * time.Second)
+	for code != http.StatusOK && time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + metricsAddr + "/metrics"); err == nil {
+			code = resp.StatusCode
+			_ = resp.Body.Close()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code != http.StatusOK {
+		t.Fatalf("/metrics on its own listener: %d", code)
+	}
+	pub, err := client.Publish(context.Background(), client.PublisherConfig{Endpoint: node.URL + "/whip/demo", Token: key,
+		Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pub.Stop() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := client.View(ctx, client.ViewerConfig{Endpoint: node.URL + "/whep/demo", Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = v.Close(context.Background()) }()
+	logs := node.Out.String()
+	for _, loc := range []string{pub.Resource.URL, v.Resource.URL} {
+		id := loc[strings.LastIndex(loc, "/")+1:]
+		if strings.Contains(logs, id) {
+			t.Fatalf("the session id %s is in the info log:\n%s", id, logs)
+		}
+	}
+	if strings.Count(logs, key) != 0 {
+		t.Fatal("the stream key is in the log")
+	}
 }

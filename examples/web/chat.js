@@ -54,15 +54,14 @@ export class Chat {
   // and resuming from the last sequence number seen.
   openWebSocket() {
     if (this.ws) return;
-    const q = new URLSearchParams();
-    if (this.token) q.set('token', this.token);
-    if (this.lastSeq) q.set('after', String(this.lastSeq));
-    const url = new URL('/api/streams/' + encodeURIComponent(this.stream) + '/chat?' + q, location.href);
+    // The token and where to resume go in the first frames (attach), not
+    // the URL: URLs end up in proxies' logs.
+    const url = new URL('/api/streams/' + encodeURIComponent(this.stream) + '/chat', location.href);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(url);
     this.ws = ws;
     const t = { send: (s) => ws.send(s), close: () => ws.close(), kind: 'websocket' };
-    ws.onopen = () => { this.transport = t; this.backoff = 1; };
+    ws.onopen = () => { this.attach(t); this.backoff = 1; };
     ws.onmessage = (e) => this.receive(e.data);
     ws.onclose = () => {
       this.ws = null;

@@ -3,6 +3,7 @@ package peer
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,7 +45,7 @@ func lineOf(m *sdp.MediaDescription) offerLine {
 		switch a.Key {
 		case "rtcp-fb":
 			pt, v, _ := strings.Cut(a.Value, " ")
-			if answerFeedback[v] {
+			if answerFeedback[v] && !slices.Contains(l.fb[pt], v) {
 				l.fb[pt] = append(l.fb[pt], v)
 			}
 		case "extmap":
@@ -134,7 +135,12 @@ func buildAnswer(o *Offer, tracks map[string]*answerTrack, stream, ufrag, pwd, f
 			fmt.Fprintf(&b, "a=msid:%s %s\r\na=ssrc:%d cname:%s\r\na=ssrc:%d msid:%s %s\r\n",
 				stream, track, at.ssrc, stream, at.ssrc, stream, track)
 		default:
-			fmt.Fprintf(&b, "m=%s 0 %s %s\r\nc=IN IP4 0.0.0.0\r\na=mid:%s\r\na=inactive\r\n", l.media, l.proto, strings.Join(l.formats, " "), l.mid)
+			// A rejected m-line repeats one format, whatever the offer listed.
+			format := "0"
+			if len(l.formats) > 0 {
+				format = l.formats[0]
+			}
+			fmt.Fprintf(&b, "m=%s 0 %s %s\r\nc=IN IP4 0.0.0.0\r\na=mid:%s\r\na=inactive\r\n", l.media, l.proto, format, l.mid)
 		}
 	}
 	return b.String()

@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,5 +161,63 @@ func TestStrictGrammarCatchesMistakes(t *testing.T) {
 		if sdpcheck.Answer(bad) == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// An offer inflated with repeated payload types, feedback lines and
+// rejected m-lines gets an answer no longer than an honest one's; one past
+// the bounds is refused.
+func TestInflatedOffersGetShortAnswers(t *testing.T) {
+	n := testNode(t)
+	defer n.Close()
+	base := viewerOffers(t)["chromium-156-datachannel"]
+	honest, err := ParseOffer(base, RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := liveStream(t)
+	v, plain, err := n.View(context.Background(), st, "v1", honest, sfu.Preferences{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	// 100 repeats of VP8's payload type and its feedback, and 12 rejected
+	// m-lines of 120 formats each.
+	var dup strings.Builder
+	for range 300 {
+		dup.WriteString("a=rtcp-fb:96 nack\r\na=rtcp-fb:96 transport-cc\r\n")
+	}
+	inflated := strings.Replace(base, "m=video 55672 UDP/TLS/RTP/SAVPF 96 ", "m=video 55672 UDP/TLS/RTP/SAVPF 96"+strings.Repeat(" 96", 80)+" ", 1)
+	inflated = strings.Replace(inflated, "a=rtcp-fb:96 nack\r\n", dup.String(), 1)
+	var rejected strings.Builder
+	for i := range 12 {
+		fmt.Fprintf(&rejected, "m=video 0 UDP/TLS/RTP/SAVPF %s\r\na=mid:x%d\r\n", strings.TrimSpace(strings.Repeat("97 ", 120)), i)
+	}
+	inflated += rejected.String()
+	if len(inflated) < 20_000 {
+		t.Fatalf("the inflated offer is only %d bytes", len(inflated))
+	}
+	o, err := ParseOffer(inflated, RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, answer, err := n.View(context.Background(), st, "v2", o, sfu.Preferences{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v2.Close()
+	if err := sdpcheck.Answer(answer); err != nil {
+		t.Fatalf("%v\n%s", err, answer)
+	}
+	if len(answer) > len(plain)+12*80 {
+		t.Fatalf("a %d-byte offer got a %d-byte answer; the honest one %d", len(inflated), len(answer), len(plain))
+	}
+	tooMany := base + strings.Repeat("m=audio 0 UDP/TLS/RTP/SAVPF 0\r\na=mid:y\r\n", maxMLines)
+	if _, err := ParseOffer(tooMany, RoleViewer); !errors.Is(err, ErrBadOffer) {
+		t.Fatalf("an offer of %d m-lines: %v", maxMLines+3, err)
+	}
+	tooWide := strings.Replace(base, "m=video 55672 UDP/TLS/RTP/SAVPF 96 ", "m=video 55672 UDP/TLS/RTP/SAVPF 96"+strings.Repeat(" 96", maxFormats)+" ", 1)
+	if _, err := ParseOffer(tooWide, RoleViewer); !errors.Is(err, ErrBadOffer) {
+		t.Fatalf("an m-line of %d formats: %v", maxFormats+30, err)
 	}
 }

@@ -24,8 +24,14 @@ const (
 // MaxOfferSize bounds the SDP text accepted.
 const MaxOfferSize = 64 << 10
 
-// maxOfferCandidates bounds the candidates of an offer Glint keeps.
-const maxOfferCandidates = 16
+// Offer bounds: what an honest offer never exceeds. Past them the offer
+// is refused (400) rather than answered at length.
+const (
+	maxOfferCandidates = 16  // candidates kept (more are ignored)
+	maxMLines          = 16  // m-lines, rejected ones included
+	maxFormats         = 128 // payload types on one m-line
+	maxCodecs          = 16  // distinct usable codecs kept per m-line
+)
 
 // Offer is a parsed and checked SDP offer.
 type Offer struct {
@@ -60,6 +66,14 @@ func ParseOffer(text string, role Role) (*Offer, error) {
 	}
 	if len(d.MediaDescriptions) == 0 {
 		return nil, fmt.Errorf("%w: no media", ErrBadOffer)
+	}
+	if len(d.MediaDescriptions) > maxMLines {
+		return nil, fmt.Errorf("%w: %d m-lines, at most %d", ErrBadOffer, len(d.MediaDescriptions), maxMLines)
+	}
+	for i, m := range d.MediaDescriptions {
+		if len(m.MediaName.Formats) > maxFormats {
+			return nil, fmt.Errorf("%w: m-line %d offers %d formats, at most %d", ErrBadOffer, i, len(m.MediaName.Formats), maxFormats)
+		}
 	}
 	sessUfrag, _ := d.Attribute("ice-ufrag")
 	sessPwd, _ := d.Attribute("ice-pwd")
@@ -208,11 +222,13 @@ func parseMedia(m *sdp.MediaDescription, mid string, role Role) (Media, error) {
 			rtpmap[uint8(pt)] = c
 		}
 	}
+	seen := map[uint64]bool{}
 	for _, f := range m.MediaName.Formats {
 		pt, err := strconv.ParseUint(f, 10, 8)
-		if err != nil {
-			continue
+		if err != nil || seen[pt] || len(med.Codecs) >= maxCodecs {
+			continue // a payload type offered twice is answered once
 		}
+		seen[pt] = true
 		if c, ok := rtpmap[uint8(pt)]; ok && supported(c) {
 			med.Codecs = append(med.Codecs, c)
 		}

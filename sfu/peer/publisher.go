@@ -36,7 +36,7 @@ func (n *Endpoint) Publish(ctx context.Context, stream *sfu.Stream, id string, o
 	p := &Publisher{
 		session: newSession(n, id, pc, offer.SDP),
 		stream:  stream,
-		log:     n.log.With("stream", stream.Name(), "session", id, "role", "publisher"),
+		log:     n.log.With("stream", stream.Name(), "role", "publisher"),
 		ready:   make(chan struct{}),
 	}
 	pc.OnTrack(p.onTrack)
