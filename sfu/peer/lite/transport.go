@@ -433,7 +433,7 @@ func (t *Transport) receiveRequest(p path, m *stun.Message) {
 			pr.nominated = true
 		}
 		switch {
-		case pr.validated && pr.nominated:
+		case pr.validated && pr.nominated && t.selected != pr:
 			t.selectLocked(pr, now)
 		case !pr.validated && pr.tries == 0:
 			// A triggered check (RFC 8445 §7.3.1.4): the viewer's agent
@@ -467,20 +467,19 @@ func (t *Transport) receiveResponse(p path, m *stun.Message) {
 		t.addrs = append(t.addrs, up.to)
 		t.mux.addAddr(up.to, t)
 	}
-	if pr.nominated && t.selected != pr {
+	if pr.nominated {
 		t.selectLocked(pr, now)
-	}
-	if t.selected == pr {
-		pr.nextCheck = now.Add(jitter(t.cfg.ConsentInterval))
 	}
 }
 
 // selectLocked makes pr the path media and DTLS go on, and sends DTLS
-// records that waited for one.
+// records that waited for one. Its consent checks start from now; the
+// viewer's own checks (keepalives, renominations) never put them off.
 func (t *Transport) selectLocked(pr *pair, now time.Time) {
-	if t.selected != pr {
-		t.log.Debug("viewer path selected", "addr", pr.p.addr())
+	if t.selected == pr {
+		return
 	}
+	t.log.Debug("viewer path selected", "addr", pr.p.addr())
 	t.selected = pr
 	pr.nextCheck = now.Add(jitter(t.cfg.ConsentInterval))
 	for _, b := range t.held {
