@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"net"
 
 	"github.com/pion/ice/v4"
@@ -26,25 +27,42 @@ type Options struct {
 	// when each RTP packet was sent or received (Publisher.FrameSent,
 	// Viewer.Arrival); UDP only.
 	Stamp bool
+	// Link puts the client's own UDP socket on 127.0.0.1 behind an
+	// emulated link (not with Stamp).
+	Link *Link
 }
 
-// stampedEngine gives se the client's own stamping socket, when asked.
+// stampedEngine gives se the client's own socket, stamping or behind a
+// link, when asked.
 func (o Options) stampedEngine(se *webrtc.SettingEngine) (*stampConn, ice.UDPMux, error) {
-	if !o.Stamp {
+	var conn net.PacketConn
+	var stamp *stampConn
+	var err error
+	switch {
+	case o.Stamp && o.Link != nil:
+		return nil, nil, errors.New("client: Stamp and Link do not go together")
+	case o.Stamp:
+		stamp, err = newStampConn(net.IPv4(127, 0, 0, 1))
+		conn = stamp
+	case o.Link != nil:
+		conn, err = o.Link.listen(net.IPv4(127, 0, 0, 1))
+	default:
 		return nil, nil, nil
 	}
-	c, err := newStampConn(net.IPv4(127, 0, 0, 1))
 	if err != nil {
 		return nil, nil, err
 	}
-	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: c})
+	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn})
 	se.SetICEUDPMux(mux)
-	return c, mux, nil
+	return stamp, mux, nil
 }
 
 func (o Options) settingEngine() webrtc.SettingEngine {
 	var se webrtc.SettingEngine
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// As a browser does (pion keeps 64 packets): a retransmission arrives
+	// a round trip and more after its loss, past a small window.
+	se.SetSRTPReplayProtectionWindow(1024)
 	if o.Loopback {
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
 		se.SetIncludeLoopbackCandidate(true)

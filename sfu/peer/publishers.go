@@ -48,6 +48,10 @@ func (n *Endpoint) newAPI() (*webrtc.API, error) {
 	ir.Add(tw)
 
 	se := webrtc.SettingEngine{LoggerFactory: lite.Logs(n.log)}
+	// A retransmission arrives a round trip and more after its loss:
+	// pion's 64-packet replay window would refuse it behind a slow link.
+	// Browsers keep 1024.
+	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
 	se.SetICEUDPMux(n.port.udp)
 	types := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	if n.port.tcp != nil {
@@ -120,3 +124,7 @@ func (n *Endpoint) answer(ctx context.Context, pc *webrtc.PeerConnection, offer 
 	}
 	return pc.LocalDescription().SDP, nil
 }
+
+// srtpReplayWindow is how many packets back a publisher's SRTP replay
+// protection remembers (libwebrtc's size).
+const srtpReplayWindow = 1024
