@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/pion/rtcp"
@@ -36,6 +37,12 @@ type link struct {
 	seq   uint16
 	count uint8
 	queue int64 // µs of queueing delay
+	// capacity, when set, is a bottleneck in bits/s: packets leave it no
+	// faster; lossRate drops that share of packets at random.
+	capacity float64
+	lastOut  int64
+	lossRate float64
+	rng      *rand.Rand
 }
 
 // receiverOffset is the receiver clock's arbitrary distance from ours, in µs.
@@ -51,11 +58,15 @@ func (l *link) run(seconds float64, rate float64, lossEvery int, queueGrowthUS i
 		arrivals := make([]int64, n)
 		for i := range n {
 			at := l.now + int64(i)*gap
-			l.e.sent(l.seq, size, at)
+			l.e.sent(l.seq, size, at, false)
 			l.seq++
 			l.queue += queueGrowthUS
 			arrivals[i] = at/1000 + 5000 + l.queue + receiverOffset
-			if lossEvery != 0 && (i+1)%lossEvery == 0 {
+			if l.capacity > 0 {
+				arrivals[i] = max(arrivals[i], l.lastOut+int64(size*8*1e6/l.capacity))
+				l.lastOut = arrivals[i]
+			}
+			if lossEvery != 0 && (i+1)%lossEvery == 0 || l.lossRate > 0 && l.rng.Float64() < l.lossRate {
 				arrivals[i] = -1
 			}
 		}
@@ -114,13 +125,100 @@ func TestEstimatorGrowsWhenCalmButNotWithoutBound(t *testing.T) {
 
 func TestEstimatorIgnoresDuplicateFeedback(t *testing.T) {
 	e := newTestEstimator()
-	e.sent(1, 1200, second)
+	e.sent(1, 1200, second, false)
+	e.sent(2, 1200, second, false)
 	fb := feedback(7, 1, []int64{-1})
 	e.onTWCC(fb, second)
-	lost := e.winLost
 	e.onTWCC(fb, second) // the same compound packet read from a second sender
-	if e.winLost != lost {
-		t.Fatalf("duplicate feedback counted twice")
+	e.onTWCC(feedback(8, 2, []int64{receiverOffset}), second+100*millisecond)
+	if e.winLost != 1 {
+		t.Fatalf("%d lost after one loss reported twice, want 1", e.winLost)
+	}
+}
+
+func TestEstimatorLateIsNotLost(t *testing.T) {
+	e := newTestEstimator()
+	for s := uint16(1); s <= 4; s++ {
+		e.sent(s, 1200, second, false)
+	}
+	// Packet 2 arrives after the feedback that covered it was sent: the
+	// receiver reports it missing, then received with the next feedback.
+	e.onTWCC(feedback(1, 1, []int64{receiverOffset, -1, receiverOffset + 2000}), second+50*millisecond)
+	e.onTWCC(feedback(2, 2, []int64{receiverOffset + 5000, receiverOffset + 2000, receiverOffset + 7000}), second+150*millisecond)
+	if e.winLost != 0 || e.winRecv != 4 {
+		t.Fatalf("lost %d received %d, want 0 and 4", e.winLost, e.winRecv)
+	}
+	// Later still: counted lost after the second feedback, then taken back.
+	e2 := newTestEstimator()
+	for s := uint16(1); s <= 4; s++ {
+		e2.sent(s, 1200, second, false)
+	}
+	e2.onTWCC(feedback(1, 1, []int64{receiverOffset, -1}), second+50*millisecond)
+	e2.onTWCC(feedback(2, 3, []int64{receiverOffset + 3000}), second+150*millisecond)
+	if e2.winLost != 1 {
+		t.Fatalf("still missing after the next feedback: lost %d, want 1", e2.winLost)
+	}
+	e2.onTWCC(feedback(3, 2, []int64{receiverOffset + 9000, -1, receiverOffset + 4000}), second+250*millisecond)
+	if e2.winLost != 0 {
+		t.Fatalf("arrived at last: lost %d, want 0", e2.winLost)
+	}
+}
+
+func TestEstimatorIgnoresLostRetransmissions(t *testing.T) {
+	e := newTestEstimator()
+	e.sent(1, 1200, second, true)
+	e.sent(2, 1200, second, false)
+	e.onTWCC(feedback(1, 1, []int64{-1, receiverOffset}), second+50*millisecond)
+	e.onTWCC(feedback(2, 3, []int64{}), second+150*millisecond)
+	if e.winLost != 0 {
+		t.Fatalf("a retransmission the receiver dropped as a duplicate counted as lost")
+	}
+}
+
+func TestEstimatorRidesOutRandomLoss(t *testing.T) {
+	e := newTestEstimator()
+	l := &link{e: e, now: second, lossRate: 0.05, rng: rand.New(rand.NewPCG(1, 2))}
+	l.run(30, 1_200_000, 0, 0)
+	if e.lastLossDecrease > 2*second {
+		// The first second has no floor yet to compare with.
+		t.Fatalf("5%% random loss taken for congestion at %.1f s", float64(e.lastLossDecrease)/float64(second))
+	}
+	if got := e.estimate(); got < 1_200_000 {
+		t.Fatalf("estimate %d under 5%% random loss at 1.2 Mbit/s; want ≥ what is delivered", got)
+	}
+}
+
+func TestProbeRaisesEstimateOnlyWhereThePathCarriesIt(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		capacity float64
+		ok       bool
+	}{{"open", 0, true}, {"bottleneck", 1_000_000, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newTestEstimator()
+			l := &link{e: e, now: second, capacity: c.capacity}
+			l.run(3, 800_000, 0, 0)
+			e.est = 1_000_000
+			if !e.startProbe(1_250_000, 450_000, l.now) {
+				t.Fatal("probe did not start")
+			}
+			if owed, ok := e.probing(l.now, 100*millisecond); !ok || owed <= 0 {
+				t.Fatalf("probing: owed %d, %v", owed, ok)
+			}
+			l.run(0.3, 1_250_000, 0, 0) // the probe: media and padding
+			l.run(0.6, 800_000, 0, 0)   // and its feedback
+			if e.probe.start != 0 {
+				t.Fatal("probe not judged")
+			}
+			switch got := e.estimate(); {
+			case c.ok && got < 1_250_000:
+				t.Fatalf("estimate %d after a probe the path carried; want ≥ 1250000", got)
+			case !c.ok && got > 1_100_000:
+				t.Fatalf("estimate %d after a probe into a 1 Mbit/s bottleneck; want ≤ 1100000", got)
+			case !c.ok && e.probe.nextAt <= l.now:
+				t.Fatal("a failed probe is retried at once")
+			}
+		})
 	}
 }
 

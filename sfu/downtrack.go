@@ -46,6 +46,8 @@ type DownTrack struct {
 
 	upTo         *Layer
 	upAt         int64
+	leaveUntil   int64 // the current layer is not sent until then, or until the switch
+	padAt        int64 // the last probe padding
 	blocked      *Layer
 	blockedUntil int64
 	backoff      int64
@@ -56,6 +58,7 @@ type DownTrack struct {
 
 	packets, bytes, retransmits, nackMiss, writeErrs, noCodec atomic.Uint64
 	rtxRefused                                                atomic.Uint64 // NACKed packets past the budget
+	probes                                                    atomic.Uint64 // probe copies sent
 	drops                                                     [numDropReasons]atomic.Uint64
 }
 
@@ -122,6 +125,14 @@ func (d *DownTrack) Deliver(l *Layer, p *Packet) {
 }
 
 func (d *DownTrack) forwardLocked(l *Layer, p *Packet) {
+	if l == d.fw.cur && l != d.fw.target && p.Arrival < d.leaveUntil {
+		// Leaving this layer for a lighter one because the path is
+		// congested: more of it only deepens the queue the lighter
+		// layer's keyframe must get through, and frames lost to that
+		// queue could not be shown anyway.
+		d.drops[dropCongested].Add(1)
+		return
+	}
 	r := d.fw.forward(l, p)
 	if r.reason != forwarded {
 		d.drops[r.reason].Add(1)
@@ -133,7 +144,68 @@ func (d *DownTrack) forwardLocked(l *Layer, p *Packet) {
 			d.noCodec.Add(1)
 		}
 	}
-	d.send(p, r.seq, r.ts, r.pidOff, r.tl0Off, p.Arrival)
+	if d.send(p, r.seq, r.ts, r.pidOff, r.tl0Off, p.Arrival, false) && p.Marker && d.track.kind == KindVideo {
+		d.probeLocked(p.Arrival)
+	}
+}
+
+// Probe padding: padding-only packets of paddingSize bytes, sent in
+// bursts at frame ends at most every paddingEvery.
+const (
+	paddingSize  = 255
+	paddingEvery = 100 * millisecond
+)
+
+// probeLocked sends what a probe in flight is owed, after the frame just
+// sent: padding-only packets on the media stream, each with its own
+// sequence and transport-wide sequence numbers, so the viewer's feedback
+// shows whether the path carries the probed rate. A receiver discards
+// them after counting them; being new packets, not copies, they pass its
+// SRTP replay check.
+func (d *DownTrack) probeLocked(now int64) {
+	s := d.sub
+	owed, ok := s.bwe.probing(now, paddingEvery)
+	if !ok || d.exts.TransportCC == 0 || now-d.padAt < paddingEvery {
+		return
+	}
+	size := int64(d.hdr.MarshalSize() + paddingSize + srtpOverhead)
+	n := int(min(owed/size, maxPadding))
+	first, ts, ok := d.fw.pad(n)
+	if !ok {
+		return
+	}
+	d.padAt = now
+	for i := range n {
+		if !d.sendPadding(first+uint16(i), ts, now, false) {
+			return
+		}
+		s.bwe.probeSent(int(size))
+		d.probes.Add(1)
+	}
+}
+
+// sendPadding writes one padding-only packet.
+func (d *DownTrack) sendPadding(seq uint16, ts uint32, now int64, resend bool) bool {
+	h := &d.hdr
+	h.Marker, h.PayloadType, h.SequenceNumber, h.Timestamp = false, d.pt, seq, ts
+	h.Padding, h.PaddingSize = true, paddingSize
+	h.ClearExtensions()
+	d.stampTWCC(h, paddingSize+srtpOverhead, now, resend)
+	_, err := d.w.WriteRTP(h, nil)
+	h.Padding, h.PaddingSize = false, 0
+	return err == nil
+}
+
+// stampTWCC gives h the viewer's next transport-wide sequence number and
+// records the send of the header and body bytes more; resend marks a
+// retransmission.
+func (d *DownTrack) stampTWCC(h *rtp.Header, body int, now int64, resend bool) {
+	s := d.sub
+	tseq := s.twccSeq
+	s.twccSeq++
+	binary.BigEndian.PutUint16(d.twccBuf[:], tseq)
+	_ = h.SetExtension(d.exts.TransportCC, d.twccBuf[:])
+	s.bwe.sent(tseq, h.MarshalSize()+body, now, resend)
 }
 
 // selectCodec switches the payload type when a reconnecting publisher
@@ -153,9 +225,9 @@ func (d *DownTrack) selectCodec(c Codec) bool {
 	return true
 }
 
-// send writes one packet with this viewer's header.
-func (d *DownTrack) send(p *Packet, seq uint16, ts uint32, pidOff uint16, tl0Off uint8, now int64) {
-	s := d.sub
+// send writes one packet with this viewer's header; resend marks a
+// retransmission.
+func (d *DownTrack) send(p *Packet, seq uint16, ts uint32, pidOff uint16, tl0Off uint8, now int64, resend bool) bool {
 	h := &d.hdr
 	h.Marker = p.Marker
 	h.PayloadType = d.pt
@@ -169,22 +241,19 @@ func (d *DownTrack) send(p *Packet, seq uint16, ts uint32, pidOff uint16, tl0Off
 	if v := p.AbsCaptureTime(); v != nil && d.exts.AbsCaptureTime != 0 {
 		_ = h.SetExtension(d.exts.AbsCaptureTime, v)
 	}
-	if id := d.exts.TransportCC; id != 0 {
-		tseq := s.twccSeq
-		s.twccSeq++
-		binary.BigEndian.PutUint16(d.twccBuf[:], tseq)
-		_ = h.SetExtension(id, d.twccBuf[:])
-		s.bwe.sent(tseq, h.MarshalSize()+len(payload)+int(p.PaddingSize)+srtpOverhead, now)
+	if d.exts.TransportCC != 0 {
+		d.stampTWCC(h, len(payload)+int(p.PaddingSize)+srtpOverhead, now, resend)
 	}
 	if (pidOff != 0 || tl0Off != 0) && p.picture.PIDOffset != 0 {
 		payload = d.rewritePicture(payload, p.picture, pidOff, tl0Off)
 	}
 	if _, err := d.w.WriteRTP(h, payload); err != nil {
 		d.writeErrs.Add(1)
-		return
+		return false
 	}
 	d.packets.Add(1)
 	d.bytes.Add(uint64(len(payload)))
+	return true
 }
 
 // srtpOverhead approximates the SRTP authentication tag, UDP and IP headers
@@ -251,7 +320,17 @@ func (s *Subscriber) refillRetransmits(now int64) {
 
 func (d *DownTrack) retransmitLocked(out uint16, now int64) {
 	p := &d.sub.copied
-	e, src, ok := d.fw.lookup(out)
+	e, src, padding, ok := d.fw.lookup(out)
+	if ok && padding {
+		// Lost padding leaves a gap a receiver would otherwise wait on.
+		size := float64(d.hdr.MarshalSize() + paddingSize + srtpOverhead)
+		if d.sub.rtxTokens >= size && d.sendPadding(out, e.padTS, now, true) {
+			d.sub.rtxTokens -= size
+			d.retransmits.Add(1)
+			d.track.stream.reg.retransmits.Add(1)
+		}
+		return
+	}
 	if !ok || !e.layer.copyPacket(src, p) || now-p.Arrival > retransmitAge {
 		d.nackMiss.Add(1)
 		return
@@ -263,7 +342,7 @@ func (d *DownTrack) retransmitLocked(out uint16, now int64) {
 		return
 	}
 	d.sub.rtxTokens -= size
-	d.send(p, out, p.Timestamp+e.tsOff, e.pidOff, e.tl0Off, now)
+	d.send(p, out, p.Timestamp+e.tsOff, e.pidOff, e.tl0Off, now, true)
 	d.retransmits.Add(1)
 	d.track.stream.reg.retransmits.Add(1)
 }
@@ -337,7 +416,7 @@ func (d *DownTrack) replayKeyframe(l *Layer, now int64) bool {
 				d.selectCodec(l.codec)
 			}
 		}
-		d.send(p, r.seq, r.ts, r.pidOff, r.tl0Off, now)
+		d.send(p, r.seq, r.ts, r.pidOff, r.tl0Off, now, false)
 	}
 	if d.fw.started {
 		l.replays.Add(1)
@@ -347,11 +426,12 @@ func (d *DownTrack) replayKeyframe(l *Layer, now int64) bool {
 
 // allocate picks the video layer that fits budget bits per second and the
 // viewer's preferences, with headroom for going up and a backoff for layers
-// that just failed.
-func (d *DownTrack) allocate(budget float64, prefs Preferences, congestedAt, now int64) {
+// that just failed. It returns the rate the layer above it would need
+// when only the budget holds it back (0 otherwise): what to probe for.
+func (d *DownTrack) allocate(budget float64, prefs Preferences, congestedAt, now int64) (want float64) {
 	layers := d.track.Layers()
 	if len(layers) == 0 {
-		return
+		return 0
 	}
 	d.noteCongestion(congestedAt, now)
 
@@ -385,7 +465,7 @@ func (d *DownTrack) allocate(budget float64, prefs Preferences, congestedAt, now
 		}
 	}
 	if n == 0 {
-		return
+		return 0
 	}
 	best := cands[0]
 	curIdx := -1
@@ -401,22 +481,32 @@ func (d *DownTrack) allocate(budget float64, prefs Preferences, congestedAt, now
 		if i > curIdx {
 			need *= upHeadroom
 		}
-		if br != 0 && need > budget {
+		if l == d.blocked && now < d.blockedUntil {
 			break
 		}
-		if l == d.blocked && now < d.blockedUntil {
+		if br != 0 && need > budget {
+			want = br * upHeadroom
 			break
 		}
 		best = l
 	}
 	if best == d.fw.target {
-		return
+		return want
 	}
-	if i := indexOf(cands[:n], best); curIdx >= 0 && i > curIdx {
+	i := indexOf(cands[:n], best)
+	switch {
+	case curIdx >= 0 && i > curIdx:
 		d.upTo, d.upAt = best, now
+	case curIdx >= 0 && i < curIdx && congestedAt != 0 && now-congestedAt < second:
+		d.leaveUntil = now + leaveWait
 	}
 	d.setTarget(best, now)
+	return want
 }
+
+// leaveWait bounds how long a congested viewer waits, without its old
+// layer, for the new one's keyframe; the old layer resumes after it.
+const leaveWait = 2 * second
 
 // noteCongestion blames congestion that follows soon after an up-switch on
 // that switch, and holds the layer back for a growing while.

@@ -12,6 +12,7 @@ const (
 	dropWaitKey               // waiting for a keyframe on the target layer
 	dropOld                   // from before the current switch point
 	dropDuplicate             // already forwarded
+	dropCongested             // the layer being left because the path is congested
 	numDropReasons
 )
 
@@ -26,6 +27,11 @@ type epoch struct {
 	tsOff    uint32
 	pidOff   uint16
 	tl0Off   uint8
+	// padN padding-only packets with timestamp padTS went out just before
+	// startOut. An epoch that starts after padding continues the one
+	// before it, on the same layer, with the sequence numbers moved on.
+	padN  uint8
+	padTS uint32
 }
 
 const numEpochs = 8
@@ -48,6 +54,7 @@ type forwarder struct {
 	lastOutSeq uint16 // highest output sequence number sent
 	lastOutTS  uint32
 	lastOutAt  int64 // arrival time of the packet that set lastOutTS
+	lastMarker bool  // the packet that set lastOutSeq ended a frame
 
 	// Picture id continuity for VP8/VP9 (RFC 7741 §4.2, RFC 9628 §4.2).
 	lastOutPID uint16
@@ -101,8 +108,8 @@ func (f *forwarder) forwardCurrent(p *Packet) result {
 		return result{reason: dropDuplicate}
 	case diff < 0:
 		// Late (reordered or recovered by NACK): forward only if it belongs
-		// to this epoch.
-		if int16(p.SequenceNumber-e.startSrc) < 0 {
+		// to this epoch, or to one that padding split it from.
+		if e = f.epochOf(p.SequenceNumber); e == nil {
 			return result{reason: dropOld}
 		}
 	default:
@@ -119,6 +126,7 @@ func (f *forwarder) forwardCurrent(p *Packet) result {
 		f.lastOutSeq = r.seq
 		f.lastOutTS = r.ts
 		f.lastOutAt = p.Arrival
+		f.lastMarker = p.Marker
 		if p.picture.PIDOffset != 0 {
 			f.lastOutPID = (p.picture.PID + r.pidOff) & pidMask(p.picture.PIDLong)
 			f.lastOutTL0 = p.picture.TL0 + r.tl0Off
@@ -126,6 +134,49 @@ func (f *forwarder) forwardCurrent(p *Packet) result {
 		}
 	}
 	return r
+}
+
+// epochOf returns the epoch a late packet of the current layer belongs
+// to: the current one, or one before it that padding split off, still
+// remembered. It returns nil for a packet from before the current layer.
+func (f *forwarder) epochOf(src uint16) *epoch {
+	for i := range numEpochs {
+		e := &f.epochs[(f.ep-i+numEpochs)%numEpochs]
+		if e.layer != f.cur {
+			return nil
+		}
+		if int16(src-e.startSrc) >= 0 {
+			return e
+		}
+		if e.padN == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
+// maxPadding is the most padding-only packets sent between two frames.
+const maxPadding = 64
+
+// pad reserves n output sequence numbers for padding-only packets right
+// after the frame just forwarded (padding goes only between frames, so a
+// receiver's frame assembly is untouched). It returns the first number and
+// the timestamp they carry, that of the frame before them.
+func (f *forwarder) pad(n int) (first uint16, ts uint32, ok bool) {
+	if !f.started || !f.lastMarker || n <= 0 || n > maxPadding {
+		return 0, 0, false
+	}
+	e := *f.current()
+	first = f.lastOutSeq + 1
+	e.startOut = first + uint16(n)
+	e.startSrc = f.lastSrcSeq + 1
+	e.seqOff += uint16(n)
+	e.padN, e.padTS = uint8(n), f.lastOutTS
+	f.ep = (f.ep + 1) % numEpochs
+	f.epochs[f.ep] = e
+	f.lastOutSeq += uint16(n)
+	f.lastMarker = false
+	return first, f.lastOutTS, true
 }
 
 // switchTo starts a new epoch on layer l at keyframe p, choosing offsets so
@@ -154,6 +205,7 @@ func (f *forwarder) switchTo(l *Layer, p *Packet) {
 	}
 	f.cur = l
 	f.lastSrcSeq = p.SequenceNumber - 1
+	f.lastMarker = false
 }
 
 // continueTimestamp returns the output timestamp for the first packet of a
@@ -199,21 +251,24 @@ func (f *forwarder) continueTimestamp(l *Layer, p *Packet) uint32 {
 }
 
 // lookup maps an output sequence number back to the packet it was made from,
-// for answering a NACK.
-func (f *forwarder) lookup(out uint16) (e *epoch, src uint16, ok bool) {
+// for answering a NACK. For a padding-only packet it returns the epoch the
+// padding precedes and padding set.
+func (f *forwarder) lookup(out uint16) (e *epoch, src uint16, padding, ok bool) {
 	if !f.started || int16(out-f.lastOutSeq) > 0 {
-		return nil, 0, false
+		return nil, 0, false, false
 	}
 	for i := range numEpochs {
 		e := &f.epochs[(f.ep-i+numEpochs)%numEpochs]
-		if e.layer == nil {
-			return nil, 0, false
-		}
-		if int16(out-e.startOut) >= 0 {
-			return e, out - e.seqOff, true
+		switch {
+		case e.layer == nil:
+			return nil, 0, false, false
+		case int16(out-e.startOut) >= 0:
+			return e, out - e.seqOff, false, true
+		case int16(out-(e.startOut-uint16(e.padN))) >= 0:
+			return e, 0, true, true
 		}
 	}
-	return nil, 0, false
+	return nil, 0, false, false
 }
 
 func pidMask(long bool) uint16 {

@@ -378,3 +378,115 @@ func TestNewViewerStartsFromCachedKeyframe(t *testing.T) {
 	}
 	_ = sub
 }
+
+func TestPaddingKeepsTheSequenceMapping(t *testing.T) {
+	l := &Layer{}
+	f := newForwarder(90000)
+	f.target = l
+	pkt := func(seq uint16, key, marker bool) *Packet {
+		return &Packet{SequenceNumber: seq, Timestamp: 3000, Keyframe: key, Marker: marker}
+	}
+	first := f.forward(l, pkt(10, true, false))
+	if first.reason != forwarded {
+		t.Fatalf("keyframe not forwarded: %v", first.reason)
+	}
+	o := first.seq
+	if _, _, ok := f.pad(2); ok {
+		t.Fatal("padding allowed in the middle of a frame")
+	}
+	if r := f.forward(l, pkt(12, false, true)); r.seq != o+2 { // 11 is late
+		t.Fatalf("frame end went out as %d, want %d", r.seq, o+2)
+	}
+	padFirst, padTS, ok := f.pad(2)
+	if !ok || padFirst != o+3 || padTS != first.ts {
+		t.Fatalf("pad: first %d ts %d ok %v; want %d, %d, true", padFirst, padTS, ok, o+3, first.ts)
+	}
+	if r := f.forward(l, pkt(11, false, false)); r.reason != forwarded || r.seq != o+1 {
+		t.Fatalf("late packet from before the padding: %v as %d, want forwarded as %d", r.reason, r.seq, o+1)
+	}
+	if r := f.forward(l, pkt(13, false, true)); r.seq != o+5 {
+		t.Fatalf("packet after the padding went out as %d, want %d", r.seq, o+5)
+	}
+	for _, c := range []struct {
+		out     uint16
+		src     uint16
+		padding bool
+	}{{o + 1, 11, false}, {o + 3, 0, true}, {o + 4, 0, true}, {o + 5, 13, false}} {
+		e, src, padding, ok := f.lookup(c.out)
+		if !ok || padding != c.padding || !padding && src != c.src {
+			t.Fatalf("lookup(%d) = %d, padding %v, ok %v; want %d, padding %v", c.out, src, padding, ok, c.src, c.padding)
+		}
+		if padding && e.padTS != first.ts {
+			t.Fatalf("padding %d: timestamp %d, want %d", c.out, e.padTS, first.ts)
+		}
+	}
+	if _, _, _, ok := f.lookup(o + 6); ok {
+		t.Fatal("lookup answered a sequence number not sent yet")
+	}
+}
+
+func TestProbePaddingGoesBetweenFrames(t *testing.T) {
+	reg := NewRegistry(testConfig())
+	now := second
+	s := newSimulcast(t, reg, now)
+	sub, err := s.stream.Subscribe("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	video := sub.DownTracks()[1]
+	if _, err := video.Bind(rec, 4242, []Codec{{MimeType: "video/VP8", ClockRate: 90000, PayloadType: 100}}, ExtIDs{TransportCC: 3}); err != nil {
+		t.Fatal(err)
+	}
+	sub.Start(now)
+	s.frameAll(t, true, now)
+	sub.mu.Lock()
+	started := sub.bwe.startProbe(1_500_000, 400_000, now)
+	sub.mu.Unlock()
+	if !started {
+		t.Fatal("probe did not start")
+	}
+	for range 12 {
+		now += 33 * millisecond
+		s.frameAll(t, false, now)
+	}
+	pkts := rec.all()
+	var padding, paddingBytes int
+	for i, p := range pkts {
+		if i > 0 && p.h.SequenceNumber != pkts[i-1].h.SequenceNumber+1 {
+			t.Fatalf("packet %d: seq %d after %d", i, p.h.SequenceNumber, pkts[i-1].h.SequenceNumber)
+		}
+		if len(p.payload) != 0 {
+			continue
+		}
+		padding++
+		paddingBytes += int(p.h.PaddingSize)
+		if !p.h.Padding || p.h.PaddingSize == 0 || p.h.Marker {
+			t.Fatalf("packet %d: empty but not padding: %+v", i, p.h)
+		}
+		if prev := pkts[i-1]; !prev.h.Marker && len(prev.payload) != 0 || prev.h.Timestamp != p.h.Timestamp {
+			t.Fatalf("padding %d not right after a frame's end with its timestamp", i)
+		}
+		if len(p.h.GetExtension(3)) != 2 {
+			t.Fatalf("padding %d carries no transport-wide sequence number", i)
+		}
+	}
+	// 400 kbit/s for the probe's 300 ms is 15 kB, sent in bursts.
+	if padding == 0 || paddingBytes > 15_000 || paddingBytes < 10_000 {
+		t.Fatalf("%d padding packets of %d bytes; want 10-15 kB", padding, paddingBytes)
+	}
+	// A lost padding packet is answered with padding: the receiver waits
+	// on the gap otherwise.
+	var lost sent
+	for _, p := range pkts {
+		if len(p.payload) == 0 {
+			lost = p
+			break
+		}
+	}
+	video.OnNACK([]rtcp.NackPair{{PacketID: lost.h.SequenceNumber}}, now)
+	got := rec.all()[len(pkts):]
+	if len(got) != 1 || len(got[0].payload) != 0 || got[0].h.SequenceNumber != lost.h.SequenceNumber || got[0].h.Timestamp != lost.h.Timestamp {
+		t.Fatalf("NACK of padding %d answered with %+v", lost.h.SequenceNumber, got)
+	}
+}

@@ -220,10 +220,27 @@ func (s *Subscriber) allocateLocked(now int64) {
 		return
 	}
 	share := budget / float64(videos)
+	var want, sending float64 // video rates: what the layers above would need, and what goes out
 	for _, d := range s.tracks {
-		if d.w != nil && d.track.kind == KindVideo {
-			d.allocate(share, s.prefs, s.bwe.congestedAt, now)
+		if d.w == nil || d.track.kind != KindVideo {
+			continue
 		}
+		w := d.allocate(share, s.prefs, s.bwe.congestedAt, now)
+		rate := 0.0
+		if l := d.fw.target; l != nil {
+			rate = float64(l.stats.bitrate.Load())
+		}
+		sending += rate
+		want += max(w, rate)
+	}
+	// Before going up, test the path at the rate the next layer needs: a
+	// probe the path carries raises the estimate to it, one it does not
+	// costs a short burst instead of a failed switch.
+	if audio := float64(s.bwe.estimate()) - budget; want > sending && want > budget {
+		// One step at a time: at most probeStep above the estimate, so a
+		// probe into a path that is still full adds little to its queue.
+		target := min(want+audio, float64(s.bwe.estimate())*probeStep)
+		s.bwe.startProbe(target, target-sending-audio, now)
 	}
 }
 
