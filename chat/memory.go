@@ -133,6 +133,11 @@ func (m *Memory) stream(name string) (*memStream, error) {
 	return s, nil
 }
 
+// maxSeq is the highest sequence number: the largest integer a
+// JavaScript client reads exactly from JSON. A line numbered above it is
+// damage.
+const maxSeq = 1<<53 - 1
+
 // load reads a stream's file, keeping every good line and setting damage
 // aside (see Memory).
 func (m *Memory) load(name string, s *memStream) error {
@@ -157,7 +162,7 @@ func (m *Memory) load(name string, s *memStream) error {
 		var e Envelope
 		switch {
 		case len(bytes.TrimSpace(line)) == 0:
-		case json.Unmarshal(line, &e) != nil || e.Seq <= lastGood:
+		case json.Unmarshal(line, &e) != nil || e.Seq <= lastGood || e.Seq > maxSeq:
 			damaged++
 			afterLast++
 			fmt.Fprintf(&bad, "%d\t%s\n", off, line)
@@ -237,6 +242,9 @@ func (m *Memory) Append(_ context.Context, stream string, e *Envelope) (uint64, 
 	}
 	if seq, ok := s.ids[e.ID]; ok && e.ID != "" {
 		return seq, nil
+	}
+	if s.head >= maxSeq {
+		return 0, fmt.Errorf("%w: stream %q has used every sequence number", ErrUnavailable, stream)
 	}
 	c := *e
 	c.Seq = s.head + 1
