@@ -289,8 +289,8 @@ func (n *Endpoint) Run(ctx context.Context) error {
 
 // connectWait is how long a new viewer may take to agree keys (ICE and
 // DTLS): browsers do it within a second of the answer. Checks alone do not
-// keep a session that never completes DTLS.
-const connectWait = 10 * time.Second
+// keep a session that never completes DTLS. A variable for tests.
+var connectWait = 10 * time.Second
 
 // ntpTime converts wall-clock time to a 64-bit NTP timestamp (RFC 5905).
 func ntpTime(t time.Time) uint64 {

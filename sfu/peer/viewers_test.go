@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,5 +165,87 @@ func TestICETCPConnectionsEndWithTheEndpoint(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the endpoint's Close waited on an idle viewer connection")
+	}
+}
+
+// A viewer that keeps ICE alive, answering Glint's checks and sending its
+// own, but never agrees DTLS keys is closed after connectWait: checks alone
+// do not hold a session slot (the lock-out attack of anonymous offers).
+func TestChecksAloneDoNotKeepASession(t *testing.T) {
+	connectWait = 2 * time.Second
+	defer func() { connectWait = 10 * time.Second }()
+	n := testNode(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); _ = n.Run(ctx) }()
+	defer func() { cancel(); <-ran; _ = n.Close() }()
+
+	o, err := ParseOffer(viewerOfferSDP, RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _, err := n.View(context.Background(), liveStream(t), "v1", o, sfu.Preferences{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, remote := v.LocalICE(), v.RemoteICE()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	server := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: n.Port()}
+	var answered atomic.Int32 // Glint's answers to the viewer's checks
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			k, from, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			m := &stun.Message{Raw: append([]byte(nil), buf[:k]...)}
+			if m.Decode() != nil {
+				continue
+			}
+			if m.Type == stun.BindingSuccess {
+				answered.Add(1)
+				continue
+			}
+			if m.Type != stun.BindingRequest {
+				continue
+			}
+			// Glint's own check of this path: answer it, signed as the viewer.
+			resp, err := stun.Build(m, stun.BindingSuccess, &stun.XORMappedAddress{IP: from.IP, Port: from.Port},
+				stun.NewShortTermIntegrity(remote.Pwd), stun.Fingerprint)
+			if err == nil {
+				_, _ = conn.WriteToUDP(resp.Raw, from)
+			}
+		}
+	}()
+	closed := make(chan struct{})
+	go func() { <-v.Done(); close(closed) }()
+	deadline := time.After(connectWait + 5*time.Second)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	for {
+		select {
+		case <-closed:
+			if answered.Load() == 0 {
+				t.Fatal("Glint never answered the viewer's checks: the attack did not get through ICE")
+			}
+			if held := time.Since(start); held < connectWait-time.Second {
+				t.Fatalf("closed after %v, before the viewer had its time to connect", held)
+			}
+			return
+		case <-deadline:
+			t.Fatalf("a viewer sending checks but never DTLS still holds its session after %v", time.Since(start))
+		case <-tick.C:
+			req, _ := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(local.Ufrag+":"+remote.Ufrag),
+				ice.AttrControlling(1), ice.UseCandidate(), stun.NewShortTermIntegrity(local.Pwd), stun.Fingerprint)
+			if _, err := conn.WriteToUDP(req.Raw, server); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
