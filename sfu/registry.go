@@ -63,6 +63,10 @@ func (g *Registry) Close() {
 	g.lanesWG.Wait()
 }
 
+// Lanes returns how many fan-out lanes the registry runs (0: packets are
+// delivered on the ingest goroutine).
+func (g *Registry) Lanes() int { return len(g.lanes) }
+
 // lanesCount is how many sink lists a track keeps: one per lane, or one.
 func (g *Registry) lanesCount() int { return max(len(g.lanes), 1) }
 

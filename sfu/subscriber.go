@@ -54,6 +54,11 @@ func (s *Subscriber) Post(j Job) {
 	j.RunJob()
 }
 
+// Lane returns the fan-out lane the subscriber's packets and jobs run on
+// (0 with no lanes): a transport that sends from one socket per lane
+// picks its socket by it.
+func (s *Subscriber) Lane() int { return s.lane }
+
 // ID returns the session id the subscriber was created with.
 func (s *Subscriber) ID() string { return s.id }
 

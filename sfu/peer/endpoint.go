@@ -120,7 +120,7 @@ func NewEndpoint(cfg Config, reg *sfu.Registry, log *slog.Logger) (*Endpoint, er
 	}
 	n := &Endpoint{cfg: cfg, reg: reg, log: log, viewers: map[*Viewer]struct{}{}}
 	var err error
-	if n.port, err = openPort(cfg, log); err != nil {
+	if n.port, err = openPort(cfg, reg.Lanes(), log); err != nil {
 		return nil, err
 	}
 	if n.pubAPI, err = n.newAPI(); err != nil {

@@ -27,8 +27,9 @@ type Port struct {
 }
 
 // openPort binds the port on every local address and, if enabled, the
-// ICE-TCP listener.
-func openPort(cfg Config, log *slog.Logger) (*Port, error) {
+// ICE-TCP listener. With senders > 1 each address gets that many sockets
+// that only send, one per fan-out lane (see listenUDP).
+func openPort(cfg Config, senders int, log *slog.Logger) (*Port, error) {
 	p := &Port{cfg: cfg, lite: lite.NewMux(log)}
 	logs := lite.Logs(log)
 	ips, err := p.localIPs()
@@ -39,15 +40,21 @@ func openPort(cfg Config, log *slog.Logger) (*Port, error) {
 	var tcps []ice.TCPMux
 	port := cfg.Port
 	for _, ip := range ips {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
-		if err != nil {
+		c, extra, err := listenUDP(ip, port, senders)
+		if c == nil {
 			_ = p.Close()
 			return nil, fmt.Errorf("listen udp %s: %w", net.JoinHostPort(ip.String(), strconv.Itoa(port)), err)
+		}
+		if err != nil {
+			log.Warn("fan-out lanes share the media socket", "addr", c.LocalAddr(), "err", err)
 		}
 		if port == 0 {
 			port = c.LocalAddr().(*net.UDPAddr).Port //nolint:forcetypeassert // a UDP listener
 		}
-		m := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: p.lite.Socket(c), Logger: logs.NewLogger("udpmux")})
+		for _, s := range extra {
+			p.closers = append(p.closers, s.Close)
+		}
+		m := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: p.lite.Socket(c, extra...), Logger: logs.NewLogger("udpmux")})
 		p.closers = append(p.closers, m.Close)
 		udps = append(udps, m)
 	}

@@ -81,6 +81,7 @@ func (n *Endpoint) View(_ context.Context, stream *sfu.Stream, id string, offer 
 		OnClosed:    func(error) { _ = v.Close() },
 		OnRTCP:      func() { sub.Post(v) },
 		OnChannel:   v.acceptChannel,
+		Sender:      sub.Lane(),
 		Spawn:       n.spawn,
 	})
 	tracks, err := answerTracks(offer, sub.DownTracks(), v.t)

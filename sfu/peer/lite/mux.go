@@ -27,6 +27,7 @@ type Mux struct {
 	txns       map[[stun.TransactionIDSize]byte]*Transport // Glint's own checks awaiting an answer
 	transports map[*Transport]struct{}
 	sockets    []*net.UDPConn
+	senders    map[*net.UDPConn][]*net.UDPConn // a shared socket → sockets on its port that only send
 
 	// Counters, for metrics.
 	rtcpDropped atomic.Uint64 // viewer RTCP dropped: the viewer's queue was full
@@ -39,6 +40,7 @@ func NewMux(log *slog.Logger) *Mux {
 	return &Mux{
 		log: log, ufrags: map[string]*Transport{}, addrs: map[netip.AddrPort]*Transport{},
 		txns: map[[stun.TransactionIDSize]byte]*Transport{}, transports: map[*Transport]struct{}{},
+		senders: map[*net.UDPConn][]*net.UDPConn{},
 	}
 }
 
@@ -180,10 +182,17 @@ func stunUsername(b []byte) (string, bool) {
 
 // Socket wraps one shared UDP socket for pion's UDP mux: reads return only
 // the packets no transport of m claimed. Glint's transports send their own
-// checks from it too.
-func (m *Mux) Socket(c *net.UDPConn) net.PacketConn {
+// checks from it too. Senders are sockets bound to the same address and
+// port that are never read (the port's packets all arrive on c): a
+// viewer's media leaves by the one its Config.Sender picks, so fan-out
+// lanes each write on a socket of their own. Go serialises writes on one
+// socket, and lanes sharing c took turns in sendto (BenchmarkParallelWrites).
+func (m *Mux) Socket(c *net.UDPConn, senders ...*net.UDPConn) net.PacketConn {
 	m.mu.Lock()
 	m.sockets = append(m.sockets, c)
+	if len(senders) > 0 {
+		m.senders[c] = senders
+	}
 	m.mu.Unlock()
 	return &socket{UDPConn: c, mux: m}
 }
@@ -252,6 +261,22 @@ func (p udpPath) write(b []byte) error {
 }
 
 func (p udpPath) addr() netip.AddrPort { return p.to }
+
+// sender returns p as media to the viewer leaves: from sender socket i of
+// p's shared socket when it has senders, else p itself.
+func (m *Mux) sender(p path, i int) path {
+	up, ok := p.(udpPath)
+	if !ok {
+		return p
+	}
+	m.mu.RLock()
+	ss := m.senders[up.conn]
+	m.mu.RUnlock()
+	if len(ss) == 0 {
+		return p
+	}
+	return udpPath{conn: ss[i%len(ss)], to: up.to}
+}
 
 func (p udpPath) close() {}
 

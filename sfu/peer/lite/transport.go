@@ -91,6 +91,11 @@ type Config struct {
 	OnRTCP func()
 	// OnChannel takes a data channel the viewer opened; false closes it.
 	OnChannel func(*datachannel.DataChannel) bool
+	// Sender picks which of a shared socket's senders carries the viewer's
+	// media and RTCP (see Mux.Socket): its fan-out lane, so lanes do not
+	// take turns writing on one socket.
+	Sender int
+
 	// Spawn runs long-lived work (the DTLS handshake, then the reader that
 	// hears the viewer leave) on a goroutine its owner waits for, or
 	// reports false and runs nothing once the owner is closing. Nil runs
@@ -167,6 +172,7 @@ type Transport struct {
 	tieBreaker uint64
 	pairs      []*pair
 	selected   *pair
+	media      path             // selected's path as media leaves: on the viewer's sender socket
 	addrs      []netip.AddrPort // the UDP addresses routed to t
 	txns       map[[stun.TransactionIDSize]byte]*pair
 	tcps       []*tcpPath
@@ -481,6 +487,7 @@ func (t *Transport) selectLocked(pr *pair, now time.Time) {
 	}
 	t.log.Debug("viewer path selected", "addr", pr.p.addr())
 	t.selected = pr
+	t.media = t.mux.sender(pr.p, t.cfg.Sender)
 	pr.nextCheck = now.Add(jitter(t.cfg.ConsentInterval))
 	for _, b := range t.held {
 		_ = pr.p.write(b)
@@ -669,7 +676,7 @@ func (t *Transport) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := t.selected.p.write(sealed); err != nil {
+	if err := t.media.write(sealed); err != nil {
 		return 0, err
 	}
 	return n, nil
@@ -693,7 +700,7 @@ func (t *Transport) WriteRTCP(pkts []rtcp.Packet) error {
 	if err != nil {
 		return err
 	}
-	return t.selected.p.write(sealed)
+	return t.media.write(sealed)
 }
 
 // Idle reports whether the viewer has sent nothing for longer than d.

@@ -484,7 +484,7 @@ func TestWriteDoesNotAllocate(t *testing.T) {
 	defer src.Close()
 	tr.mu.Lock()
 	tr.out = out
-	tr.selected = &pair{p: udpPath{conn: src, to: sink.LocalAddr().(*net.UDPAddr).AddrPort()}, validated: true}
+	tr.selectLocked(&pair{p: udpPath{conn: src, to: sink.LocalAddr().(*net.UDPAddr).AddrPort()}, validated: true}, time.Now())
 	tr.mu.Unlock()
 	h := &rtp.Header{Version: 2, PayloadType: 96, SSRC: 1234, Extensions: make([]rtp.Extension, 0, 2)}
 	_ = h.SetExtension(3, []byte{0, 1})
@@ -497,6 +497,55 @@ func TestWriteDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("a viewer write allocates %.1f times", allocs)
+	}
+}
+
+// A transport whose shared socket has senders sends media from the one
+// its Config.Sender picks, and its checks from the shared socket.
+func TestMediaLeavesByTheLanesSender(t *testing.T) {
+	m := NewMux(newTestMuxLog())
+	shared, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	var senders []*net.UDPConn
+	for range 2 {
+		// In the node the senders share the port (SO_REUSEPORT); here
+		// their own ports tell the sink which one sent.
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		senders = append(senders, c)
+	}
+	m.Socket(shared, senders...)
+	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	out, err := srtp.CreateContext(make([]byte, 16), make([]byte, 12), srtp.ProtectionProfileAeadAes128Gcm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := m.New(Config{Remote: Remote{Ufrag: "cli1", Pwd: "clientpassword0123456789"}, Sender: 3})
+	defer tr.Close()
+	tr.mu.Lock()
+	tr.out = out
+	tr.selectLocked(&pair{p: udpPath{conn: shared, to: sink.LocalAddr().(*net.UDPAddr).AddrPort()}, validated: true}, time.Now())
+	tr.mu.Unlock()
+	if _, err := tr.WriteRTP(&rtp.Header{Version: 2, PayloadType: 96, SSRC: 1}, make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	_ = sink.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, from, err := sink.ReadFromUDPAddrPort(make([]byte, 1500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := senders[3%2].LocalAddr().(*net.UDPAddr).AddrPort(); from != want {
+		t.Fatalf("media came from %v, want sender 1 at %v (shared %v)", from, want, shared.LocalAddr())
 	}
 }
 
