@@ -90,6 +90,7 @@ type Endpoint struct {
 	cert        tls.Certificate
 	fingerprint string
 	viewers     map[*Viewer]struct{}
+	connectWait time.Duration // connectWait; tests shorten it
 
 	mu     sync.Mutex // guards viewers and closed
 	closed bool
@@ -118,7 +119,7 @@ func NewEndpoint(cfg Config, reg *sfu.Registry, log *slog.Logger) (*Endpoint, er
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Endpoint{cfg: cfg, reg: reg, log: log, viewers: map[*Viewer]struct{}{}}
+	n := &Endpoint{cfg: cfg, reg: reg, log: log, viewers: map[*Viewer]struct{}{}, connectWait: connectWait}
 	var err error
 	if n.port, err = openPort(cfg, reg.Lanes(), log); err != nil {
 		return nil, err

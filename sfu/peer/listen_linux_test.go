@@ -25,7 +25,7 @@ func TestSendersDoNotTakeThePortsPackets(t *testing.T) {
 			t.Fatalf("a sender on %v, the port on %v", s.LocalAddr(), c.LocalAddr())
 		}
 	}
-	port := c.LocalAddr().(*net.UDPAddr).Port //nolint:forcetypeassert // a UDP listener
+	port := c.LocalAddr().(*net.UDPAddr).Port
 	if c2, _, err := listenUDP(ip, port, 2); err == nil {
 		c2.Close()
 		t.Fatal("a second node bound the same media port")
@@ -34,7 +34,7 @@ func TestSendersDoNotTakeThePortsPackets(t *testing.T) {
 	// to the senders.
 	const flows = 64
 	for i := range flows {
-		f, err := net.DialUDP("udp4", nil, c.LocalAddr().(*net.UDPAddr)) //nolint:forcetypeassert // a UDP listener
+		f, err := net.DialUDP("udp4", nil, c.LocalAddr().(*net.UDPAddr))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -274,7 +274,7 @@ func (n *Endpoint) Run(ctx context.Context) error {
 			for _, v := range vs {
 				connected := v.t.Connected()
 				switch {
-				case !connected && clock.Sub(v.created) > connectWait:
+				case !connected && clock.Sub(v.created) > n.connectWait:
 					v.log.Info("viewer never connected")
 					_ = v.Close()
 				case connected && v.t.Idle(clock, n.cfg.ICEDisconnectedTimeout+n.cfg.ICEFailedTimeout):
@@ -290,8 +290,8 @@ func (n *Endpoint) Run(ctx context.Context) error {
 
 // connectWait is how long a new viewer may take to agree keys (ICE and
 // DTLS): browsers do it within a second of the answer. Checks alone do not
-// keep a session that never completes DTLS. A variable for tests.
-var connectWait = 10 * time.Second
+// keep a session that never completes DTLS.
+const connectWait = 10 * time.Second
 
 // ntpTime converts wall-clock time to a 64-bit NTP timestamp (RFC 5905).
 func ntpTime(t time.Time) uint64 {

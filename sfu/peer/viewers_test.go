@@ -172,9 +172,8 @@ func TestICETCPConnectionsEndWithTheEndpoint(t *testing.T) {
 // own, but never agrees DTLS keys is closed after connectWait: checks alone
 // do not hold a session slot (the lock-out attack of anonymous offers).
 func TestChecksAloneDoNotKeepASession(t *testing.T) {
-	connectWait = 2 * time.Second
-	defer func() { connectWait = 10 * time.Second }()
 	n := testNode(t)
+	n.connectWait = 2 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() { defer close(ran); _ = n.Run(ctx) }()
@@ -224,7 +223,7 @@ func TestChecksAloneDoNotKeepASession(t *testing.T) {
 	}()
 	closed := make(chan struct{})
 	go func() { <-v.Done(); close(closed) }()
-	deadline := time.After(connectWait + 5*time.Second)
+	deadline := time.After(n.connectWait + 5*time.Second)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	start := time.Now()
@@ -234,7 +233,7 @@ func TestChecksAloneDoNotKeepASession(t *testing.T) {
 			if answered.Load() == 0 {
 				t.Fatal("Glint never answered the viewer's checks: the attack did not get through ICE")
 			}
-			if held := time.Since(start); held < connectWait-time.Second {
+			if held := time.Since(start); held < n.connectWait-time.Second {
 				t.Fatalf("closed after %v, before the viewer had its time to connect", held)
 			}
 			return

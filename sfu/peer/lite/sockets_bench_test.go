@@ -67,7 +67,7 @@ func writerSockets(b *testing.B, mode string, n int) []*net.UDPConn {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = first.Close() })
-	socks := []*net.UDPConn{first.(*net.UDPConn)} //nolint:forcetypeassert // a UDP listener
+	socks := []*net.UDPConn{first.(*net.UDPConn)}
 	for len(socks) < n {
 		if mode == "shared" {
 			socks = append(socks, socks[0])
@@ -78,7 +78,7 @@ func writerSockets(b *testing.B, mode string, n int) []*net.UDPConn {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = c.Close() })
-		socks = append(socks, c.(*net.UDPConn)) //nolint:forcetypeassert // a UDP listener
+		socks = append(socks, c.(*net.UDPConn))
 	}
 	return socks
 }
@@ -95,7 +95,7 @@ func receivers(b *testing.B, n int) ([]netip.AddrPort, func()) {
 			b.Fatal(err)
 		}
 		conns = append(conns, c)
-		addrs = append(addrs, c.LocalAddr().(*net.UDPAddr).AddrPort()) //nolint:forcetypeassert // a UDP listener
+		addrs = append(addrs, c.LocalAddr().(*net.UDPAddr).AddrPort())
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
