@@ -135,20 +135,46 @@ type estimator struct {
 
 	// Fallbacks.
 	lastREMB int64
+
+	// ext, when set, stands in for all of the above (Config.NewEstimator).
+	ext Estimator
+}
+
+// Estimator is a bandwidth estimator that can stand in for the core's own
+// per viewer (Config.NewEstimator), for experiments: BenchmarkLayerChanges
+// runs pion/interceptor's GCC through it. It sees every packet sent to the
+// viewer with its transport-wide sequence number and every transport-wide
+// feedback; the core does no probing for it, and allocates layers from its
+// estimate alone.
+type Estimator interface {
+	Sent(seq uint16, size int)
+	Feedback(fb *rtcp.TransportLayerCC)
+	Estimate() uint64
+	// Close is called when the viewer's session ends.
+	Close()
 }
 
 func newEstimator(cfg Config) estimator {
-	return estimator{
+	e := estimator{
 		min:     float64(cfg.MinBitrate),
 		max:     float64(cfg.MaxBitrate),
 		est:     float64(cfg.InitialBitrate),
 		lossCap: float64(cfg.MaxBitrate),
 	}
+	if cfg.NewEstimator != nil {
+		e.ext = cfg.NewEstimator()
+	}
+	return e
 }
 
 // estimate returns the current estimate in bits per second: the lesser of
 // the delay-based estimate and the loss-based ceiling.
-func (e *estimator) estimate() uint64 { return uint64(min(e.est, max(e.lossCap, e.min))) }
+func (e *estimator) estimate() uint64 {
+	if e.ext != nil {
+		return e.ext.Estimate()
+	}
+	return uint64(min(e.est, max(e.lossCap, e.min)))
+}
 
 // probeState is a probe in flight: extra bits per second sent from start
 // to end, and what the viewer acknowledged of what was sent meanwhile.
@@ -172,7 +198,7 @@ type probeState struct {
 func (e *estimator) startProbe(target, extra float64, now int64) bool {
 	p := &e.probe
 	switch {
-	case p.start != 0, now < p.nextAt, now-e.congestedAt < probeQuiet && e.congestedAt != 0, extra <= 0:
+	case e.ext != nil, p.start != 0, now < p.nextAt, now-e.congestedAt < probeQuiet && e.congestedAt != 0, extra <= 0:
 		return false
 	}
 	*p = probeState{start: now, end: now + probeDuration, target: target, extra: extra, backoff: p.backoff, nextAt: p.nextAt}
@@ -226,6 +252,10 @@ func (e *estimator) judgeProbe(now int64) {
 // sent records a packet sent with transport-wide sequence number seq;
 // resend marks a retransmission.
 func (e *estimator) sent(seq uint16, size int, now int64, resend bool) {
+	if e.ext != nil {
+		e.ext.Sent(seq, size)
+		return
+	}
 	sz := uint16(min(max(size, 1), sizeMask))
 	if resend {
 		sz |= resendBit
@@ -236,6 +266,10 @@ func (e *estimator) sent(seq uint16, size int, now int64, resend bool) {
 // onTWCC processes a transport-wide congestion control feedback packet
 // (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1).
 func (e *estimator) onTWCC(fb *rtcp.TransportLayerCC, now int64) {
+	if e.ext != nil {
+		e.ext.Feedback(fb)
+		return
+	}
 	if e.haveFbCount && fb.FbPktCount == e.lastFbCount {
 		return // the same feedback delivered twice (compound packet on two senders)
 	}
@@ -539,6 +573,9 @@ func (e *estimator) update(loss float64, overuse, calm bool, now int64) {
 
 // onREMB uses a receiver's estimate when it sends no transport-wide feedback.
 func (e *estimator) onREMB(bps float64, now int64) {
+	if e.ext != nil {
+		return
+	}
 	e.lastREMB = now
 	if now-e.lastTWCC < feedbackStale && e.lastTWCC != 0 {
 		return
@@ -553,6 +590,9 @@ func (e *estimator) onREMB(bps float64, now int64) {
 // viewer sends neither transport-wide feedback nor REMB. sendRate is what
 // was sent to it, in bits per second.
 func (e *estimator) onLoss(fraction uint8, sendRate float64, now int64) {
+	if e.ext != nil {
+		return
+	}
 	if (e.lastTWCC != 0 && now-e.lastTWCC < feedbackStale) || (e.lastREMB != 0 && now-e.lastREMB < feedbackStale) {
 		return
 	}

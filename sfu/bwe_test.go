@@ -240,3 +240,43 @@ func TestEstimatorFallbacks(t *testing.T) {
 		t.Fatalf("receiver-report loss: estimate %d, want ≤ 850000", got)
 	}
 }
+
+// fixedEstimator is an Estimator that answers a set figure and counts
+// what it is given.
+type fixedEstimator struct {
+	bps            uint64
+	sent, feedback int
+	closed         bool
+}
+
+func (f *fixedEstimator) Sent(uint16, int)                { f.sent++ }
+func (f *fixedEstimator) Feedback(*rtcp.TransportLayerCC) { f.feedback++ }
+func (f *fixedEstimator) Estimate() uint64                { return f.bps }
+func (f *fixedEstimator) Close()                          { f.closed = true }
+
+// An estimator from Config.NewEstimator takes the core's place: it is told
+// every packet and feedback, its figure is the viewer's estimate, the core
+// does not probe for it, and it is closed with the viewer.
+func TestConfiguredEstimatorStandsIn(t *testing.T) {
+	fe := &fixedEstimator{bps: 321_000}
+	cfg := DefaultConfig()
+	cfg.NewEstimator = func() Estimator { return fe }
+	reg := NewRegistry(cfg)
+	reg.Stream("r").StartPublication(HostID, &testSource{}, second)
+	sub, err := reg.Stream("r").Subscribe("v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.bwe.sent(1, 1200, second, false)
+	sub.OnTransportCC(feedback(0, 1, []int64{1000}), second)
+	if got := sub.Estimate(); got != 321_000 || fe.sent != 1 || fe.feedback != 1 {
+		t.Fatalf("estimate %d, sent %d, feedback %d", got, fe.sent, fe.feedback)
+	}
+	if sub.bwe.startProbe(1e6, 1e6, 10*second) {
+		t.Fatal("the core probed for a configured estimator")
+	}
+	sub.Close(nil)
+	if !fe.closed {
+		t.Fatal("the estimator was not closed with the viewer")
+	}
+}

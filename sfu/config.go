@@ -38,6 +38,9 @@ type Config struct {
 	// GOMAXPROCS is a good number. 0 delivers on each layer's ingest
 	// goroutine (the core's own tests do).
 	Workers int
+	// NewEstimator, when set, makes each viewer's bandwidth estimator in
+	// place of the core's own (an experiment; see Estimator).
+	NewEstimator func() Estimator
 }
 
 // DefaultConfig returns the settings used when nothing is configured.

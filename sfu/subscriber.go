@@ -118,6 +118,9 @@ func (s *Subscriber) Close(reason error) {
 	}
 	s.closed = true
 	fn := s.onClose
+	if s.bwe.ext != nil {
+		s.bwe.ext.Close()
+	}
 	s.mu.Unlock()
 	for _, d := range s.tracks {
 		d.track.RemoveSink(d)

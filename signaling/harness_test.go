@@ -40,6 +40,7 @@ type nodeOptions struct {
 	tcp         bool
 	publicIPs   []string
 	limits      func(*signaling.Config) // sets admission limits for a test
+	estimator   func() sfu.Estimator    // in place of the core's own (BenchmarkLayerChanges)
 }
 
 func startNode(t testing.TB, o nodeOptions) *node {
@@ -63,6 +64,7 @@ func startNodeWith(t testing.TB, o nodeOptions, listenTCP func(network, addr str
 		sc.ReconnectGrace = 30 * time.Second
 	}
 	sc.Workers = 2 // lanes, as glint serve runs them on two cores
+	sc.NewEstimator = o.estimator
 	reg := sfu.NewRegistry(sc)
 	pc := peer.DefaultConfig()
 	pc.Port = 0

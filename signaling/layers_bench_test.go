@@ -13,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/glintlive/glint/internal/client"
+	"github.com/glintlive/glint/sfu"
 )
 
 // frameTracker follows what a viewer could decode: like a receiver's
@@ -225,43 +226,53 @@ func figures(layers []client.LayerChange, capAt, liftAt time.Time, fr *frameTrac
 // reorders) to every viewer's link for the whole run. The link sits on the
 // viewer's socket, before decryption, as a real one would; a viewer asks
 // for a keyframe when a gap stays open for 500 ms, as a browser does.
+// Each case runs with Glint's estimator ("glint") and with
+// pion/interceptor's GCC in its place ("pion-gcc", see pionGCC).
 //
-//	go test -run '^$' -bench LayerChanges -benchtime 3x ./signaling/
+//	go test -run '^$' -bench 'LayerChanges/glint' -benchtime 3x -timeout 30m ./signaling/
 func BenchmarkLayerChanges(b *testing.B) {
-	for _, lossy := range []bool{false, true} {
-		name := "clean"
-		if lossy {
-			name = "lossy"
+	for _, est := range []struct {
+		name string
+		new  func() sfu.Estimator
+	}{{"glint", nil}, {"pion-gcc", newPionGCC}} {
+		for _, lossy := range []bool{false, true} {
+			name := est.name + "/clean"
+			if lossy {
+				name = est.name + "/lossy"
+			}
+			b.Run(name, func(b *testing.B) { layerBench(b, est.new, lossy) })
 		}
-		b.Run(name, func(b *testing.B) {
-			var all []layerFigures
-			for range b.N {
-				all = append(all, layerRun(b, lossy)...)
-			}
-			med := func(get func(layerFigures) float64) float64 {
-				v := make([]float64, len(all))
-				for i, f := range all {
-					v[i] = get(f)
-				}
-				slices.Sort(v)
-				return v[len(v)/2]
-			}
-			b.ReportMetric(med(func(f layerFigures) float64 { return f.down.Seconds() }), "down-s")
-			b.ReportMetric(med(func(f layerFigures) float64 { return f.frozen * 100 }), "frozen-%")
-			b.ReportMetric(med(func(f layerFigures) float64 { return f.up.Seconds() }), "up-s")
-			b.ReportMetric(med(func(f layerFigures) float64 { return float64(f.extra) }), "extra-changes")
-			for i, f := range all {
-				b.Logf("capped viewer %d: down %v (%v), frozen %.1f%%, up %v (%v), %d changes, %d extra",
-					i, f.down.Round(time.Millisecond), f.reachedDown, f.frozen*100, f.up.Round(time.Millisecond), f.reachedUpTop, f.changes, f.extra)
-			}
-		})
+	}
+}
+
+// layerBench runs b.N layer runs and reports the capped viewers' medians.
+func layerBench(b *testing.B, est func() sfu.Estimator, lossy bool) {
+	var all []layerFigures
+	for range b.N {
+		all = append(all, layerRun(b, est, lossy)...)
+	}
+	med := func(get func(layerFigures) float64) float64 {
+		v := make([]float64, len(all))
+		for i, f := range all {
+			v[i] = get(f)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	b.ReportMetric(med(func(f layerFigures) float64 { return f.down.Seconds() }), "down-s")
+	b.ReportMetric(med(func(f layerFigures) float64 { return f.frozen * 100 }), "frozen-%")
+	b.ReportMetric(med(func(f layerFigures) float64 { return f.up.Seconds() }), "up-s")
+	b.ReportMetric(med(func(f layerFigures) float64 { return float64(f.extra) }), "extra-changes")
+	for i, f := range all {
+		b.Logf("capped viewer %d: down %v (%v), frozen %.1f%%, up %v (%v), %d changes, %d extra",
+			i, f.down.Round(time.Millisecond), f.reachedDown, f.frozen*100, f.up.Round(time.Millisecond), f.reachedUpTop, f.changes, f.extra)
 	}
 }
 
 // layerRun is one 40 s run; it returns the capped viewers' figures.
-func layerRun(b *testing.B, lossy bool) []layerFigures {
+func layerRun(b *testing.B, est func() sfu.Estimator, lossy bool) []layerFigures {
 	b.Helper()
-	n := startNode(b, nodeOptions{})
+	n := startNode(b, nodeOptions{estimator: est})
 	defer n.close()
 	n.publish(b, client.PublisherConfig{Codec: "H264", Simulcast: true, Audio: true})
 	eventually(b, 5*time.Second, "stream live", func() bool { return roomState(n) == "live" })
