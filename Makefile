@@ -54,9 +54,10 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	$(GO) test ./sfu/ -run '^$$' -fuzz '^FuzzIngest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./sfu/ -run '^$$' -fuzz '^FuzzFeedback$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./sfu/peer/ -run '^$$' -fuzz '^FuzzParseOffer$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./sfu/peer/ -run '^$$' -fuzz '^FuzzViewerPacket$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./sfu/peer/lite/ -run '^$$' -fuzz '^FuzzTransportPacket$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./signaling/ -run '^$$' -fuzz '^FuzzParseFragment$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./chat/ -run '^$$' -fuzz '^FuzzReceive$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./chat/ -run '^$$' -fuzz '^FuzzMemoryLoad$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/codec/ -run '^$$' -fuzz '^FuzzAssemble$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/codec/ -run '^$$' -fuzz '^FuzzInspect$$' -fuzztime $(FUZZTIME)
 
