@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/glintlive/glint/hlsbridge"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/sfu/peer"
 	"github.com/glintlive/glint/signaling"
@@ -36,6 +37,9 @@ type Config struct {
 	SFU           sfu.Config
 	Signaling     signaling.Config
 	Chat          ChatConfig
+	// HLS packages live streams as LL-HLS at /hls/{stream}/index.m3u8.
+	HLS    hlsbridge.Config
+	HLSOff bool
 }
 
 func defaultConfig() Config {
@@ -49,6 +53,7 @@ func defaultConfig() Config {
 		SFU:        sfu.DefaultConfig(),
 		Signaling:  signaling.DefaultConfig(),
 		Chat:       defaultChatConfig(),
+		HLS:        hlsbridge.DefaultConfig(),
 	}
 }
 
@@ -68,7 +73,7 @@ func (c *Config) Validate() error {
 	if c.Listen == "" || c.DataDir == "" {
 		return errors.New("listen and data-dir must not be empty")
 	}
-	return errors.Join(c.RTC.Validate(), c.SFU.Validate(), c.Signaling.Validate(), c.Chat.Validate())
+	return errors.Join(c.RTC.Validate(), c.SFU.Validate(), c.Signaling.Validate(), c.Chat.Validate(), c.HLS.Validate())
 }
 
 // setting is one configurable value: the same name in the YAML file, as
@@ -136,6 +141,9 @@ func (c *Config) settings() []*setting {
 		boolean("rtc-tcp", "also accept ICE-TCP on rtc-port, for networks that block UDP", &c.RTC.TCP),
 		dur("ice-disconnected-timeout", "silence after which a peer counts as disconnected", &c.RTC.ICEDisconnectedTimeout),
 		dur("ice-failed-timeout", "further silence after which a peer counts as gone", &c.RTC.ICEFailedTimeout),
+		boolean("hls-off", "do not package live streams as LL-HLS (/hls/{stream}/index.m3u8)", &c.HLSOff),
+		dur("hls-part", "least duration of an LL-HLS part", &c.HLS.PartDuration),
+		dur("hls-segment", "least duration of an LL-HLS segment; segments end at keyframes, so publishers should send one at least this often", &c.HLS.SegmentDuration),
 		dur("reconnect-grace", "how long viewers wait for a dropped publisher to come back", &c.SFU.ReconnectGrace),
 		dur("keyframe-interval", "least time between keyframe requests to a publisher (requests coalesce)", &c.SFU.KeyframeInterval),
 		dur("keyframe-cache", "a new viewer starts from a cached keyframe this recent instead of asking for one (adds up to this much latency at its start; 0 turns it off)", &c.SFU.KeyframeCache),

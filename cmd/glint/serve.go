@@ -21,6 +21,7 @@ import (
 
 	"github.com/glintlive/glint/chat"
 	"github.com/glintlive/glint/examples/web"
+	"github.com/glintlive/glint/hlsbridge"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/sfu/peer"
 	"github.com/glintlive/glint/signaling"
@@ -73,6 +74,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		}
 	}()
 	attachChannels(srv, hub)
+	var hls *hlsbridge.Bridge
+	if !cfg.HLSOff {
+		hls = hlsbridge.New(reg, cfg.HLS, log)
+	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(newCollector(reg, node, srv), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -87,7 +92,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		publicMetrics = nil
 	}
 	hs := &http.Server{
-		Handler:           routes(srv, chatAPI, publicMetrics),
+		Handler:           routes(srv, chatAPI, hls, publicMetrics),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second, // bodies are at most 64 KiB
 		MaxHeaderBytes:    64 << 10,
@@ -132,6 +137,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	running = true
 	go func() { errc <- reg.Run(ctx) }()
 	go func() { errc <- node.Run(ctx) }()
+	hlsDone := make(chan struct{})
+	go func() {
+		defer close(hlsDone)
+		if hls != nil {
+			_ = hls.Run(ctx)
+		}
+	}()
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -150,6 +162,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	log.Info("shutting down")
 	errs := []error{srv.Shutdown(drain), hs.Shutdown(drain)}
 	<-chatDone
+	<-hlsDone
 	errs = append(errs, hub.Close())
 	if errors.Is(runErr, http.ErrServerClosed) {
 		runErr = nil
@@ -158,10 +171,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 }
 
 // routes mounts the endpoints, the API, metrics and the pages.
-func routes(srv *signaling.Server, chatAPI *chat.API, metrics *prometheus.Registry) http.Handler {
+func routes(srv *signaling.Server, chatAPI *chat.API, hls *hlsbridge.Bridge, metrics *prometheus.Registry) http.Handler {
 	m := http.NewServeMux()
 	srv.Register(m)
 	chatAPI.Register(m)
+	if hls != nil {
+		m.Handle("GET /hls/", hls)
+	}
 	if metrics != nil {
 		m.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	}

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+
+	"github.com/glintlive/glint/internal/client"
 )
 
 // layerSizes are the simulcast layers' picture sizes, low to high.
@@ -48,31 +50,46 @@ func (c *clip) Next(layer int, key bool) ([][]byte, bool) {
 // clipSeconds is the length of the looped clip.
 const clipSeconds = 4
 
-// makeClip encodes the layers a run publishes with ffmpeg's libx264:
-// baseline profile, one slice per frame, parameter sets before every IDR, a
-// keyframe every second, no B-frames.
+// makeClip encodes the layers a run publishes (EncodeClip).
 func makeClip(ctx context.Context, ffmpeg string, layers []int, bitrates [3]int, fps int) (*clip, error) {
 	c := &clip{}
 	for _, i := range layers {
-		w, h := layerSizes[i][0], layerSizes[i][1]
-		br := strconv.Itoa(bitrates[i])
-		cmd := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
-			"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps), "-t", strconv.Itoa(clipSeconds),
-			"-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-preset", "veryfast", "-tune", "zerolatency",
-			"-x264-params", fmt.Sprintf("threads=1:sliced-threads=0:keyint=%d:min-keyint=%d:scenecut=0:repeat-headers=1:aud=0", fps, fps),
-			"-b:v", br, "-maxrate", br, "-bufsize", strconv.Itoa(bitrates[i]/2), "-f", "h264", "pipe:1")
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("ffmpeg %dx%d: %w: %s", w, h, err, errOut.String())
-		}
-		lc, err := splitAccessUnits(out.Bytes())
+		aus, keys, err := EncodeClip(ctx, ffmpeg, layerSizes[i][0], layerSizes[i][1], fps, bitrates[i])
 		if err != nil {
-			return nil, fmt.Errorf("ffmpeg %dx%d output: %w", w, h, err)
+			return nil, err
 		}
-		c.layers[i] = lc
+		c.layers[i] = &layerClip{aus: aus, keys: keys}
 	}
 	return c, nil
+}
+
+// SimulcastClip encodes all three layers at bitrates (low to high), for
+// a client.PublisherConfig's Video: a publisher that sends real H.264.
+func SimulcastClip(ctx context.Context, ffmpeg string, bitrates [3]int, fps int) (client.VideoSource, error) {
+	return makeClip(ctx, ffmpeg, []int{0, 1, 2}, bitrates, fps)
+}
+
+// EncodeClip encodes clipSeconds of a test picture of w x h with ffmpeg's
+// libx264 (baseline profile, one slice per frame, parameter sets before
+// every IDR, a keyframe every second, no B-frames) and returns its access
+// units (NAL units without start codes) and which are keyframes.
+func EncodeClip(ctx context.Context, ffmpeg string, w, h, fps, bitrate int) ([][][]byte, []bool, error) {
+	br := strconv.Itoa(bitrate)
+	cmd := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps), "-t", strconv.Itoa(clipSeconds),
+		"-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-preset", "veryfast", "-tune", "zerolatency",
+		"-x264-params", fmt.Sprintf("threads=1:sliced-threads=0:keyint=%d:min-keyint=%d:scenecut=0:repeat-headers=1:aud=0", fps, fps),
+		"-b:v", br, "-maxrate", br, "-bufsize", strconv.Itoa(bitrate/2), "-f", "h264", "pipe:1")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return nil, nil, fmt.Errorf("ffmpeg %dx%d: %w: %s", w, h, err, errOut.String())
+	}
+	lc, err := splitAccessUnits(out.Bytes())
+	if err != nil {
+		return nil, nil, fmt.Errorf("ffmpeg %dx%d output: %w", w, h, err)
+	}
+	return lc.aus, lc.keys, nil
 }
 
 // splitAccessUnits groups an Annex B stream's NAL units into access units:

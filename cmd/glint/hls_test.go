@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glintlive/glint/internal/client"
+	"github.com/glintlive/glint/internal/load"
+)
+
+// A WHIP publisher sending H.264 simulcast is served as LL-HLS by the node
+// with no transcoding: a rendition per layer in one multivariant playlist,
+// each readable by ffprobe at its layer's size.
+func TestServeLLHLSFromSimulcast(t *testing.T) {
+	ffmpeg(t)
+	const key = "hls-test-key-1234567"
+	node := launch(t, "--stream-key", "demo="+key)
+	clip, err := load.SimulcastClip(context.Background(), "ffmpeg", [3]int{150_000, 400_000, 900_000}, 15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := client.Publish(context.Background(), client.PublisherConfig{Endpoint: node.URL + "/whip/demo", Token: key,
+		Codec: "H264", Simulcast: true, Audio: true, FPS: 15, Video: clip, Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pub.Stop() }()
+	var index string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := get(t, node.URL+"/hls/demo/index.m3u8")
+		if code == 200 && strings.Count(body, "#EXT-X-STREAM-INF:") == 3 {
+			index = body
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no three-rendition playlist after 20 s: %d\n%s", code, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, want := range []string{"RESOLUTION=320x180", "RESOLUTION=640x360", "RESOLUTION=1280x720", "opus", `TYPE=AUDIO`} {
+		if !strings.Contains(index, want) {
+			t.Errorf("the playlist lacks %q:\n%s", want, index)
+		}
+	}
+	low := regexp.MustCompile(`RESOLUTION=320x180[^\n]*\n([^\n]+)`).FindStringSubmatch(index)
+	if low == nil {
+		t.Fatalf("no 320x180 rendition:\n%s", index)
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "json", node.URL+"/hls/demo/"+low[1]).Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	var probe struct {
+		Streams []struct {
+			Codec         string `json:"codec_name"`
+			Width, Height int
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal(out, &probe); err != nil || len(probe.Streams) == 0 ||
+		probe.Streams[0].Codec != "h264" || probe.Streams[0].Width != 320 || probe.Streams[0].Height != 180 {
+		t.Fatalf("ffprobe read %s (%v)", out, err)
+	}
+	if code, _ := get(t, node.URL+"/hls/nostream/index.m3u8"); code != 404 {
+		t.Fatalf("an unknown stream: %d", code)
+	}
+}

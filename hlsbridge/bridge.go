@@ -1,0 +1,209 @@
+package hlsbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/glintlive/glint/sfu"
+)
+
+// Config sets the packaging.
+type Config struct {
+	// PartDuration is the least duration of an LL-HLS part (default
+	// 200 ms); SegmentDuration the least of a segment (default 1 s).
+	// Segments end at keyframes, so the publisher's keyframe interval
+	// should not exceed SegmentDuration.
+	PartDuration, SegmentDuration time.Duration
+	// Segments is how many segments a media playlist lists (default 7).
+	Segments int
+	// Queue is how many packets wait between the core and the muxers
+	// (default 2048); beyond it packets are dropped and counted.
+	Queue int
+}
+
+// Validate checks the durations: parts of 100 ms to 1 s, segments of at
+// least a part and at most 10 s.
+func (c Config) Validate() error {
+	switch {
+	case c.PartDuration < 100*time.Millisecond || c.PartDuration > time.Second:
+		return fmt.Errorf("hls-part %v: use 100ms to 1s", c.PartDuration)
+	case c.SegmentDuration < c.PartDuration || c.SegmentDuration > 10*time.Second:
+		return fmt.Errorf("hls-segment %v: use hls-part to 10s", c.SegmentDuration)
+	}
+	return nil
+}
+
+// DefaultConfig returns the settings used when nothing is configured.
+func DefaultConfig() Config {
+	return Config{PartDuration: 200 * time.Millisecond, SegmentDuration: time.Second, Segments: 7, Queue: 2048}
+}
+
+// Bridge packages every live stream of a registry as LL-HLS and serves it
+// (ServeHTTP).
+type Bridge struct {
+	reg *sfu.Registry
+	cfg Config
+	log *slog.Logger
+
+	w *sfu.Watcher
+
+	mu       sync.Mutex
+	sessions map[string]*session
+}
+
+// New returns a bridge for reg's streams; Run starts it.
+func New(reg *sfu.Registry, cfg Config, log *slog.Logger) *Bridge {
+	def := DefaultConfig()
+	if cfg.PartDuration <= 0 {
+		cfg.PartDuration = def.PartDuration
+	}
+	if cfg.SegmentDuration <= 0 {
+		cfg.SegmentDuration = def.SegmentDuration
+	}
+	if cfg.Segments < 7 {
+		cfg.Segments = def.Segments
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = def.Queue
+	}
+	// Watching starts here, not in Run: no event between the two is lost.
+	return &Bridge{reg: reg, cfg: cfg, log: log, w: reg.Watch(), sessions: map[string]*session{}}
+}
+
+// Run follows the registry's stream events until ctx ends: a stream that
+// goes live, gains a layer or gets a new publication is (re)packaged; one
+// that ends is closed.
+func (b *Bridge) Run(ctx context.Context) error {
+	defer b.w.Close()
+	defer b.closeAll()
+	for {
+		ev, err := b.w.Next(ctx)
+		if err != nil {
+			if errors.Is(err, context.Canceled) || errors.Is(err, sfu.ErrWatcherClosed) {
+				return nil
+			}
+			return err
+		}
+		if ev.Participant != sfu.HostID {
+			continue
+		}
+		switch ev.Kind {
+		case sfu.EventLive, sfu.EventLayers, sfu.EventPublication:
+			b.start(ev.Stream)
+		case sfu.EventEnded:
+			b.stop(ev.Stream)
+		case sfu.EventReconnecting:
+		}
+	}
+}
+
+// start packages stream name from its current layers, replacing a session
+// whose layers changed.
+func (b *Bridge) start(name string) {
+	st := b.reg.Lookup(name)
+	if st == nil {
+		return
+	}
+	audio, video := st.Tracks()
+	b.mu.Lock()
+	old := b.sessions[name]
+	b.mu.Unlock()
+	if old != nil && old.same(audio, video) {
+		return
+	}
+	s, err := newSession(st, audio, video, b.cfg, b.log.With("stream", name))
+	if err != nil {
+		b.log.Warn("hls: cannot package the stream", "stream", name, "err", err)
+		if old != nil {
+			b.stop(name)
+		}
+		return
+	}
+	b.mu.Lock()
+	b.sessions[name] = s
+	b.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+}
+
+func (b *Bridge) stop(name string) {
+	b.mu.Lock()
+	s := b.sessions[name]
+	delete(b.sessions, name)
+	b.mu.Unlock()
+	if s != nil {
+		s.close()
+	}
+}
+
+func (b *Bridge) closeAll() {
+	b.mu.Lock()
+	ss := b.sessions
+	b.sessions = map[string]*session{}
+	b.mu.Unlock()
+	for _, s := range ss {
+		s.close()
+	}
+}
+
+// Stats are a stream's packaging counters.
+type Stats struct {
+	Renditions int
+	Dropped    uint64 // packets dropped because the bridge's queue was full
+}
+
+// Stats returns stream's counters, and false when it is not packaged.
+func (b *Bridge) Stats(stream string) (Stats, bool) {
+	b.mu.Lock()
+	s := b.sessions[stream]
+	b.mu.Unlock()
+	if s == nil {
+		return Stats{}, false
+	}
+	return Stats{Renditions: len(s.rends), Dropped: s.dropped.Load()}, true
+}
+
+// ServeHTTP serves /hls/{stream}/index.m3u8 (the multivariant playlist)
+// and /hls/{stream}/{rendition}/{file} (media playlists, init files,
+// segments and parts), with CORS open to any origin: the playlists carry
+// no credentials. Unknown streams and files are 404.
+func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	rest, ok := strings.CutPrefix(r.URL.Path, "/hls/")
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	parts := strings.Split(rest, "/")
+	lookup := func() *session {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.sessions[parts[0]]
+	}
+	s := lookup()
+	switch {
+	case s == nil:
+		http.Error(w, "no HLS for this stream: it is not live", http.StatusNotFound)
+	case len(parts) == 2 && parts[1] == "index.m3u8":
+		ctx, cancel := context.WithTimeout(r.Context(), indexWait)
+		defer cancel()
+		for s != nil && !s.serveIndex(ctx, w) {
+			s = lookup() // replaced while waiting: the new one answers
+		}
+		if s == nil {
+			http.Error(w, "no HLS for this stream: it is not live", http.StatusNotFound)
+			return
+		}
+	case len(parts) == 3:
+		s.serveFile(w, r, parts[1], parts[2])
+	default:
+		http.NotFound(w, r)
+	}
+}

@@ -1,0 +1,240 @@
+package hlsbridge
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"go.uber.org/goleak"
+
+	"github.com/glintlive/glint/internal/load"
+	"github.com/glintlive/glint/sfu"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("this test runs the real %s: apt-get install ffmpeg (or make test-deps): %v", name, err)
+	}
+	return p
+}
+
+type keySource struct{ asked atomic.Int32 }
+
+func (k *keySource) RequestKeyframe(*sfu.Layer) { k.asked.Add(1) }
+func (k *keySource) Close() error               { return nil }
+
+// live publishes two H.264 simulcast layers (real x264 encodings of a test
+// picture, 15 fps, a keyframe a second) and Opus audio into a registry in
+// real time, as a WHIP publisher's packets would arrive, until the test
+// ends. It returns the bridge serving the stream over real HTTP.
+func live(t *testing.T) (url string, src *keySource) {
+	t.Helper()
+	ff := tool(t, "ffmpeg")
+	const fps = 15
+	sizes := [][2]int{{320, 180}, {160, 90}}
+	var clips [][][][]byte
+	var keys [][]bool
+	for _, s := range sizes {
+		aus, k, err := load.EncodeClip(context.Background(), ff, s[0], s[1], fps, 300_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clips, keys = append(clips, aus), append(keys, k)
+	}
+	reg := sfu.NewRegistry(sfu.DefaultConfig())
+	logTo := io.Discard
+	if testing.Verbose() {
+		logTo = os.Stderr
+	}
+	br := New(reg, Config{}, slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = br.Run(ctx) })
+	src = &keySource{}
+	st := reg.Stream("demo")
+	pub := st.StartPublication(sfu.HostID, src, sfu.Now())
+	var layers []*sfu.Layer
+	for _, rid := range []string{"h", "l"} {
+		l, err := pub.AddLayer(rid, sfu.Codec{MimeType: "video/H264", ClockRate: 90000, Fmtp: "packetization-mode=1;profile-level-id=42e01f"}, sfu.ExtIDs{}, sfu.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	audio, err := pub.AddLayer("", sfu.Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2}, sfu.ExtIDs{}, sfu.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() {
+		var pay codecs.H264Payloader
+		seqs := make([]uint16, len(layers))
+		var aseq uint16
+		start := time.Now()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		frames := 0
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: aseq, Timestamp: uint32(i * 960), SSRC: 9, Marker: true},
+				Payload: []byte{0xf8, 0xff, 0xfe}}
+			aseq++
+			b, _ := p.Marshal()
+			_ = audio.Ingest(b, sfu.Now())
+			for time.Since(start) >= time.Duration(frames)*time.Second/fps {
+				for li, l := range layers {
+					au := clips[li][frames%len(clips[li])]
+					var annexB []byte
+					for _, n := range au {
+						annexB = append(append(annexB, 0, 0, 0, 1), n...)
+					}
+					payloads := pay.Payload(1200, annexB)
+					for pi, pl := range payloads {
+						p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 102, SequenceNumber: seqs[li], Timestamp: uint32(frames * 90000 / fps),
+							SSRC: uint32(100 + li), Marker: pi == len(payloads)-1}, Payload: pl}
+						seqs[li]++
+						b, _ := p.Marshal()
+						_ = l.Ingest(b, sfu.Now())
+					}
+				}
+				frames++
+			}
+		}
+	})
+	hs := httptest.NewServer(br)
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		hs.Close()
+		reg.Close()
+	})
+	_ = keys
+	// The bridge takes the stream up on its events, asynchronously.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := br.Stats("demo"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the bridge never took the stream up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return hs.URL, src
+}
+
+// An H.264 simulcast stream becomes a multivariant LL-HLS playlist with a
+// rendition per layer and the audio, without transcoding: ffprobe reads
+// every rendition at its layer's size.
+func TestSimulcastBecomesLLHLS(t *testing.T) {
+	url, src := live(t)
+	resp, err := http.Get(url + "/hls/demo/index.m3u8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("%d %v\n%s", resp.StatusCode, resp.Header, body)
+	}
+	index := string(body)
+	t.Logf("multivariant playlist:\n%s", index)
+	for _, want := range []string{"#EXT-X-STREAM-INF:", "RESOLUTION=320x180", "RESOLUTION=160x90", "r0/video1_stream.m3u8", "r1/video1_stream.m3u8", `URI="r0/audio2_stream.m3u8"`, "avc1.", "opus"} {
+		if !strings.Contains(index, want) {
+			t.Errorf("the multivariant playlist lacks %q:\n%s", want, index)
+		}
+	}
+	if src.asked.Load() == 0 {
+		t.Error("the bridge did not ask the publisher for keyframes")
+	}
+	small := regexp.MustCompile(`RESOLUTION=160x90[^\n]*\n([^\n]+)`).FindStringSubmatch(index)
+	if small == nil {
+		t.Fatalf("no 160x90 rendition:\n%s", index)
+	}
+	out, err := exec.Command(tool(t, "ffprobe"), "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "json", url+"/hls/demo/"+small[1]).Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	var probe struct {
+		Streams []struct {
+			Codec  string `json:"codec_name"`
+			Width  int    `json:"width"`
+			Height int    `json:"height"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal(out, &probe); err != nil || len(probe.Streams) == 0 {
+		t.Fatalf("ffprobe said %s (%v)", out, err)
+	}
+	if s := probe.Streams[0]; s.Codec != "h264" || s.Width != 160 || s.Height != 90 {
+		t.Fatalf("the 160x90 rendition reads as %+v", s)
+	}
+}
+
+// A blocking playlist request for a part that does not exist yet returns
+// once it does, with that part in it; unknown names are 404.
+func TestBlockingReloadAndMissingFiles(t *testing.T) {
+	url, _ := live(t)
+	get := func(path string) (int, string, time.Duration) {
+		start := time.Now()
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), time.Since(start)
+	}
+	if code, _, _ := get("/hls/demo/index.m3u8"); code != http.StatusOK {
+		t.Fatalf("index %d", code)
+	}
+	code, pl, _ := get("/hls/demo/r0/video1_stream.m3u8")
+	if code != http.StatusOK || !strings.Contains(pl, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES") || !strings.Contains(pl, "#EXT-X-PRELOAD-HINT") {
+		t.Fatalf("media playlist %d:\n%s", code, pl)
+	}
+	hint := regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="[^"]*_part(\d+)\.mp4"`).FindStringSubmatch(pl)
+	msn := regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`).FindStringSubmatch(pl)
+	segs := strings.Count(pl, "#EXTINF:")
+	if hint == nil || msn == nil {
+		t.Fatalf("no preload hint or media sequence:\n%s", pl)
+	}
+	first, _ := strconv.Atoi(msn[1])
+	next := first + segs // the segment being made
+	code, pl2, took := get("/hls/demo/r0/video1_stream.m3u8?_HLS_msn=" + strconv.Itoa(next+1) + "&_HLS_part=0")
+	if code != http.StatusOK || took < 100*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("a blocking request for the next segment's first part: %d after %v", code, took)
+	}
+	if got := regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`).FindStringSubmatch(pl2); len(got) < 2 || strings.Count(pl2, "#EXTINF:")+atoi(got[1]) < next+1 {
+		t.Fatalf("the playlist returned does not hold segment %d:\n%s", next, pl2)
+	}
+	for _, p := range []string{"/hls/other/index.m3u8", "/hls/demo/r9/video1_stream.m3u8", "/hls/demo/r0/nothing_seg1.mp4", "/hls/demo/r0/..%2fsecret.mp4", "/hls/demo/r0/a.b.m3u8"} {
+		if code, _, _ := get(p); code != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", p, code)
+		}
+	}
+	if code, _, _ := get("/hls/demo/r0/video1_stream.m3u8?_HLS_msn=99999"); code != http.StatusBadRequest {
+		t.Errorf("a request far ahead: %d, want 400", code)
+	}
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }

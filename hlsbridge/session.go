@@ -1,0 +1,392 @@
+package hlsbridge
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2"
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/pion/rtp"
+
+	"github.com/glintlive/glint/internal/codec"
+	"github.com/glintlive/glint/sfu"
+)
+
+// session packages one live stream: a rendition per H.264 layer, each
+// with the stream's Opus audio.
+type session struct {
+	log    *slog.Logger
+	cfg    Config
+	video  []*sfu.Layer
+	audio  *sfu.Layer
+	tracks []*sfu.Track
+	rends  []*rendition
+
+	// The stream clock: stream time 0 in the core's clock and on the wall.
+	originNow  int64
+	originWall time.Time
+
+	free, work chan *item
+	dropped    atomic.Uint64
+	closed     atomic.Bool
+	done       chan struct{}
+	wg         sync.WaitGroup
+}
+
+// item is one packet copied off the forwarding path.
+type item struct {
+	layer   *sfu.Layer
+	seq     uint16
+	ts      uint32
+	marker  bool
+	arrival int64
+	n       int
+	buf     [sfu.MaxPacketSize]byte
+}
+
+// rendition is one H.264 layer as one gohlslib muxer.
+type rendition struct {
+	name         string
+	layer        *sfu.Layer
+	mux          *gohlslib.Muxer
+	video, audio *gohlslib.Track
+	asm          *codec.Assembler
+	clock        rtpClock
+	keyframes    int
+	firstKey     int64 // pts of the first keyframe written
+	ready        chan struct{}
+	readyOnce    sync.Once
+}
+
+func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, log *slog.Logger) (*session, error) {
+	now := sfu.Now()
+	ms, ok := st.StreamTime(now)
+	if !ok {
+		return nil, fmt.Errorf("the stream is not live")
+	}
+	s := &session{
+		log: log, cfg: cfg,
+		originNow:  now - ms*int64(time.Millisecond),
+		originWall: time.Now().Add(-time.Duration(ms) * time.Millisecond),
+		free:       make(chan *item, cfg.Queue),
+		work:       make(chan *item, cfg.Queue),
+		done:       make(chan struct{}),
+	}
+	if video != nil {
+		for _, l := range video.Layers() {
+			if codec.KindOf(l.Codec().MimeType) != codec.H264 {
+				return nil, fmt.Errorf("video is %s: packaging it needs the transcoder", l.Codec().MimeType)
+			}
+			s.video = append(s.video, l)
+		}
+	}
+	if len(s.video) == 0 {
+		return nil, fmt.Errorf("no video layer yet")
+	}
+	if audio != nil {
+		for _, l := range audio.Layers() {
+			if codec.KindOf(l.Codec().MimeType) == codec.Opus {
+				s.audio = l
+				break
+			}
+		}
+	}
+	for i, l := range s.video {
+		r := &rendition{name: "r" + strconv.Itoa(i), layer: l, asm: codec.NewAssembler(codec.H264), ready: make(chan struct{})}
+		r.video = &gohlslib.Track{Codec: &codecs.H264{}, ClockRate: 90000}
+		tracks := []*gohlslib.Track{r.video}
+		if s.audio != nil {
+			r.audio = &gohlslib.Track{Codec: &codecs.Opus{ChannelCount: 2}, ClockRate: 48000, Name: "audio", IsDefault: true}
+			tracks = append(tracks, r.audio)
+		}
+		name := r.name
+		r.mux = &gohlslib.Muxer{
+			Tracks: tracks, Variant: gohlslib.MuxerVariantLowLatency, SegmentCount: cfg.Segments,
+			SegmentMinDuration: cfg.SegmentDuration, PartMinDuration: cfg.PartDuration,
+			OnEncodeError: func(err error) { log.Debug("hls: packaging", "rendition", name, "err", err) },
+		}
+		if err := r.mux.Start(); err != nil {
+			s.closeMuxers()
+			return nil, err
+		}
+		s.rends = append(s.rends, r)
+	}
+	for range cfg.Queue {
+		s.free <- &item{}
+	}
+	s.wg.Add(1)
+	go s.run()
+	s.tracks = []*sfu.Track{video}
+	video.AddSink(s)
+	if s.audio != nil {
+		s.tracks = append(s.tracks, audio)
+		audio.AddSink(s)
+	}
+	for _, l := range s.video {
+		l.RequestKeyframe(now) // segments start at keyframes: no waiting a whole interval
+	}
+	return s, nil
+}
+
+// same reports whether the session packages exactly these layers.
+func (s *session) same(audio, video *sfu.Track) bool {
+	if video == nil || !slices.Equal(video.Layers(), s.video) {
+		return false
+	}
+	var a *sfu.Layer
+	if audio != nil {
+		for _, l := range audio.Layers() {
+			if codec.KindOf(l.Codec().MimeType) == codec.Opus {
+				a = l
+				break
+			}
+		}
+	}
+	return a == s.audio
+}
+
+// Deliver copies a packet of a packaged layer into the queue (sfu.Sink).
+// It never waits: with no free slot the packet is dropped and counted.
+func (s *session) Deliver(l *sfu.Layer, p *sfu.Packet) {
+	if s.closed.Load() || (l != s.audio && !slices.Contains(s.video, l)) {
+		return
+	}
+	var it *item
+	select {
+	case it = <-s.free:
+	default:
+		s.dropped.Add(1)
+		return
+	}
+	it.layer, it.seq, it.ts, it.marker, it.arrival = l, p.SequenceNumber, p.Timestamp, p.Marker, p.Arrival
+	it.n = copy(it.buf[:], p.Payload())
+	s.work <- it // never blocks: there are as many items as room
+}
+
+// run turns queued packets into access units for the muxers.
+func (s *session) run() {
+	defer s.wg.Done()
+	opus := codec.NewAssembler(codec.Opus)
+	var audioClock rtpClock
+	var pkt rtp.Packet
+	for {
+		select {
+		case <-s.done:
+			return
+		case it := <-s.work:
+			pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload = it.seq, it.ts, it.marker, it.buf[:it.n]
+			if it.layer == s.audio {
+				for _, au := range opus.Push(&pkt) {
+					pts := audioClock.pts(au.Timestamp, it.arrival-s.originNow, 48000)
+					for _, r := range s.rends {
+						_ = r.mux.WriteOpus(r.audio, s.wall(pts, 48000), pts, [][]byte{au.Data})
+					}
+				}
+			} else {
+				for _, r := range s.rends {
+					if r.layer == it.layer {
+						r.write(s, &pkt, it.arrival)
+					}
+				}
+			}
+			s.free <- it
+		}
+	}
+}
+
+// write packages the access units pkt completes.
+func (r *rendition) write(s *session, pkt *rtp.Packet, arrival int64) {
+	for _, au := range r.asm.Push(pkt) {
+		pts := r.clock.pts(au.Timestamp, arrival-s.originNow, 90000)
+		if err := r.mux.WriteH264(r.video, s.wall(pts, 90000), pts, au.NALUs); err != nil {
+			s.log.Debug("hls: an access unit was refused", "rendition", r.name, "err", err)
+			continue
+		}
+		if au.Keyframe {
+			if r.keyframes == 0 {
+				r.firstKey = pts
+			}
+			r.keyframes++
+			// A segment is out once a keyframe follows a segment's worth.
+			if r.keyframes >= 2 && time.Duration((pts-r.firstKey)*int64(time.Second)/90000) >= s.cfg.SegmentDuration {
+				r.readyOnce.Do(func() { close(r.ready) })
+			}
+		}
+	}
+}
+
+// wall is the wall-clock time of a pts on the stream clock: what
+// EXT-X-PROGRAM-DATE-TIME says, so a player's position maps to stream time.
+func (s *session) wall(pts int64, rate int64) time.Time {
+	return s.originWall.Add(time.Duration(pts * int64(time.Second) / rate))
+}
+
+// rtpClock maps one RTP stream's timestamps onto the stream clock: its
+// first access unit at the stream time it arrived, the rest by their RTP
+// distance from it, so renditions and audio line up.
+type rtpClock struct {
+	started bool
+	last    uint32
+	ext     int64 // unwrapped timestamp of last, relative to the first
+	base    int64 // pts of the first
+}
+
+func (c *rtpClock) pts(ts uint32, sinceOrigin int64, rate int64) int64 {
+	if !c.started {
+		c.started, c.last = true, ts
+		c.base = max(sinceOrigin, 0) * rate / int64(time.Second)
+		return c.base
+	}
+	c.ext += int64(int32(ts - c.last))
+	c.last = ts
+	return c.base + c.ext
+}
+
+func (s *session) close() {
+	if !s.closed.CompareAndSwap(false, true) {
+		return
+	}
+	for _, t := range s.tracks {
+		t.RemoveSink(s)
+	}
+	close(s.done)
+	s.wg.Wait()
+	s.closeMuxers()
+}
+
+func (s *session) closeMuxers() {
+	for _, r := range s.rends {
+		r.mux.Close()
+	}
+}
+
+// indexWait bounds how long a multivariant playlist request waits for the
+// renditions' first segments.
+const indexWait = 10 * time.Second
+
+// serveIndex writes the multivariant playlist: each rendition's stream
+// line from its muxer, pointing into the rendition's folder, and the audio
+// of the first rendition. It waits until every rendition has a segment,
+// and reports false without answering when the session is replaced (its
+// layers changed) meanwhile, for the caller to ask the new one.
+func (s *session) serveIndex(ctx context.Context, w http.ResponseWriter) bool {
+	for _, rd := range s.rends {
+		select {
+		case <-rd.ready:
+		case <-s.done:
+			return false
+		case <-ctx.Done():
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "the stream has no segment yet", http.StatusServiceUnavailable)
+			return true
+		}
+	}
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+	for i, rd := range s.rends {
+		rec := httptest.NewRecorder()
+		rd.mux.Handle(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, "/index.m3u8", nil))
+		sc := bufio.NewScanner(rec.Body)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "#EXT-X-MEDIA:") && i == 0:
+				b.WriteString(prefixURI(line, rd.name) + "\n")
+			case strings.HasPrefix(line, "#EXT-X-STREAM-INF:"):
+				b.WriteString(line + "\n")
+				if sc.Scan() {
+					b.WriteString(rd.name + "/" + sc.Text() + "\n")
+				}
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write([]byte(b.String()))
+	return true
+}
+
+// prefixURI puts a rendition's folder in front of a tag's URI attribute.
+func prefixURI(line, dir string) string {
+	return strings.Replace(line, `URI="`, `URI="`+dir+"/", 1)
+}
+
+// serveFile serves one of a rendition's files through its muxer: media
+// playlists (blocking reload included), init files, segments and parts.
+func (s *session) serveFile(w http.ResponseWriter, r *http.Request, rend, file string) {
+	i := slices.IndexFunc(s.rends, func(x *rendition) bool { return x.name == rend })
+	if i < 0 || !validName(file) {
+		http.NotFound(w, r)
+		return
+	}
+	lw := &lazyWriter{w: w, immutable: strings.HasSuffix(file, ".mp4")}
+	s.rends[i].mux.Handle(lw, r)
+	lw.finish(r)
+}
+
+// validName accepts the names gohlslib serves: letters, digits, '_' and
+// one '.', ending in .m3u8 or .mp4.
+func validName(f string) bool {
+	if len(f) > 96 || strings.Count(f, ".") != 1 {
+		return false
+	}
+	if !strings.HasSuffix(f, ".m3u8") && !strings.HasSuffix(f, ".mp4") {
+		return false
+	}
+	for _, c := range f {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// lazyWriter holds the status back until the first byte: gohlslib answers
+// a name it does not have with an empty 200, which becomes a 404 here.
+// Segments and parts are named uniquely per muxer, so a CDN may keep them.
+type lazyWriter struct {
+	w         http.ResponseWriter
+	status    int
+	wrote     bool
+	immutable bool
+}
+
+func (l *lazyWriter) Header() http.Header { return l.w.Header() }
+
+func (l *lazyWriter) WriteHeader(code int) { l.status = code }
+
+func (l *lazyWriter) Write(b []byte) (int, error) {
+	if !l.wrote {
+		l.wrote = true
+		if l.status == 0 {
+			l.status = http.StatusOK
+		}
+		if l.immutable && l.status == http.StatusOK {
+			l.w.Header().Set("Cache-Control", "public, max-age=86400, immutable")
+		}
+		l.w.WriteHeader(l.status)
+	}
+	return l.w.Write(b)
+}
+
+func (l *lazyWriter) finish(r *http.Request) {
+	switch {
+	case l.wrote:
+	case l.status != 0 && l.status != http.StatusOK:
+		l.w.WriteHeader(l.status)
+	default:
+		http.NotFound(l.w, r)
+	}
+}
