@@ -55,6 +55,7 @@ type Bridge struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	refused  map[string]string // live streams not packaged, and why
 }
 
 // New returns a bridge for reg's streams; Run starts it.
@@ -73,7 +74,7 @@ func New(reg *sfu.Registry, cfg Config, log *slog.Logger) *Bridge {
 		cfg.Queue = def.Queue
 	}
 	// Watching starts here, not in Run: no event between the two is lost.
-	return &Bridge{reg: reg, cfg: cfg, log: log, w: reg.Watch(), sessions: map[string]*session{}}
+	return &Bridge{reg: reg, cfg: cfg, log: log, w: reg.Watch(), sessions: map[string]*session{}, refused: map[string]string{}}
 }
 
 // Run follows the registry's stream events until ctx ends: a stream that
@@ -119,14 +120,24 @@ func (b *Bridge) start(name string) {
 	}
 	s, err := newSession(st, audio, video, b.cfg, b.log.With("stream", name))
 	if err != nil {
-		b.log.Warn("hls: cannot package the stream", "stream", name, "err", err)
+		b.mu.Lock()
+		told := b.refused[name] == err.Error()
+		b.refused[name] = err.Error()
+		b.mu.Unlock()
+		if !told {
+			b.log.Warn("hls: cannot package the stream", "stream", name, "err", err)
+		}
 		if old != nil {
 			b.stop(name)
+			b.mu.Lock()
+			b.refused[name] = err.Error()
+			b.mu.Unlock()
 		}
 		return
 	}
 	b.mu.Lock()
 	b.sessions[name] = s
+	delete(b.refused, name)
 	b.mu.Unlock()
 	if old != nil {
 		old.close()
@@ -137,6 +148,7 @@ func (b *Bridge) stop(name string) {
 	b.mu.Lock()
 	s := b.sessions[name]
 	delete(b.sessions, name)
+	delete(b.refused, name)
 	b.mu.Unlock()
 	if s != nil {
 		s.close()
@@ -153,21 +165,49 @@ func (b *Bridge) closeAll() {
 	}
 }
 
-// Stats are a stream's packaging counters.
-type Stats struct {
-	Renditions int
-	Dropped    uint64 // packets dropped because the bridge's queue was full
+// Status is how a live stream is packaged, for the API and metrics.
+type Status struct {
+	// URL is the multivariant playlist's path; empty when the stream is
+	// not packaged, and Error says why.
+	URL        string `json:"url,omitempty"`
+	Renditions int    `json:"renditions"`
+	// Dropped counts packets dropped because the bridge's queue was full.
+	Dropped uint64 `json:"dropped"`
+	Error   string `json:"error,omitempty"`
 }
 
-// Stats returns stream's counters, and false when it is not packaged.
-func (b *Bridge) Stats(stream string) (Stats, bool) {
+// Status returns a stream's packaging status, and false when the bridge
+// knows nothing of it (not live).
+func (b *Bridge) Status(stream string) (Status, bool) {
 	b.mu.Lock()
-	s := b.sessions[stream]
-	b.mu.Unlock()
-	if s == nil {
-		return Stats{}, false
+	defer b.mu.Unlock()
+	if s := b.sessions[stream]; s != nil {
+		return Status{URL: "/hls/" + stream + "/index.m3u8", Renditions: len(s.rends), Dropped: s.dropped.Load()}, true
 	}
-	return Stats{Renditions: len(s.rends), Dropped: s.dropped.Load()}, true
+	if why, ok := b.refused[stream]; ok {
+		return Status{Error: why}, true
+	}
+	return Status{}, false
+}
+
+// Statuses returns every stream the bridge knows of.
+func (b *Bridge) Statuses() map[string]Status {
+	b.mu.Lock()
+	names := make([]string, 0, len(b.sessions)+len(b.refused))
+	for n := range b.sessions {
+		names = append(names, n)
+	}
+	for n := range b.refused {
+		names = append(names, n)
+	}
+	b.mu.Unlock()
+	out := make(map[string]Status, len(names))
+	for _, n := range names {
+		if st, ok := b.Status(n); ok {
+			out[n] = st
+		}
+	}
+	return out
 }
 
 // ServeHTTP serves /hls/{stream}/index.m3u8 (the multivariant playlist)

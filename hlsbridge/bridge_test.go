@@ -133,7 +133,7 @@ func live(t *testing.T) (url string, src *keySource) {
 	// The bridge takes the stream up on its events, asynchronously.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, ok := br.Stats("demo"); ok {
+		if st, ok := br.Status("demo"); ok && st.URL != "" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -238,3 +238,46 @@ func TestBlockingReloadAndMissingFiles(t *testing.T) {
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// A stream the bridge cannot package yet (VP8 needs the transcoder) is
+// reported with the reason, and nothing is served for it.
+func TestUnpackagedStreamSaysWhy(t *testing.T) {
+	reg := sfu.NewRegistry(sfu.DefaultConfig())
+	defer reg.Close()
+	br := New(reg, Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = br.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	pub := reg.Stream("vp8").StartPublication(sfu.HostID, &keySource{}, sfu.Now())
+	if _, err := pub.AddLayer("", sfu.Codec{MimeType: "video/VP8", ClockRate: 90000}, sfu.ExtIDs{}, sfu.Now()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, ok := br.Status("vp8")
+		if ok && strings.Contains(st.Error, "transcoder") && st.URL == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v %v, want the reason", st, ok)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rec := httptest.NewRecorder()
+	br.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/hls/vp8/index.m3u8", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("an unpackaged stream's playlist: %d", rec.Code)
+	}
+	pub.End(sfu.Now())
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		if _, ok := br.Status("vp8"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an ended stream is still reported")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -12,14 +12,26 @@ type streamInfo struct {
 	sfu.Info
 	WHIP string `json:"whip"`
 	WHEP string `json:"whep"`
+	// HLS is the stream's LL-HLS status while it is live (SetHLS).
+	HLS any `json:"hls,omitempty"`
 }
+
+// SetHLS makes the API report each live stream's LL-HLS status: f returns
+// it, or false for none. Call it before serving.
+func (s *Server) SetHLS(f func(stream string) (any, bool)) { s.hls = f }
 
 func (s *Server) streamInfo(name string) streamInfo {
 	in := sfu.Info{Name: name, State: sfu.StateOffline.String()}
 	if st := s.dir.Lookup(name); st != nil {
 		in = st.Info(sfu.Now())
 	}
-	return streamInfo{Info: in, WHIP: "/whip/" + name, WHEP: "/whep/" + name}
+	out := streamInfo{Info: in, WHIP: "/whip/" + name, WHEP: "/whep/" + name}
+	if s.hls != nil {
+		if st, ok := s.hls(name); ok {
+			out.HLS = st
+		}
+	}
+	return out
 }
 
 // listStreams answers GET /api/streams: every configured stream and its state.

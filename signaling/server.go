@@ -140,6 +140,7 @@ type Server struct {
 	dir  Directory
 	node *peer.Endpoint
 	log  *slog.Logger
+	hls  func(stream string) (any, bool)
 
 	onChannel func(stream string, addr netip.Addr, ch *peer.Channel)
 

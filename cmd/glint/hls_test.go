@@ -66,6 +66,14 @@ func TestServeLLHLSFromSimulcast(t *testing.T) {
 		probe.Streams[0].Codec != "h264" || probe.Streams[0].Width != 320 || probe.Streams[0].Height != 180 {
 		t.Fatalf("ffprobe read %s (%v)", out, err)
 	}
+	code, api := get(t, node.URL+"/api/streams/demo")
+	if code != 200 || !strings.Contains(api, `"hls":{"url":"/hls/demo/index.m3u8","renditions":3`) {
+		t.Fatalf("the stream API does not report HLS: %d %s", code, api)
+	}
+	code, metrics := get(t, node.URL+"/metrics")
+	if code != 200 || !strings.Contains(metrics, `glint_hls_renditions{error="",stream="demo"} 3`) {
+		t.Fatalf("metrics lack the HLS renditions: %d", code)
+	}
 	if code, _ := get(t, node.URL+"/hls/nostream/index.m3u8"); code != 404 {
 		t.Fatalf("an unknown stream: %d", code)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/glintlive/glint/hlsbridge"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/sfu/peer"
 	"github.com/glintlive/glint/signaling"
@@ -14,14 +15,18 @@ type collector struct {
 	reg  *sfu.Registry
 	node *peer.Endpoint
 	srv  *signaling.Server
+	hls  *hlsbridge.Bridge // nil with --hls-off
 
+	hlsRenditions, hlsDropped                                                                  *prometheus.Desc
 	sessions, streams, viewers, bitrate, packets, malformedRTP, malformedRTCP, keyReqs, fanout *prometheus.Desc
 	retransmits, rtxRefused, laneDrops, rtcpDropped, tcpRefused                                *prometheus.Desc
 }
 
-func newCollector(reg *sfu.Registry, node *peer.Endpoint, srv *signaling.Server) *collector {
+func newCollector(reg *sfu.Registry, node *peer.Endpoint, srv *signaling.Server, hls *hlsbridge.Bridge) *collector {
 	return &collector{
-		reg: reg, node: node, srv: srv,
+		reg: reg, node: node, srv: srv, hls: hls,
+		hlsRenditions: prometheus.NewDesc("glint_hls_renditions", "LL-HLS renditions a live stream is packaged in; 0 with the reason when it cannot be.", []string{"stream", "error"}, nil),
+		hlsDropped:    prometheus.NewDesc("glint_hls_dropped_total", "Packets the HLS bridge dropped for a stream because its queue was full.", []string{"stream"}, nil),
 		sessions:      prometheus.NewDesc("glint_sessions", "Open WHIP and WHEP sessions.", []string{"role"}, nil),
 		streams:       prometheus.NewDesc("glint_streams", "Streams by state.", []string{"state"}, nil),
 		viewers:       prometheus.NewDesc("glint_stream_viewers", "Viewers of a stream.", []string{"stream"}, nil),
@@ -84,4 +89,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.laneDrops, prometheus.CounterValue, float64(c.reg.LaneDrops()))
 	ch <- prometheus.MustNewConstMetric(c.rtcpDropped, prometheus.CounterValue, float64(ns.ViewerRTCPDropped))
 	ch <- prometheus.MustNewConstMetric(c.tcpRefused, prometheus.CounterValue, float64(ns.ICETCPRefused))
+	if c.hls != nil {
+		for name, st := range c.hls.Statuses() {
+			ch <- prometheus.MustNewConstMetric(c.hlsRenditions, prometheus.GaugeValue, float64(st.Renditions), name, st.Error)
+			ch <- prometheus.MustNewConstMetric(c.hlsDropped, prometheus.CounterValue, float64(st.Dropped), name)
+		}
+	}
 }

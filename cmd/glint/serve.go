@@ -77,9 +77,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	var hls *hlsbridge.Bridge
 	if !cfg.HLSOff {
 		hls = hlsbridge.New(reg, cfg.HLS, log)
+		srv.SetHLS(func(stream string) (any, bool) { return hls.Status(stream) })
 	}
 	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(newCollector(reg, node, srv), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics.MustRegister(newCollector(reg, node, srv, hls), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
