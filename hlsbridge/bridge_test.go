@@ -212,6 +212,10 @@ func TestBlockingReloadAndMissingFiles(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(pl, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES") || !strings.Contains(pl, "#EXT-X-PRELOAD-HINT") {
 		t.Fatalf("media playlist %d:\n%s", code, pl)
 	}
+	t.Logf("media playlist:\n%s", pl)
+	if !regexp.MustCompile(`#EXT-X-RENDITION-REPORT:URI="\.\./r1/video1_stream\.m3u8",LAST-MSN=\d+,LAST-PART=\d+\n`).MatchString(pl) {
+		t.Fatalf("no rendition report for r1:\n%s", pl)
+	}
 	hint := regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="[^"]*_part(\d+)\.mp4"`).FindStringSubmatch(pl)
 	msn := regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`).FindStringSubmatch(pl)
 	segs := strings.Count(pl, "#EXTINF:")
@@ -279,5 +283,22 @@ func TestUnpackagedStreamSaysWhy(t *testing.T) {
 			t.Fatal("an ended stream is still reported")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestLastPart(t *testing.T) {
+	pl := "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:7\n#EXTINF:1.0,\nseg7.mp4\n" +
+		"#EXT-X-PART:DURATION=0.2,URI=\"p0\"\n#EXT-X-PART:DURATION=0.2,URI=\"p1\"\n#EXTINF:1.0,\nseg8.mp4\n" +
+		"#EXT-X-PART:DURATION=0.2,URI=\"p2\"\n#EXT-X-PART:DURATION=0.2,URI=\"p3\"\n#EXT-X-PART:DURATION=0.2,URI=\"p4\"\n" +
+		"#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p5\"\n"
+	if msn, part, ok := lastPart(pl); !ok || msn != 9 || part != 2 {
+		t.Fatalf("in progress: %d %d %v, want segment 9 part 2", msn, part, ok)
+	}
+	done := "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:7\n#EXTINF:1.0,\nseg7.mp4\n#EXT-X-PART:DURATION=0.2,URI=\"p0\"\n#EXTINF:1.0,\nseg8.mp4\n"
+	if msn, part, ok := lastPart(done); !ok || msn != 8 || part != 0 {
+		t.Fatalf("ending on a segment: %d %d %v, want segment 8 part 0", msn, part, ok)
+	}
+	if _, _, ok := lastPart("#EXTM3U\n"); ok {
+		t.Fatal("a playlist with nothing in it has a last part")
 	}
 }

@@ -329,9 +329,79 @@ func (s *session) serveFile(w http.ResponseWriter, r *http.Request, rend, file s
 		http.NotFound(w, r)
 		return
 	}
+	if strings.HasSuffix(file, "_stream.m3u8") {
+		s.servePlaylist(w, r, i, file)
+		return
+	}
 	lw := &lazyWriter{w: w, immutable: strings.HasSuffix(file, ".mp4")}
 	s.rends[i].mux.Handle(lw, r)
 	lw.finish(r)
+}
+
+// servePlaylist serves a media playlist (blocking reload included) with a
+// rendition report for each other rendition's playlist of the same media
+// (RFC 8216bis §4.4.5.4): a player switching renditions asks for the right
+// part at once.
+func (s *session) servePlaylist(w http.ResponseWriter, r *http.Request, i int, file string) {
+	rec := httptest.NewRecorder()
+	s.rends[i].mux.Handle(rec, r)
+	body := rec.Body.Bytes()
+	if rec.Code != http.StatusOK || len(body) == 0 {
+		lw := &lazyWriter{w: w}
+		if rec.Code != http.StatusOK {
+			lw.WriteHeader(rec.Code)
+			_, _ = lw.Write(body)
+		}
+		lw.finish(r)
+		return
+	}
+	var reports strings.Builder
+	for j, other := range s.rends {
+		if j == i {
+			continue
+		}
+		o := httptest.NewRecorder()
+		other.mux.Handle(o, httptest.NewRequestWithContext(r.Context(), http.MethodGet, "/"+file, nil))
+		if msn, part, ok := lastPart(o.Body.String()); ok {
+			fmt.Fprintf(&reports, "#EXT-X-RENDITION-REPORT:URI=\"../%s/%s\",LAST-MSN=%d,LAST-PART=%d\n", other.name, file, msn, part)
+		}
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.Header().Del("Content-Length")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	_, _ = w.Write([]byte(reports.String()))
+}
+
+// lastPart reads a low-latency media playlist's newest part: the media
+// sequence number of its segment and its index there.
+func lastPart(pl string) (msn, part int, ok bool) {
+	seq, segs, parts := -1, 0, 0
+	for line := range strings.SplitSeq(pl, "\n") {
+		switch {
+		case strings.HasPrefix(line, "#EXT-X-MEDIA-SEQUENCE:"):
+			seq, _ = strconv.Atoi(strings.TrimPrefix(line, "#EXT-X-MEDIA-SEQUENCE:"))
+		case strings.HasPrefix(line, "#EXT-X-PART:"):
+			parts++
+		case strings.HasPrefix(line, "#EXTINF:"):
+			segs++
+			if parts > 0 {
+				msn, part = seq+segs-1, parts-1
+			}
+			parts = 0
+		}
+	}
+	switch {
+	case seq < 0:
+		return 0, 0, false
+	case parts > 0: // parts of the segment being made
+		return seq + segs, parts - 1, true
+	case segs > 0 && msn >= seq:
+		return msn, part, true
+	}
+	return 0, 0, false
 }
 
 // validName accepts the names gohlslib serves: letters, digits, '_' and
