@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +28,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func tool(t *testing.T, name string) string {
+func tool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
@@ -45,7 +46,20 @@ func (k *keySource) Close() error               { return nil }
 // picture, 15 fps, a keyframe a second) and Opus audio into a registry in
 // real time, as a WHIP publisher's packets would arrive, until the test
 // ends. It returns the bridge serving the stream over real HTTP.
-func live(t *testing.T) (url string, src *keySource) {
+func live(t testing.TB) (url string, src *keySource) {
+	t.Helper()
+	url, src, _ = liveWith(t)
+	return url, src
+}
+
+// liveBridge is live, returning the bridge too.
+func liveBridge(t testing.TB) (string, *Bridge) {
+	t.Helper()
+	url, _, br := liveWith(t)
+	return url, br
+}
+
+func liveWith(t testing.TB) (url string, src *keySource, br *Bridge) {
 	t.Helper()
 	ff := tool(t, "ffmpeg")
 	const fps = 15
@@ -64,7 +78,7 @@ func live(t *testing.T) (url string, src *keySource) {
 	if testing.Verbose() {
 		logTo = os.Stderr
 	}
-	br := New(reg, Config{}, slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	br = New(reg, Config{}, slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = br.Run(ctx) })
@@ -141,7 +155,7 @@ func live(t *testing.T) (url string, src *keySource) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return hs.URL, src
+	return hs.URL, src, br
 }
 
 // An H.264 simulcast stream becomes a multivariant LL-HLS playlist with a
@@ -301,4 +315,114 @@ func TestLastPart(t *testing.T) {
 	if _, _, ok := lastPart("#EXTM3U\n"); ok {
 		t.Fatal("a playlist with nothing in it has a last part")
 	}
+}
+
+// Every player waiting for the same next part is answered by one render,
+// all with the same playlist.
+func TestIdenticalBlockingRequestsShareOneRender(t *testing.T) {
+	url, br := liveBridge(t)
+	resp, err := http.Get(url + "/hls/demo/index.m3u8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	_, pl := getBody(t, url+"/hls/demo/r0/video1_stream.m3u8")
+	msn := regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`).FindStringSubmatch(pl)
+	if msn == nil {
+		t.Fatalf("no media sequence:\n%s", pl)
+	}
+	next := atoi(msn[1]) + strings.Count(pl, "#EXTINF:") + 1
+	br.mu.Lock()
+	s := br.sessions["demo"]
+	br.mu.Unlock()
+	before := s.renders.Load()
+	const waiters = 50
+	bodies := make([]string, waiters)
+	var wg sync.WaitGroup
+	for i := range waiters {
+		wg.Go(func() {
+			code, b := getBody(t, url+"/hls/demo/r0/video1_stream.m3u8?_HLS_msn="+strconv.Itoa(next)+"&_HLS_part=0")
+			if code != http.StatusOK {
+				t.Errorf("waiter %d: %d", i, code)
+			}
+			bodies[i] = b
+		})
+	}
+	wg.Wait()
+	n := s.renders.Load() - before
+	if n == 0 || n > 2 { // 2: a waiter may arrive after the first render ended
+		t.Fatalf("%d waiters caused %d renders", waiters, n)
+	}
+	for i, b := range bodies {
+		if !strings.Contains(b, "#EXT-X-RENDITION-REPORT") || n == 1 && b != bodies[0] {
+			t.Fatalf("waiter %d got a different playlist:\n%s", i, b)
+		}
+	}
+}
+
+func getBody(t testing.TB, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Error(err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// BenchmarkBlockedWaiters: 1,000 players blocked on the next part of one
+// rendition (a CDN's worth of edge requests), answered when it exists.
+// Reported: the spread from the first answer to the last, and answers per
+// second over that spread.
+//
+//	go test -run '^$' -bench BlockedWaiters -benchtime 5x ./hlsbridge/
+func BenchmarkBlockedWaiters(b *testing.B) {
+	url, _ := liveBridge(b)
+	if code, _ := getBody(b, url+"/hls/demo/index.m3u8"); code != http.StatusOK {
+		b.Fatalf("index %d", code)
+	}
+	const waiters = 1000
+	tr := &http.Transport{MaxIdleConnsPerHost: waiters, MaxConnsPerHost: 0}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var spreads []time.Duration
+	for range b.N {
+		_, pl := getBody(b, url+"/hls/demo/r0/video1_stream.m3u8")
+		msn := regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`).FindStringSubmatch(pl)
+		if msn == nil {
+			b.Fatalf("no media sequence:\n%s", pl)
+		}
+		next := atoi(msn[1]) + strings.Count(pl, "#EXTINF:") + 1
+		done := make([]time.Time, waiters)
+		var wg sync.WaitGroup
+		for i := range waiters {
+			wg.Go(func() {
+				resp, err := client.Get(url + "/hls/demo/r0/video1_stream.m3u8?_HLS_msn=" + strconv.Itoa(next) + "&_HLS_part=0")
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				done[i] = time.Now()
+			})
+		}
+		wg.Wait()
+		first, last := done[0], done[0]
+		for _, d := range done {
+			if d.Before(first) {
+				first = d
+			}
+			if d.After(last) {
+				last = d
+			}
+		}
+		spreads = append(spreads, last.Sub(first))
+	}
+	slices.Sort(spreads)
+	med := spreads[len(spreads)/2]
+	b.ReportMetric(float64(med.Microseconds())/1000, "spread-ms")
+	b.ReportMetric(waiters/med.Seconds(), "answers/s")
 }

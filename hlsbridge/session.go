@@ -38,9 +38,15 @@ type session struct {
 
 	free, work chan *item
 	dropped    atomic.Uint64
-	closed     atomic.Bool
-	done       chan struct{}
-	wg         sync.WaitGroup
+
+	// Media playlist requests in flight, by rendition, file and blocking
+	// parameters: identical requests share one render.
+	fmu     sync.Mutex
+	flights map[string]*flight
+	renders atomic.Uint64 // playlist renders, for tests
+	closed  atomic.Bool
+	done    chan struct{}
+	wg      sync.WaitGroup
 }
 
 // item is one packet copied off the forwarding path.
@@ -81,6 +87,7 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, log *slog.L
 		free:       make(chan *item, cfg.Queue),
 		work:       make(chan *item, cfg.Queue),
 		done:       make(chan struct{}),
+		flights:    map[string]*flight{},
 	}
 	if video != nil {
 		for _, l := range video.Layers() {
@@ -338,41 +345,79 @@ func (s *session) serveFile(w http.ResponseWriter, r *http.Request, rend, file s
 	lw.finish(r)
 }
 
+// flight is one media playlist render that identical requests wait for.
+type flight struct {
+	done   chan struct{}
+	code   int
+	header http.Header
+	body   []byte
+}
+
 // servePlaylist serves a media playlist (blocking reload included) with a
 // rendition report for each other rendition's playlist of the same media
-// (RFC 8216bis §4.4.5.4): a player switching renditions asks for the right
-// part at once.
+// (RFC 8216bis §4.4.5.4), so a player switching renditions asks for the
+// right part at once. Identical requests — every player waiting for the
+// same next part — share one render.
 func (s *session) servePlaylist(w http.ResponseWriter, r *http.Request, i int, file string) {
-	rec := httptest.NewRecorder()
-	s.rends[i].mux.Handle(rec, r)
-	body := rec.Body.Bytes()
-	if rec.Code != http.StatusOK || len(body) == 0 {
+	q := r.URL.Query()
+	key := s.rends[i].name + "/" + file + "?" + q.Get("_HLS_msn") + "," + q.Get("_HLS_part") + "," + q.Get("_HLS_skip")
+	s.fmu.Lock()
+	f, joined := s.flights[key]
+	if !joined {
+		f = &flight{done: make(chan struct{})}
+		s.flights[key] = f
+	}
+	s.fmu.Unlock()
+	if !joined {
+		s.render(f, r.Clone(context.Background()), i, file)
+		s.fmu.Lock()
+		delete(s.flights, key)
+		s.fmu.Unlock()
+		close(f.done)
+	}
+	select {
+	case <-f.done:
+	case <-r.Context().Done():
+		return
+	}
+	if f.code != http.StatusOK || len(f.body) == 0 {
 		lw := &lazyWriter{w: w}
-		if rec.Code != http.StatusOK {
-			lw.WriteHeader(rec.Code)
-			_, _ = lw.Write(body)
+		if f.code != http.StatusOK {
+			lw.WriteHeader(f.code)
+			_, _ = lw.Write(f.body)
 		}
 		lw.finish(r)
 		return
 	}
-	var reports strings.Builder
+	for k, v := range f.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(f.body)
+}
+
+// render fills f: the muxer's playlist for req and the reports. req is
+// detached from any one request's context: the waiters come and go, the
+// render ends when the part exists or the muxer closes.
+func (s *session) render(f *flight, req *http.Request, i int, file string) {
+	s.renders.Add(1)
+	rec := httptest.NewRecorder()
+	s.rends[i].mux.Handle(rec, req)
+	f.code, f.header, f.body = rec.Code, rec.Header().Clone(), rec.Body.Bytes()
+	f.header.Del("Content-Length")
+	if f.code != http.StatusOK || len(f.body) == 0 {
+		return
+	}
 	for j, other := range s.rends {
 		if j == i {
 			continue
 		}
 		o := httptest.NewRecorder()
-		other.mux.Handle(o, httptest.NewRequestWithContext(r.Context(), http.MethodGet, "/"+file, nil))
+		other.mux.Handle(o, httptest.NewRequestWithContext(context.Background(), http.MethodGet, "/"+file, nil))
 		if msn, part, ok := lastPart(o.Body.String()); ok {
-			fmt.Fprintf(&reports, "#EXT-X-RENDITION-REPORT:URI=\"../%s/%s\",LAST-MSN=%d,LAST-PART=%d\n", other.name, file, msn, part)
+			f.body = fmt.Appendf(f.body, "#EXT-X-RENDITION-REPORT:URI=\"../%s/%s\",LAST-MSN=%d,LAST-PART=%d\n", other.name, file, msn, part)
 		}
 	}
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.Header().Del("Content-Length")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
-	_, _ = w.Write([]byte(reports.String()))
 }
 
 // lastPart reads a low-latency media playlist's newest part: the media
