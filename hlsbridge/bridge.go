@@ -173,7 +173,10 @@ type Status struct {
 	Renditions int    `json:"renditions"`
 	// Dropped counts packets dropped because the bridge's queue was full.
 	Dropped uint64 `json:"dropped"`
-	Error   string `json:"error,omitempty"`
+	// Start is the stream's start on the wall clock: a player's
+	// EXT-X-PROGRAM-DATE-TIME minus Start is the stream time it shows.
+	Start *time.Time `json:"start,omitempty"`
+	Error string     `json:"error,omitempty"`
 }
 
 // Status returns a stream's packaging status, and false when the bridge
@@ -182,7 +185,8 @@ func (b *Bridge) Status(stream string) (Status, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s := b.sessions[stream]; s != nil {
-		return Status{URL: "/hls/" + stream + "/index.m3u8", Renditions: len(s.rends), Dropped: s.dropped.Load()}, true
+		start := s.originWall.UTC()
+		return Status{URL: "/hls/" + stream + "/index.m3u8", Renditions: len(s.rends), Dropped: s.dropped.Load(), Start: &start}, true
 	}
 	if why, ok := b.refused[stream]; ok {
 		return Status{Error: why}, true

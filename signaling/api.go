@@ -16,9 +16,11 @@ type streamInfo struct {
 	HLS any `json:"hls,omitempty"`
 }
 
-// SetHLS makes the API report each live stream's LL-HLS status: f returns
-// it, or false for none. Call it before serving.
-func (s *Server) SetHLS(f func(stream string) (any, bool)) { s.hls = f }
+// SetHLS tells the server about LL-HLS: f returns a live stream's status
+// for the API (nil for none) and its playlist's path when it is packaged.
+// A viewer refused for capacity is then pointed at the playlist. Call it
+// before serving.
+func (s *Server) SetHLS(f func(stream string) (status any, playlist string)) { s.hls = f }
 
 func (s *Server) streamInfo(name string) streamInfo {
 	in := sfu.Info{Name: name, State: sfu.StateOffline.String()}
@@ -27,9 +29,7 @@ func (s *Server) streamInfo(name string) streamInfo {
 	}
 	out := streamInfo{Info: in, WHIP: "/whip/" + name, WHEP: "/whep/" + name}
 	if s.hls != nil {
-		if st, ok := s.hls(name); ok {
-			out.HLS = st
-		}
+		out.HLS, _ = s.hls(name)
 	}
 	return out
 }

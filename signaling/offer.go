@@ -96,6 +96,12 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 	}
 	sess := &session{id: randomHex(16), stream: st.Name(), role: role, addr: addr, etag: newETag()}
 	if no := s.reserve(sess); no != nil {
+		if no.full && s.hls != nil {
+			if _, playlist := s.hls(sess.stream); playlist != "" {
+				// Overflow: this stream plays over LL-HLS too.
+				w.Header().Add("Link", "<"+playlist+`>; rel="alternate"; type="application/vnd.apple.mpegurl"`)
+			}
+		}
 		httpx.RetryLater(w, no.status, no.after, no.detail)
 		return
 	}

@@ -140,7 +140,7 @@ type Server struct {
 	dir  Directory
 	node *peer.Endpoint
 	log  *slog.Logger
-	hls  func(stream string) (any, bool)
+	hls  func(stream string) (status any, playlist string)
 
 	onChannel func(stream string, addr netip.Addr, ch *peer.Channel)
 
@@ -236,6 +236,7 @@ type refusal struct {
 	status int
 	after  time.Duration
 	detail string
+	full   bool // no room for another viewer: LL-HLS may take them
 }
 
 // reserve claims a slot for a session of sess.role from sess.addr on
@@ -248,18 +249,18 @@ func (s *Server) reserve(sess *session) *refusal {
 	c := &s.cfg
 	switch {
 	case s.closing:
-		return &refusal{http.StatusServiceUnavailable, retryBusy, "the node is shutting down"}
+		return &refusal{http.StatusServiceUnavailable, retryBusy, "the node is shutting down", false}
 	case s.viewers+s.publishers >= c.MaxSessions:
-		return &refusal{http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("the node is at its limit of %d sessions", c.MaxSessions)}
+		return &refusal{http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("the node is at its limit of %d sessions", c.MaxSessions), sess.role == peer.RoleViewer}
 	case sess.role == peer.RolePublisher:
 		s.publishers++
 		return nil
 	case s.viewers >= c.MaxSessions-c.PublisherSlots:
-		return &refusal{http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("the node is at its limit of %d viewers", c.MaxSessions-c.PublisherSlots)}
+		return &refusal{http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("the node is at its limit of %d viewers", c.MaxSessions-c.PublisherSlots), true}
 	case s.byAddr[sess.addr] >= c.MaxViewersPerAddress:
-		return &refusal{http.StatusTooManyRequests, retryBusy, fmt.Sprintf("at most %d viewer sessions per address", c.MaxViewersPerAddress)}
+		return &refusal{http.StatusTooManyRequests, retryBusy, fmt.Sprintf("at most %d viewer sessions per address", c.MaxViewersPerAddress), false}
 	case c.MaxViewersPerStream > 0 && s.byStream[sess.stream] >= c.MaxViewersPerStream:
-		return &refusal{http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("%s is at its limit of %d viewers", sess.stream, c.MaxViewersPerStream)}
+		return &refusal{http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("%s is at its limit of %d viewers", sess.stream, c.MaxViewersPerStream), true}
 	}
 	s.viewers++
 	s.byAddr[sess.addr]++

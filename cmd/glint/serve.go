@@ -77,7 +77,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	var hls *hlsbridge.Bridge
 	if !cfg.HLSOff {
 		hls = hlsbridge.New(reg, cfg.HLS, log)
-		srv.SetHLS(func(stream string) (any, bool) { return hls.Status(stream) })
+		srv.SetHLS(func(stream string) (any, string) {
+			st, ok := hls.Status(stream)
+			if !ok {
+				return nil, ""
+			}
+			return st, st.URL
+		})
 	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(newCollector(reg, node, srv, hls), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -335,11 +335,18 @@ export class Chat {
 // server's clock reference ({rtp, st, rate} in the WHEP "layers" event) and
 // the frame on screen (requestVideoFrameCallback's rtpTimestamp).
 export class StreamClock {
-  constructor() { this.ref = null; this.frameRTP = null; }
+  constructor() { this.ref = null; this.frameRTP = null; this.date = null; this.origin = 0; }
   setRef(ref) { if (ref && ref.rate) this.ref = ref; }
   onFrame(meta) { if (meta && meta.rtpTimestamp !== undefined) this.frameRTP = meta.rtpTimestamp >>> 0; }
+  // useDate reads the playhead from a player's program date (LL-HLS:
+  // EXT-X-PROGRAM-DATE-TIME is the stream's start, origin, plus stream time).
+  useDate(get, origin) { this.date = get; this.origin = origin; }
   // now returns the stream time of the frame on screen, in ms, or null.
   now() {
+    if (this.date) {
+      const d = this.date();
+      return d ? d.getTime() - this.origin : null;
+    }
     if (!this.ref || this.frameRTP == null) return null;
     const d = ((this.frameRTP - this.ref.rtp) | 0); // signed 32-bit difference
     return this.ref.st + d * 1000 / this.ref.rate;

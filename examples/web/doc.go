@@ -9,5 +9,5 @@ import "embed"
 
 // FS holds the pages and their scripts.
 //
-//go:embed *.html *.js *.css
+//go:embed *.html *.js *.css *.txt
 var FS embed.FS

@@ -12,7 +12,7 @@ export async function waitGathered(pc, ms = 2000) {
 }
 
 // post sends the offer and returns {location, etag, links, answer}. An
-// error carries .status and .retryAfter.
+// error carries .status, .retryAfter and .links.
 export async function post(endpoint, pc, token) {
   const url = new URL(endpoint, location.href).toString();
   const offer = await pc.createOffer();
@@ -27,6 +27,7 @@ export async function post(endpoint, pc, token) {
     const err = new Error(`${res.status}: ${detail}`);
     err.status = res.status;
     err.retryAfter = Number(res.headers.get('Retry-After') || 0);
+    err.links = parseLinks(res.headers.get('Link') || '');
     throw err;
   }
   const answer = await res.text();
