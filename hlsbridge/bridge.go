@@ -115,7 +115,7 @@ func (b *Bridge) start(name string) {
 	b.mu.Lock()
 	old := b.sessions[name]
 	b.mu.Unlock()
-	if old != nil && old.same(audio, video) {
+	if old != nil && old.adopt(audio, video) {
 		return
 	}
 	s, err := newSession(st, audio, video, b.cfg, b.log.With("stream", name))

@@ -48,43 +48,35 @@ func (k *keySource) Close() error               { return nil }
 // ends. It returns the bridge serving the stream over real HTTP.
 func live(t testing.TB) (url string, src *keySource) {
 	t.Helper()
-	url, src, _ = liveWith(t)
-	return url, src
+	ls := startLive(t)
+	return ls.url, ls.src
 }
 
 // liveBridge is live, returning the bridge too.
 func liveBridge(t testing.TB) (string, *Bridge) {
 	t.Helper()
-	url, _, br := liveWith(t)
-	return url, br
+	ls := startLive(t)
+	return ls.url, ls.br
 }
 
-func liveWith(t testing.TB) (url string, src *keySource, br *Bridge) {
+// liveStream is a stream published into a registry, packaged by a bridge
+// served over real HTTP.
+type liveStream struct {
+	url      string
+	src      *keySource
+	br       *Bridge
+	st       *sfu.Stream
+	clips    [][][][]byte
+	ctx      context.Context
+	wg       *sync.WaitGroup
+	stopFeed context.CancelFunc
+}
+
+// publish starts a publication of layers h and l and Opus, fed with the
+// clips from ssrc and ts on until the test ends or stopFeed.
+func (ls *liveStream) publish(t testing.TB, ssrc, ts uint32) {
 	t.Helper()
-	ff := tool(t, "ffmpeg")
-	const fps = 15
-	sizes := [][2]int{{320, 180}, {160, 90}}
-	var clips [][][][]byte
-	var keys [][]bool
-	for _, s := range sizes {
-		aus, k, err := load.EncodeClip(context.Background(), ff, s[0], s[1], fps, 300_000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clips, keys = append(clips, aus), append(keys, k)
-	}
-	reg := sfu.NewRegistry(sfu.DefaultConfig())
-	logTo := io.Discard
-	if testing.Verbose() {
-		logTo = os.Stderr
-	}
-	br = New(reg, Config{}, slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = br.Run(ctx) })
-	src = &keySource{}
-	st := reg.Stream("demo")
-	pub := st.StartPublication(sfu.HostID, src, sfu.Now())
+	pub := ls.st.StartPublication(sfu.HostID, ls.src, sfu.Now())
 	var layers []*sfu.Layer
 	for _, rid := range []string{"h", "l"} {
 		l, err := pub.AddLayer(rid, sfu.Codec{MimeType: "video/H264", ClockRate: 90000, Fmtp: "packetization-mode=1;profile-level-id=42e01f"}, sfu.ExtIDs{}, sfu.Now())
@@ -97,57 +89,45 @@ func liveWith(t testing.TB) (url string, src *keySource, br *Bridge) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wg.Go(func() {
-		var pay codecs.H264Payloader
-		seqs := make([]uint16, len(layers))
-		var aseq uint16
-		start := time.Now()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		frames := 0
-		for i := 0; ; i++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: aseq, Timestamp: uint32(i * 960), SSRC: 9, Marker: true},
-				Payload: []byte{0xf8, 0xff, 0xfe}}
-			aseq++
-			b, _ := p.Marshal()
-			_ = audio.Ingest(b, sfu.Now())
-			for time.Since(start) >= time.Duration(frames)*time.Second/fps {
-				for li, l := range layers {
-					au := clips[li][frames%len(clips[li])]
-					var annexB []byte
-					for _, n := range au {
-						annexB = append(append(annexB, 0, 0, 0, 1), n...)
-					}
-					payloads := pay.Payload(1200, annexB)
-					for pi, pl := range payloads {
-						p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 102, SequenceNumber: seqs[li], Timestamp: uint32(frames * 90000 / fps),
-							SSRC: uint32(100 + li), Marker: pi == len(payloads)-1}, Payload: pl}
-						seqs[li]++
-						b, _ := p.Marshal()
-						_ = l.Ingest(b, sfu.Now())
-					}
-				}
-				frames++
-			}
+	ctx, stop := context.WithCancel(ls.ctx)
+	ls.stopFeed = stop
+	ls.wg.Go(func() { feed(ctx, layers, audio, ls.clips, ssrc, ts) })
+}
+
+func startLive(t testing.TB) *liveStream {
+	t.Helper()
+	ff := tool(t, "ffmpeg")
+	ls := &liveStream{src: &keySource{}, wg: &sync.WaitGroup{}}
+	for _, size := range [][2]int{{320, 180}, {160, 90}} {
+		aus, _, err := load.EncodeClip(context.Background(), ff, size[0], size[1], 15, 300_000)
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	hs := httptest.NewServer(br)
+		ls.clips = append(ls.clips, aus)
+	}
+	reg := sfu.NewRegistry(sfu.DefaultConfig())
+	logTo := io.Discard
+	if testing.Verbose() {
+		logTo = os.Stderr
+	}
+	ls.br = New(reg, Config{}, slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	ctx, cancel := context.WithCancel(context.Background())
+	ls.ctx = ctx
+	ls.wg.Go(func() { _ = ls.br.Run(ctx) })
+	ls.st = reg.Stream("demo")
+	ls.publish(t, 100, 0)
+	hs := httptest.NewServer(ls.br)
+	ls.url = hs.URL
 	t.Cleanup(func() {
 		cancel()
-		wg.Wait()
+		ls.wg.Wait()
 		hs.Close()
 		reg.Close()
 	})
-	_ = keys
 	// The bridge takes the stream up on its events, asynchronously.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if st, ok := br.Status("demo"); ok && st.URL != "" {
+		if st, ok := ls.br.Status("demo"); ok && st.URL != "" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -155,7 +135,51 @@ func liveWith(t testing.TB) (url string, src *keySource, br *Bridge) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return hs.URL, src, br
+	return ls
+}
+
+// feed sends the clips on layers and Opus on audio in real time until ctx
+// ends, as a publisher's packets arrive: SSRCs from ssrc, RTP timestamps
+// from ts.
+func feed(ctx context.Context, layers []*sfu.Layer, audio *sfu.Layer, clips [][][][]byte, ssrc, ts uint32) {
+	const fps = 15
+	var pay codecs.H264Payloader
+	seqs := make([]uint16, len(layers))
+	var aseq uint16
+	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	frames := 0
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: aseq, Timestamp: ts + uint32(i*960), SSRC: ssrc + 9, Marker: true},
+			Payload: []byte{0xf8, 0xff, 0xfe}}
+		aseq++
+		b, _ := p.Marshal()
+		_ = audio.Ingest(b, sfu.Now())
+		for time.Since(start) >= time.Duration(frames)*time.Second/fps {
+			for li, l := range layers {
+				au := clips[li][frames%len(clips[li])]
+				var annexB []byte
+				for _, n := range au {
+					annexB = append(append(annexB, 0, 0, 0, 1), n...)
+				}
+				payloads := pay.Payload(1200, annexB)
+				for pi, pl := range payloads {
+					p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 102, SequenceNumber: seqs[li], Timestamp: ts + uint32(frames*90000/fps),
+						SSRC: ssrc + uint32(li), Marker: pi == len(payloads)-1}, Payload: pl}
+					seqs[li]++
+					b, _ := p.Marshal()
+					_ = l.Ingest(b, sfu.Now())
+				}
+			}
+			frames++
+		}
+	}
 }
 
 // An H.264 simulcast stream becomes a multivariant LL-HLS playlist with a
@@ -425,4 +449,38 @@ func BenchmarkBlockedWaiters(b *testing.B) {
 	med := spreads[len(spreads)/2]
 	b.ReportMetric(float64(med.Microseconds())/1000, "spread-ms")
 	b.ReportMetric(waiters/med.Seconds(), "answers/s")
+}
+
+// A publisher that returns (a new publication, new SSRCs and timestamps)
+// continues the same playlists: the multivariant playlist and the segment
+// names stay, and new parts keep coming.
+func TestNewPublicationContinuesThePlaylists(t *testing.T) {
+	ls := startLive(t)
+	_, index := getBody(t, ls.url+"/hls/demo/index.m3u8")
+	_, pl := getBody(t, ls.url+"/hls/demo/r0/video1_stream.m3u8")
+	initName := regexp.MustCompile(`#EXT-X-MAP:URI="([^"]+)"`).FindStringSubmatch(pl)
+	if initName == nil {
+		t.Fatalf("no init segment:\n%s", pl)
+	}
+	ls.stopFeed()
+	time.Sleep(300 * time.Millisecond)
+	ls.publish(t, 500, 123_456_789)
+	time.Sleep(300 * time.Millisecond)
+	_, pl = getBody(t, ls.url+"/hls/demo/r0/video1_stream.m3u8")
+	msn := regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`).FindStringSubmatch(pl)
+	if msn == nil {
+		t.Fatalf("no playlist after the new publication:\n%s", pl)
+	}
+	next := atoi(msn[1]) + strings.Count(pl, "#EXTINF:") + 1
+	code, after := getBody(t, ls.url+"/hls/demo/r0/video1_stream.m3u8?_HLS_msn="+strconv.Itoa(next)+"&_HLS_part=0")
+	if code != http.StatusOK || !strings.Contains(after, initName[1]) {
+		t.Fatalf("after the new publication: %d, init %s\n%s", code, initName[1], after)
+	}
+	// Bandwidths are measured and move; the renditions and their URIs stay.
+	shape := func(pl string) string {
+		return regexp.MustCompile(`(AVERAGE-)?BANDWIDTH=\d+,`).ReplaceAllString(pl, "")
+	}
+	if _, index2 := getBody(t, ls.url+"/hls/demo/index.m3u8"); shape(index2) != shape(index) {
+		t.Fatalf("the multivariant playlist changed:\n%s\n---\n%s", index, index2)
+	}
 }

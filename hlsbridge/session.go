@@ -27,10 +27,19 @@ import (
 type session struct {
 	log    *slog.Logger
 	cfg    Config
-	video  []*sfu.Layer
+	video  []*sfu.Layer // the layers the session was made for
 	audio  *sfu.Layer
 	tracks []*sfu.Track
 	rends  []*rendition
+	// accepted are the layers Deliver takes now: a returning publisher's
+	// replace the first ones (adopt).
+	accepted atomic.Pointer[layerSet]
+	// ctl runs changes on the worker, in order with the packets.
+	ctl chan func()
+	// The worker's own: the audio layer, its assembler and clock.
+	wAudio     *sfu.Layer
+	opus       *codec.Assembler
+	audioClock rtpClock
 
 	// The stream clock: stream time 0 in the core's clock and on the wall.
 	originNow  int64
@@ -47,6 +56,12 @@ type session struct {
 	closed  atomic.Bool
 	done    chan struct{}
 	wg      sync.WaitGroup
+}
+
+// layerSet is the layers a session takes packets of.
+type layerSet struct {
+	video []*sfu.Layer
+	audio *sfu.Layer
 }
 
 // item is one packet copied off the forwarding path.
@@ -88,6 +103,8 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, log *slog.L
 		work:       make(chan *item, cfg.Queue),
 		done:       make(chan struct{}),
 		flights:    map[string]*flight{},
+		ctl:        make(chan func(), 4),
+		opus:       codec.NewAssembler(codec.Opus),
 	}
 	if video != nil {
 		for _, l := range video.Layers() {
@@ -128,6 +145,8 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, log *slog.L
 		}
 		s.rends = append(s.rends, r)
 	}
+	s.wAudio = s.audio
+	s.accepted.Store(&layerSet{video: s.video, audio: s.audio})
 	for range cfg.Queue {
 		s.free <- &item{}
 	}
@@ -145,27 +164,69 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, log *slog.L
 	return s, nil
 }
 
-// same reports whether the session packages exactly these layers.
-func (s *session) same(audio, video *sfu.Track) bool {
-	if video == nil || !slices.Equal(video.Layers(), s.video) {
+// adopt takes a publication's layers into the session, each video layer
+// in the rendition of the same rid, so players keep their playlists and
+// segment names when a publisher returns or is taken over: the renditions'
+// assemblers and clocks start again on the new layers, timestamps going on
+// from the stream clock. A rendition whose layer has not arrived yet waits
+// for it. It reports false when the layers do not fit the renditions (a
+// new rid, another codec, audio where there was none): the caller makes a
+// new session.
+func (s *session) adopt(audio, video *sfu.Track) bool {
+	if video == nil {
 		return false
 	}
-	var a *sfu.Layer
+	next := &layerSet{video: make([]*sfu.Layer, len(s.rends))}
+	for _, l := range video.Layers() {
+		i := slices.IndexFunc(s.video, func(v *sfu.Layer) bool { return v.RID() == l.RID() })
+		if i < 0 || codec.KindOf(l.Codec().MimeType) != codec.H264 {
+			return false
+		}
+		next.video[i] = l
+	}
 	if audio != nil {
 		for _, l := range audio.Layers() {
 			if codec.KindOf(l.Codec().MimeType) == codec.Opus {
-				a = l
+				next.audio = l
 				break
 			}
 		}
 	}
-	return a == s.audio
+	if next.audio != nil && s.audio == nil {
+		return false // the muxers have no audio track
+	}
+	cur := s.accepted.Load()
+	if slices.Equal(cur.video, next.video) && cur.audio == next.audio {
+		return true
+	}
+	s.accepted.Store(next)
+	now := sfu.Now()
+	for i, l := range next.video {
+		if l != nil && l != cur.video[i] {
+			l.RequestKeyframe(now)
+		}
+	}
+	s.ctl <- func() {
+		for i, r := range s.rends {
+			if next.video[i] != nil && next.video[i] != r.layer {
+				r.layer, r.asm, r.clock = next.video[i], codec.NewAssembler(codec.H264), rtpClock{}
+			}
+		}
+		if next.audio != s.wAudio {
+			s.wAudio, s.opus, s.audioClock = next.audio, codec.NewAssembler(codec.Opus), rtpClock{}
+		}
+	}
+	s.log.Info("hls: the stream's new publication continues the same playlists")
+	return true
 }
 
 // Deliver copies a packet of a packaged layer into the queue (sfu.Sink).
 // It never waits: with no free slot the packet is dropped and counted.
 func (s *session) Deliver(l *sfu.Layer, p *sfu.Packet) {
-	if s.closed.Load() || (l != s.audio && !slices.Contains(s.video, l)) {
+	if s.closed.Load() {
+		return
+	}
+	if ls := s.accepted.Load(); l != ls.audio && !slices.Contains(ls.video, l) {
 		return
 	}
 	var it *item
@@ -183,18 +244,18 @@ func (s *session) Deliver(l *sfu.Layer, p *sfu.Packet) {
 // run turns queued packets into access units for the muxers.
 func (s *session) run() {
 	defer s.wg.Done()
-	opus := codec.NewAssembler(codec.Opus)
-	var audioClock rtpClock
 	var pkt rtp.Packet
 	for {
 		select {
 		case <-s.done:
 			return
+		case f := <-s.ctl:
+			f()
 		case it := <-s.work:
 			pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload = it.seq, it.ts, it.marker, it.buf[:it.n]
-			if it.layer == s.audio {
-				for _, au := range opus.Push(&pkt) {
-					pts := audioClock.pts(au.Timestamp, it.arrival-s.originNow, 48000)
+			if it.layer == s.wAudio && it.layer != nil {
+				for _, au := range s.opus.Push(&pkt) {
+					pts := s.audioClock.pts(au.Timestamp, it.arrival-s.originNow, 48000)
 					for _, r := range s.rends {
 						_ = r.mux.WriteOpus(r.audio, s.wall(pts, 48000), pts, [][]byte{au.Data})
 					}
