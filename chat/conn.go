@@ -47,6 +47,16 @@ func (c *Conn) enqueue(frame []byte) {
 	}
 }
 
+// batchWriter is a transport that can send several frames as one batch,
+// when its client asked for batches.
+type batchWriter interface {
+	Batches() bool
+	WriteBatch(frames [][]byte) error
+}
+
+// maxBatch bounds the events sent in one batch.
+const maxBatch = 64
+
 // Pinger is a transport that wants keepalives while the client is idle.
 type Pinger interface {
 	Ping() error
@@ -64,6 +74,11 @@ func (c *Conn) writeLoop() {
 		defer t.Stop()
 		ping = t.C
 	}
+	bw, _ := c.t.(batchWriter)
+	batch := make([][]byte, 0, maxBatch)
+	if bw == nil || !bw.Batches() {
+		batch = nil
+	}
 	for i, f := range c.backlog {
 		c.backlog[i] = nil
 		if err := c.t.Write(f); err != nil {
@@ -80,7 +95,7 @@ func (c *Conn) writeLoop() {
 				return
 			}
 		case f := <-c.queue:
-			if err := c.t.Write(f); err != nil {
+			if err := c.write(f, batch, bw); err != nil {
 				c.Close()
 				return
 			}
@@ -95,6 +110,33 @@ func (c *Conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// write sends f and, to a client that takes batches (batch not nil, bw
+// its transport), whatever else is queued (up to maxBatch events) in the
+// same message.
+func (c *Conn) write(f []byte, batch [][]byte, bw batchWriter) error {
+	if batch == nil {
+		return c.t.Write(f)
+	}
+	batch = append(batch[:0], f)
+	for len(batch) < maxBatch {
+		select {
+		case g := <-c.queue:
+			batch = append(batch, g)
+			continue
+		default:
+		}
+		break
+	}
+	var err error
+	if len(batch) == 1 {
+		err = c.t.Write(f)
+	} else {
+		err = bw.WriteBatch(batch)
+	}
+	clear(batch)
+	return err
 }
 
 // drop ends a connection with a reason the client is told.

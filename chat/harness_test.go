@@ -109,10 +109,11 @@ type client struct {
 	t  *testing.T
 	ws *websocket.Conn
 
-	mu     sync.Mutex
-	events []Envelope
-	closed chan struct{}
-	ref    atomic.Int64
+	mu      sync.Mutex
+	events  []Envelope
+	closed  chan struct{}
+	ref     atomic.Int64
+	batches atomic.Int64 // messages that were batches
 }
 
 func (e *env) dial(query string) *client {
@@ -137,12 +138,22 @@ func (e *env) dial(query string) *client {
 			if err != nil {
 				return
 			}
-			var ev Envelope
-			if json.Unmarshal(data, &ev) == nil {
-				c.mu.Lock()
-				c.events = append(c.events, ev)
-				c.mu.Unlock()
+			var evs []Envelope
+			if len(data) > 0 && data[0] == '[' { // a batch (?batch=1)
+				if json.Unmarshal(data, &evs) != nil {
+					continue
+				}
+				c.batches.Add(1)
+			} else {
+				var ev Envelope
+				if json.Unmarshal(data, &ev) != nil {
+					continue
+				}
+				evs = []Envelope{ev}
 			}
+			c.mu.Lock()
+			c.events = append(c.events, evs...)
+			c.mu.Unlock()
 		}
 	}()
 	e.t.Cleanup(func() { _ = ws.Close(); <-c.closed })

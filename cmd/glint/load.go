@@ -111,6 +111,7 @@ func chatLoadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Float64Var(&cfg.Rate, "rate", 20, "messages posted per second")
 	fs.IntVar(&cfg.Dial, "dial", 32, "concurrent connection attempts")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "longest wait for deliveries after the last post")
+	fs.BoolVar(&cfg.Singles, "singles", false, "readers ask for one WebSocket message per event, as clients before batches did (default: batches)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	fs.Usage = func() { fmt.Fprint(stderr, chatLoadUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {

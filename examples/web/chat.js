@@ -58,6 +58,7 @@ export class Chat {
     // the URL: URLs end up in proxies' logs.
     const url = new URL('/api/streams/' + encodeURIComponent(this.stream) + '/chat', location.href);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    url.searchParams.set('batch', '1'); // bursts come as one message, an array of envelopes
     const ws = new WebSocket(url);
     this.ws = ws;
     const t = { send: (s) => ws.send(s), close: () => ws.close(), kind: 'websocket' };
@@ -101,8 +102,13 @@ export class Chat {
   }
 
   receive(text) {
-    let e;
-    try { e = JSON.parse(text); } catch (_) { return; }
+    let v;
+    try { v = JSON.parse(text); } catch (_) { return; }
+    for (const e of Array.isArray(v) ? v : [v]) this.handle(e);
+  }
+
+  handle(e) {
+    if (!e || typeof e !== 'object') return;
     if (e.ref && this.pending.has(e.ref)) {
       this.pending.get(e.ref)(e);
       this.pending.delete(e.ref);

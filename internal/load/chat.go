@@ -28,6 +28,9 @@ type ChatConfig struct {
 	Rate     float64       // messages per second
 	Dial     int           // concurrent dials while connecting
 	Drain    time.Duration // wait for deliveries after the last post
+	// Singles makes the readers ask for one message per event, as clients
+	// before batches did; by default they take batches (?batch=1).
+	Singles bool
 }
 
 // ChatResult is what a chat run measured.
@@ -67,23 +70,31 @@ func (r *chatReader) read(wg *sync.WaitGroup) {
 			r.gone.Store(true)
 			return
 		}
-		i := bytes.Index(b, r.mark)
-		if i < 0 || !bytes.Contains(b[:min(len(b), 40)], []byte(`"message"`)) {
-			continue
-		}
-		j := i + len(r.mark)
-		k := j
-		for k < len(b) && b[k] >= '0' && b[k] <= '9' {
-			k++
-		}
-		sent, err := strconv.ParseInt(string(b[j:k]), 10, 64)
-		if err != nil {
+		// One envelope, or a batch of them (an array): every marked
+		// message in it counts.
+		if len(b) == 0 || b[0] != '[' && !bytes.Contains(b[:min(len(b), 40)], []byte(`"message"`)) {
 			continue
 		}
 		now := time.Now()
-		r.lat = append(r.lat, int32(min(now.UnixMicro()-sent, 1<<31-1)))
-		r.last = now
-		r.n.Add(1)
+		for {
+			i := bytes.Index(b, r.mark)
+			if i < 0 {
+				break
+			}
+			j := i + len(r.mark)
+			k := j
+			for k < len(b) && b[k] >= '0' && b[k] <= '9' {
+				k++
+			}
+			sent, err := strconv.ParseInt(string(b[j:k]), 10, 64)
+			b = b[k:]
+			if err != nil {
+				continue
+			}
+			r.lat = append(r.lat, int32(min(now.UnixMicro()-sent, 1<<31-1)))
+			r.last = now
+			r.n.Add(1)
+		}
 	}
 }
 
@@ -113,7 +124,14 @@ func RunChat(ctx context.Context, cfg ChatConfig, progress io.Writer) (ChatResul
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem }()
-			c, resp, err := dialer.DialContext(ctx, ws, nil)
+			// Anonymous read-only clients resume (?after=0: a fresh stream
+			// has nothing before); without it the node waits for a
+			// sign-in frame and closes them after authWait.
+			url := ws + "?after=0&batch=1"
+			if cfg.Singles {
+				url = ws + "?after=0"
+			}
+			c, resp, err := dialer.DialContext(ctx, url, nil)
 			if resp != nil && resp.Body != nil {
 				_ = resp.Body.Close()
 			}
