@@ -25,6 +25,10 @@ type Config struct {
 	// Queue is how many packets wait between the core and the muxers
 	// (default 2048); beyond it packets are dropped and counted.
 	Queue int
+	// RecordDir, when set, is where each stream's top rendition is
+	// recorded as it is made, one folder per stream and start time: a VOD
+	// the moment the stream ends (served at /vod/).
+	RecordDir string
 }
 
 // Validate checks the durations: parts of 100 ms to 1 s, segments of at

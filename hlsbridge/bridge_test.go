@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -70,11 +71,12 @@ type liveStream struct {
 	ctx      context.Context
 	wg       *sync.WaitGroup
 	stopFeed context.CancelFunc
+	pub      *sfu.Publication
 }
 
 // publish starts a publication of layers h and l and Opus, fed with the
 // clips from ssrc and ts on until the test ends or stopFeed.
-func (ls *liveStream) publish(t testing.TB, ssrc, ts uint32) {
+func (ls *liveStream) publish(t testing.TB, ssrc, ts uint32) *sfu.Publication {
 	t.Helper()
 	pub := ls.st.StartPublication(sfu.HostID, ls.src, sfu.Now())
 	var layers []*sfu.Layer
@@ -92,9 +94,15 @@ func (ls *liveStream) publish(t testing.TB, ssrc, ts uint32) {
 	ctx, stop := context.WithCancel(ls.ctx)
 	ls.stopFeed = stop
 	ls.wg.Go(func() { feed(ctx, layers, audio, ls.clips, ssrc, ts) })
+	return pub
 }
 
 func startLive(t testing.TB) *liveStream {
+	t.Helper()
+	return startLiveWith(t, Config{})
+}
+
+func startLiveWith(t testing.TB, cfg Config) *liveStream {
 	t.Helper()
 	ff := tool(t, "ffmpeg")
 	ls := &liveStream{src: &keySource{}, wg: &sync.WaitGroup{}}
@@ -110,12 +118,12 @@ func startLive(t testing.TB) *liveStream {
 	if testing.Verbose() {
 		logTo = os.Stderr
 	}
-	ls.br = New(reg, Config{}, slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	ls.br = New(reg, cfg, slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	ctx, cancel := context.WithCancel(context.Background())
 	ls.ctx = ctx
 	ls.wg.Go(func() { _ = ls.br.Run(ctx) })
 	ls.st = reg.Stream("demo")
-	ls.publish(t, 100, 0)
+	ls.pub = ls.publish(t, 100, 0)
 	hs := httptest.NewServer(ls.br)
 	ls.url = hs.URL
 	t.Cleanup(func() {
@@ -482,5 +490,64 @@ func TestNewPublicationContinuesThePlaylists(t *testing.T) {
 	}
 	if _, index2 := getBody(t, ls.url+"/hls/demo/index.m3u8"); shape(index2) != shape(index) {
 		t.Fatalf("the multivariant playlist changed:\n%s\n---\n%s", index, index2)
+	}
+}
+
+// With recording on, the top rendition is written as it is made and is a
+// VOD when the stream ends: playlists that end, whole segments, and
+// ffprobe reads the recording from the files alone.
+func TestRecordingIsAVODWhenTheStreamEnds(t *testing.T) {
+	dir := t.TempDir()
+	ls := startLiveWith(t, Config{RecordDir: dir})
+	if code, _ := getBody(t, ls.url+"/hls/demo/index.m3u8"); code != http.StatusOK {
+		t.Fatalf("index %d", code)
+	}
+	time.Sleep(3 * time.Second)
+	ls.stopFeed()
+	ls.pub.End(sfu.Now())
+	deadline := time.Now().Add(10 * time.Second)
+	var pl []byte
+	var vod string
+	for {
+		if m, _ := filepath.Glob(filepath.Join(dir, "demo", "*", "video", "video1_stream.m3u8")); len(m) > 0 {
+			pl, _ = os.ReadFile(m[len(m)-1])
+			vod = filepath.Dir(filepath.Dir(m[len(m)-1]))
+			if strings.Contains(string(pl), "#EXT-X-ENDLIST") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no finished recording in %s:\n%s", dir, pl)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Count(string(pl), "#EXTINF:") < 2 {
+		t.Fatalf("the recording holds fewer than two segments:\n%s", pl)
+	}
+	out, err := exec.Command(tool(t, "ffprobe"), "-v", "error", "-show_entries", "format=duration:stream=codec_name,width,height", "-of", "json", filepath.Join(vod, "index.m3u8")).Output()
+	if err != nil {
+		t.Fatalf("ffprobe of the recording: %v", err)
+	}
+	var probe struct {
+		Streams []struct {
+			Codec         string `json:"codec_name"`
+			Width, Height int
+		} `json:"streams"`
+		Format struct {
+			Duration string `json:"duration"`
+		} `json:"format"`
+	}
+	if err := json.Unmarshal(out, &probe); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := strconv.ParseFloat(probe.Format.Duration, 64)
+	var video, audio bool
+	for _, st := range probe.Streams {
+		video = video || st.Codec == "h264" && st.Width == 320 && st.Height == 180
+		audio = audio || st.Codec == "opus"
+	}
+	t.Logf("the recording: %d segments, %.2f s", strings.Count(string(pl), "#EXTINF:"), d)
+	if !video || !audio || d < 1.5 {
+		t.Fatalf("ffprobe read %s", out)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,6 +57,7 @@ type session struct {
 	closed  atomic.Bool
 	done    chan struct{}
 	wg      sync.WaitGroup
+	rec     sync.WaitGroup // the recorder, which ends after the muxers
 }
 
 // layerSet is the layers a session takes packets of.
@@ -152,6 +154,14 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, log *slog.L
 	}
 	s.wg.Add(1)
 	go s.run()
+	if cfg.RecordDir != "" {
+		dir := filepath.Join(cfg.RecordDir, st.Name(), time.Now().UTC().Format("20060102T150405.000Z"))
+		s.rec.Go(func() {
+			if err := s.record(dir); err != nil {
+				log.Error("hls: recording stopped; live viewing goes on", "dir", dir, "err", err)
+			}
+		})
+	}
 	s.tracks = []*sfu.Track{video}
 	video.AddSink(s)
 	if s.audio != nil {
@@ -330,6 +340,7 @@ func (s *session) close() {
 	close(s.done)
 	s.wg.Wait()
 	s.closeMuxers()
+	s.rec.Wait()
 }
 
 func (s *session) closeMuxers() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -73,6 +74,24 @@ func TestServeLLHLSFromSimulcast(t *testing.T) {
 	code, metrics := get(t, node.URL+"/metrics")
 	if code != 200 || !strings.Contains(metrics, `glint_hls_renditions{error="",stream="demo"} 3`) {
 		t.Fatalf("metrics lack the HLS renditions: %d", code)
+	}
+	// The recording is served as files while it is made; folders are not listed.
+	var vod string
+	deadline = time.Now().Add(10 * time.Second)
+	for vod == "" {
+		if m, _ := filepath.Glob(filepath.Join(node.DataDir, "vod", "demo", "*", "index.m3u8")); len(m) > 0 {
+			vod = strings.TrimPrefix(filepath.ToSlash(strings.TrimPrefix(m[0], filepath.Join(node.DataDir, "vod"))), "/")
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no recording after 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, body := get(t, node.URL+"/vod/"+vod); code != 200 || !strings.Contains(body, "video/video1_stream.m3u8") {
+		t.Fatalf("the recording's playlist: %d\n%s", code, body)
+	}
+	if code, _ := get(t, node.URL+"/vod/demo/"); code != 404 {
+		t.Fatalf("a VOD folder is listed: %d", code)
 	}
 	if code, _ := get(t, node.URL+"/hls/nostream/index.m3u8"); code != 404 {
 		t.Fatalf("an unknown stream: %d", code)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -75,8 +76,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	}()
 	attachChannels(srv, hub)
 	var hls *hlsbridge.Bridge
+	vodDir := filepath.Join(cfg.DataDir, "vod")
 	if !cfg.HLSOff {
-		hls = hlsbridge.New(reg, cfg.HLS, log)
+		hc := cfg.HLS
+		if !cfg.VODOff {
+			hc.RecordDir = vodDir
+		}
+		hls = hlsbridge.New(reg, hc, log)
 		srv.SetHLS(func(stream string) (any, string) {
 			st, ok := hls.Status(stream)
 			if !ok {
@@ -99,7 +105,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		publicMetrics = nil
 	}
 	hs := &http.Server{
-		Handler:           routes(srv, chatAPI, hls, publicMetrics),
+		Handler:           routes(srv, chatAPI, hls, vodDir, publicMetrics),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second, // bodies are at most 64 KiB
 		MaxHeaderBytes:    64 << 10,
@@ -178,13 +184,23 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 }
 
 // routes mounts the endpoints, the API, metrics and the pages.
-func routes(srv *signaling.Server, chatAPI *chat.API, hls *hlsbridge.Bridge, metrics *prometheus.Registry) http.Handler {
+func routes(srv *signaling.Server, chatAPI *chat.API, hls *hlsbridge.Bridge, vodDir string, metrics *prometheus.Registry) http.Handler {
 	m := http.NewServeMux()
 	srv.Register(m)
 	chatAPI.Register(m)
 	if hls != nil {
 		m.Handle("GET /hls/", hls)
 	}
+	// Recordings, as files: playlists and segments, no folder listings.
+	vod := http.StripPrefix("/vod/", http.FileServer(http.Dir(vodDir)))
+	m.HandleFunc("GET /vod/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") || strings.Contains(r.URL.Path, ".tmp") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		vod.ServeHTTP(w, r)
+	})
 	if metrics != nil {
 		m.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	}

@@ -41,11 +41,12 @@ func (s *syncBuffer) String() string {
 
 // running is a node started by launch.
 type running struct {
-	URL  string
-	Out  *syncBuffer
-	stop func() error
-	once sync.Once
-	err  error
+	URL     string
+	Out     *syncBuffer
+	DataDir string
+	stop    func() error
+	once    sync.Once
+	err     error
 }
 
 // Stop shuts the node down as SIGTERM does and returns serve's error.
@@ -75,7 +76,7 @@ func launch(t *testing.T, args ...string) *running {
 		cancel()
 		t.Fatalf("serve: %v", err)
 	}
-	r := &running{URL: "http://" + addr, Out: out, stop: func() error { cancel(); return <-done }}
+	r := &running{URL: "http://" + addr, Out: out, DataDir: cfg.DataDir, stop: func() error { cancel(); return <-done }}
 	t.Cleanup(func() {
 		if err := r.Stop(); err != nil {
 			t.Errorf("shutdown: %v", err)
