@@ -550,4 +550,8 @@ func TestRecordingIsAVODWhenTheStreamEnds(t *testing.T) {
 	if !video || !audio || d < 1.5 {
 		t.Fatalf("ffprobe read %s", out)
 	}
+	vods, err := ListVODs(dir)
+	if err != nil || len(vods) == 0 || vods[0].Live || vods[0].Duration < 1.5 || vods[0].Stream != "demo" {
+		t.Fatalf("listed %+v (%v)", vods, err)
+	}
 }

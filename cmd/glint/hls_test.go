@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -89,6 +91,13 @@ func TestServeLLHLSFromSimulcast(t *testing.T) {
 	}
 	if code, body := get(t, node.URL+"/vod/"+vod); code != 200 || !strings.Contains(body, "video/video1_stream.m3u8") {
 		t.Fatalf("the recording's playlist: %d\n%s", code, body)
+	}
+	if code, body := get(t, node.URL+"/api/vods"); code != 200 || !strings.Contains(body, `"stream":"demo"`) {
+		t.Fatalf("GET /api/vods: %d %s", code, body)
+	}
+	var list bytes.Buffer
+	if err := run(context.Background(), []string{"vod", "list", "--data-dir", node.DataDir}, &list, io.Discard); err != nil || !strings.Contains(list.String(), "demo/") {
+		t.Fatalf("glint vod list: %v\n%s", err, list.String())
 	}
 	if code, _ := get(t, node.URL+"/vod/demo/"); code != 404 {
 		t.Fatalf("a VOD folder is listed: %d", code)

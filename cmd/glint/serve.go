@@ -23,6 +23,7 @@ import (
 	"github.com/glintlive/glint/chat"
 	"github.com/glintlive/glint/examples/web"
 	"github.com/glintlive/glint/hlsbridge"
+	"github.com/glintlive/glint/internal/httpx"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/sfu/peer"
 	"github.com/glintlive/glint/signaling"
@@ -191,6 +192,14 @@ func routes(srv *signaling.Server, chatAPI *chat.API, hls *hlsbridge.Bridge, vod
 	if hls != nil {
 		m.Handle("GET /hls/", hls)
 	}
+	m.HandleFunc("GET /api/vods", func(w http.ResponseWriter, _ *http.Request) {
+		vods, err := hlsbridge.ListVODs(vodDir)
+		if err != nil {
+			httpx.Problem(w, http.StatusInternalServerError, "listing recordings: "+err.Error())
+			return
+		}
+		httpx.JSON(w, http.StatusOK, map[string]any{"vods": vods})
+	})
 	// Recordings, as files: playlists and segments, no folder listings.
 	vod := http.StripPrefix("/vod/", http.FileServer(http.Dir(vodDir)))
 	m.HandleFunc("GET /vod/", func(w http.ResponseWriter, r *http.Request) {

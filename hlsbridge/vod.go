@@ -1,0 +1,100 @@
+package hlsbridge
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// VOD is one recording in a recording directory.
+type VOD struct {
+	// ID is "{stream}/{start}", the recording's folder under the
+	// directory and its path under /vod/.
+	ID       string    `json:"id"`
+	Stream   string    `json:"stream"`
+	Start    time.Time `json:"start"`
+	Duration float64   `json:"duration_seconds"`
+	// Live: the stream is still being recorded (its playlist has not
+	// ended); a recording cut off by a crash stays so.
+	Live bool   `json:"live"`
+	HLS  string `json:"hls"`
+}
+
+// ErrNoVOD is returned for a recording that does not exist.
+var ErrNoVOD = errors.New("no such recording")
+
+// ListVODs returns the recordings in dir, newest first.
+func ListVODs(dir string) ([]VOD, error) {
+	var out []VOD
+	streams, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return []VOD{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range streams {
+		if !st.IsDir() {
+			continue
+		}
+		starts, err := os.ReadDir(filepath.Join(dir, st.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range starts {
+			if v, ok := readVOD(dir, st.Name(), s.Name()); ok {
+				out = append(out, v)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b VOD) int { return b.Start.Compare(a.Start) })
+	if out == nil {
+		out = []VOD{}
+	}
+	return out, nil
+}
+
+// readVOD reads one recording's folder: its start from the name, its
+// duration and whether it ended from the video playlist.
+func readVOD(dir, stream, start string) (VOD, bool) {
+	t, err := time.Parse("20060102T150405.000Z", start)
+	if err != nil {
+		return VOD{}, false
+	}
+	pl, err := os.ReadFile(filepath.Join(dir, stream, start, "video", "video1_stream.m3u8"))
+	if err != nil {
+		return VOD{}, false
+	}
+	v := VOD{ID: stream + "/" + start, Stream: stream, Start: t, Live: !strings.Contains(string(pl), "#EXT-X-ENDLIST"),
+		HLS: "/vod/" + stream + "/" + start + "/index.m3u8"}
+	for line := range strings.SplitSeq(string(pl), "\n") {
+		if d, ok := strings.CutPrefix(line, "#EXTINF:"); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSuffix(d, ","), 64)
+			v.Duration += f
+		}
+	}
+	return v, true
+}
+
+// DeleteVOD removes recording id ("{stream}/{start}") from dir.
+func DeleteVOD(dir, id string) error {
+	stream, start, ok := strings.Cut(id, "/")
+	if !ok || !validSegment(stream) || !validSegment(start) {
+		return fmt.Errorf("%w: %q", ErrNoVOD, id)
+	}
+	if _, ok := readVOD(dir, stream, start); !ok {
+		return fmt.Errorf("%w: %q", ErrNoVOD, id)
+	}
+	return os.RemoveAll(filepath.Join(dir, stream, start))
+}
+
+// validSegment accepts one path element: no separators, no dot-only names.
+func validSegment(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, `/\`) && filepath.Base(s) == s
+}

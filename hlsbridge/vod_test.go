@@ -1,0 +1,54 @@
+package hlsbridge
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func writeVOD(t *testing.T, dir, stream, start, playlist string) {
+	t.Helper()
+	p := filepath.Join(dir, stream, start, "video")
+	if err := os.MkdirAll(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p, "video1_stream.m3u8"), []byte(playlist), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Recordings are listed newest first with their durations and whether they
+// ended; delete takes only IDs that name a recording, never a path out.
+func TestListAndDeleteVODs(t *testing.T) {
+	dir := t.TempDir()
+	if vods, err := ListVODs(filepath.Join(dir, "none")); err != nil || len(vods) != 0 {
+		t.Fatalf("no directory: %v %v", vods, err)
+	}
+	ended := "#EXTM3U\n#EXTINF:1.00000,\nseg7.mp4\n#EXTINF:0.50000,\nseg8.mp4\n#EXT-X-ENDLIST\n"
+	writeVOD(t, dir, "demo", "20261207T010000.000Z", ended)
+	writeVOD(t, dir, "demo", "20261207T020000.000Z", "#EXTM3U\n#EXTINF:1.00000,\nseg7.mp4\n")
+	writeVOD(t, dir, "demo", "not-a-time", ended)
+	vods, err := ListVODs(dir)
+	if err != nil || len(vods) != 2 {
+		t.Fatalf("%+v %v", vods, err)
+	}
+	if vods[0].ID != "demo/20261207T020000.000Z" || !vods[0].Live || vods[1].Duration != 1.5 || vods[1].Live ||
+		vods[1].HLS != "/vod/demo/20261207T010000.000Z/index.m3u8" {
+		t.Fatalf("listed %+v", vods)
+	}
+	for _, bad := range []string{"../demo", "demo/..", "demo/../../etc", "demo", "demo/not-a-time/x", "other/20261207T010000.000Z"} {
+		if err := DeleteVOD(dir, bad); !errors.Is(err, ErrNoVOD) {
+			t.Errorf("delete %q: %v", bad, err)
+		}
+	}
+	if err := DeleteVOD(dir, "demo/20261207T010000.000Z"); err != nil {
+		t.Fatal(err)
+	}
+	if vods, _ := ListVODs(dir); len(vods) != 1 {
+		t.Fatalf("after delete: %+v", vods)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "demo", "not-a-time")); err != nil {
+		t.Fatal("delete touched another folder")
+	}
+}
