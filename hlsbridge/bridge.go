@@ -29,6 +29,9 @@ type Config struct {
 	// recorded as it is made, one folder per stream and start time: a VOD
 	// the moment the stream ends (served at /vod/).
 	RecordDir string
+	// Retention deletes recordings that started longer ago than this
+	// (checked at start and hourly); 0 keeps them.
+	Retention time.Duration
 }
 
 // Validate checks the durations: parts of 100 ms to 1 s, segments of at
@@ -39,13 +42,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("hls-part %v: use 100ms to 1s", c.PartDuration)
 	case c.SegmentDuration < c.PartDuration || c.SegmentDuration > 10*time.Second:
 		return fmt.Errorf("hls-segment %v: use hls-part to 10s", c.SegmentDuration)
+	case c.Retention < 0:
+		return fmt.Errorf("vod-retention %v: use 0 (keep) or more", c.Retention)
 	}
 	return nil
 }
 
 // DefaultConfig returns the settings used when nothing is configured.
 func DefaultConfig() Config {
-	return Config{PartDuration: 200 * time.Millisecond, SegmentDuration: time.Second, Segments: 7, Queue: 2048}
+	return Config{PartDuration: 200 * time.Millisecond, SegmentDuration: time.Second, Segments: 7, Queue: 2048, Retention: 30 * 24 * time.Hour}
 }
 
 // Bridge packages every live stream of a registry as LL-HLS and serves it
@@ -87,6 +92,13 @@ func New(reg *sfu.Registry, cfg Config, log *slog.Logger) *Bridge {
 func (b *Bridge) Run(ctx context.Context) error {
 	defer b.w.Close()
 	defer b.closeAll()
+	if b.cfg.RecordDir != "" && b.cfg.Retention > 0 {
+		var pruning sync.WaitGroup
+		defer pruning.Wait()
+		pctx, stop := context.WithCancel(ctx)
+		defer stop()
+		pruning.Go(func() { b.prune(pctx) })
+	}
 	for {
 		ev, err := b.w.Next(ctx)
 		if err != nil {
@@ -104,6 +116,27 @@ func (b *Bridge) Run(ctx context.Context) error {
 		case sfu.EventEnded:
 			b.stop(ev.Stream)
 		case sfu.EventReconnecting:
+		}
+	}
+}
+
+// prune deletes recordings past the retention, now and hourly, until ctx
+// ends.
+func (b *Bridge) prune(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		gone, err := PruneVODs(b.cfg.RecordDir, time.Now().Add(-b.cfg.Retention))
+		for _, id := range gone {
+			b.log.Info("vod: deleted, past the retention", "id", id)
+		}
+		if err != nil {
+			b.log.Warn("vod: pruning", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -98,3 +98,36 @@ func DeleteVOD(dir, id string) error {
 func validSegment(s string) bool {
 	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, `/\`) && filepath.Base(s) == s
 }
+
+// quiet is how long a recording's playlist must be untouched before a
+// recording without an end counts as cut off, not live.
+const quiet = time.Hour
+
+// PruneVODs deletes the recordings in dir that started before cutoff and
+// are no longer being made (ended, or untouched for an hour: cut off by a
+// crash). It returns the IDs deleted.
+func PruneVODs(dir string, cutoff time.Time) ([]string, error) {
+	vods, err := ListVODs(dir)
+	if err != nil {
+		return nil, err
+	}
+	var gone []string
+	var errs []error
+	for _, v := range vods {
+		if !v.Start.Before(cutoff) {
+			continue
+		}
+		if v.Live {
+			fi, err := os.Stat(filepath.Join(dir, v.Stream, v.Start.Format("20060102T150405.000Z"), "video", "video1_stream.m3u8"))
+			if err != nil || time.Since(fi.ModTime()) < quiet {
+				continue
+			}
+		}
+		if err := DeleteVOD(dir, v.ID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		gone = append(gone, v.ID)
+	}
+	return gone, errors.Join(errs...)
+}

@@ -1,10 +1,16 @@
 package hlsbridge
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/glintlive/glint/sfu"
 )
 
 func writeVOD(t *testing.T, dir, stream, start, playlist string) {
@@ -50,5 +56,46 @@ func TestListAndDeleteVODs(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "demo", "not-a-time")); err != nil {
 		t.Fatal("delete touched another folder")
+	}
+}
+
+// Recordings that started before the cutoff are deleted when they ended;
+// newer ones and ones still being written stay.
+func TestPruneVODs(t *testing.T) {
+	dir := t.TempDir()
+	ended := "#EXTM3U\n#EXTINF:1.00000,\nseg7.mp4\n#EXT-X-ENDLIST\n"
+	writeVOD(t, dir, "demo", "20261101T010000.000Z", ended)
+	writeVOD(t, dir, "demo", "20261102T010000.000Z", "#EXTM3U\n#EXTINF:1.00000,\nseg7.mp4\n") // written just now: live
+	writeVOD(t, dir, "demo", "20261207T010000.000Z", ended)
+	cutoff, _ := time.Parse(time.RFC3339, "2026-12-01T00:00:00Z")
+	gone, err := PruneVODs(dir, cutoff)
+	if err != nil || len(gone) != 1 || gone[0] != "demo/20261101T010000.000Z" {
+		t.Fatalf("pruned %v (%v)", gone, err)
+	}
+	if vods, _ := ListVODs(dir); len(vods) != 2 {
+		t.Fatalf("left %+v", vods)
+	}
+}
+
+// A running bridge prunes at start.
+func TestBridgePrunesAtStart(t *testing.T) {
+	dir := t.TempDir()
+	writeVOD(t, dir, "demo", "20200101T000000.000Z", "#EXTM3U\n#EXTINF:1.00000,\nseg7.mp4\n#EXT-X-ENDLIST\n")
+	reg := sfu.NewRegistry(sfu.DefaultConfig())
+	defer reg.Close()
+	br := New(reg, Config{RecordDir: dir, Retention: 24 * time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = br.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if vods, _ := ListVODs(dir); len(vods) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a recording past the retention is still there")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -144,6 +144,7 @@ func (c *Config) settings() []*setting {
 		dur("ice-failed-timeout", "further silence after which a peer counts as gone", &c.RTC.ICEFailedTimeout),
 		boolean("hls-off", "do not package live streams as LL-HLS (/hls/{stream}/index.m3u8)", &c.HLSOff),
 		boolean("vod-off", "do not record live streams (DATA_DIR/vod, served at /vod/{stream}/{start}/index.m3u8); recordings are kept until deleted", &c.VODOff),
+		dur("vod-retention", "delete recordings that started longer ago than this (checked at start and hourly); 0 keeps them", &c.HLS.Retention),
 		dur("hls-part", "least duration of an LL-HLS part", &c.HLS.PartDuration),
 		dur("hls-segment", "least duration of an LL-HLS segment; segments end at keyframes, so publishers should send one at least this often", &c.HLS.SegmentDuration),
 		dur("reconnect-grace", "how long viewers wait for a dropped publisher to come back", &c.SFU.ReconnectGrace),
