@@ -114,29 +114,37 @@ func TestKeyGuessingBacksOff(t *testing.T) {
 	}
 }
 
-// A viewer refused because WebRTC is full for the stream is pointed at the
+// A viewer refused because WebRTC is full, for the stream
+// (MaxViewersPerStream) or the node (MaxViewers), is pointed at the
 // stream's LL-HLS playlist (Link rel=alternate), besides 503 and
 // Retry-After.
 func TestFullStreamPointsAtLLHLS(t *testing.T) {
-	n := startNode(t, nodeOptions{limits: func(c *signaling.Config) { c.MaxViewersPerStream = 1 }})
-	n.Srv.SetHLS(func(stream string) (any, string) { return nil, "/hls/" + stream + "/index.m3u8" })
-	n.publish(t, client.PublisherConfig{Simulcast: true})
-	eventually(t, 5*time.Second, "live", func() bool { return roomState(n) == "live" })
-	offer := offerFor(t, webrtc.RTPTransceiverDirectionRecvonly, webrtc.MimeTypeVP8, "")
-	post := func() *http.Response {
-		resp, err := http.Post(n.URL+"/whep/demo", "application/sdp", strings.NewReader(offer))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = resp.Body.Close()
-		return resp
-	}
-	if resp := post(); resp.StatusCode != http.StatusCreated {
-		t.Fatalf("the first viewer: %d", resp.StatusCode)
-	}
-	resp := post()
-	want := `</hls/demo/index.m3u8>; rel="alternate"; type="application/vnd.apple.mpegurl"`
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Link") != want || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("the second viewer: %d, Link %q", resp.StatusCode, resp.Header.Get("Link"))
+	for name, limit := range map[string]func(*signaling.Config){
+		"stream": func(c *signaling.Config) { c.MaxViewersPerStream = 1 },
+		"node":   func(c *signaling.Config) { c.MaxViewers = 1 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			n := startNode(t, nodeOptions{limits: limit})
+			n.Srv.SetHLS(func(stream string) (any, string) { return nil, "/hls/" + stream + "/index.m3u8" })
+			n.publish(t, client.PublisherConfig{Simulcast: true})
+			eventually(t, 5*time.Second, "live", func() bool { return roomState(n) == "live" })
+			offer := offerFor(t, webrtc.RTPTransceiverDirectionRecvonly, webrtc.MimeTypeVP8, "")
+			post := func() *http.Response {
+				resp, err := http.Post(n.URL+"/whep/demo", "application/sdp", strings.NewReader(offer))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = resp.Body.Close()
+				return resp
+			}
+			if resp := post(); resp.StatusCode != http.StatusCreated {
+				t.Fatalf("the first viewer: %d", resp.StatusCode)
+			}
+			resp := post()
+			want := `</hls/demo/index.m3u8>; rel="alternate"; type="application/vnd.apple.mpegurl"`
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Link") != want || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("the second viewer: %d, Link %q", resp.StatusCode, resp.Header.Get("Link"))
+			}
+		})
 	}
 }

@@ -37,6 +37,10 @@ type Config struct {
 	// MaxViewersPerStream bounds one stream's WHEP sessions; 0 is no bound
 	// but the node's.
 	MaxViewersPerStream int
+	// MaxViewers bounds the node's WHEP sessions, below what MaxSessions
+	// and PublisherSlots leave; 0 is no bound but those. Past it or the
+	// stream's bound, a packaged stream's viewers are sent to LL-HLS.
+	MaxViewers int
 	// OfferRate and OfferBurst throttle WHIP and WHEP offers per client
 	// address: past them, 429 with Retry-After.
 	OfferRate  float64
@@ -69,8 +73,8 @@ func (c *Config) Validate() error {
 		return errors.New("max sessions must be at least 1")
 	case c.PublisherSlots < 0 || c.PublisherSlots >= c.MaxSessions:
 		return errors.New("publisher slots must be 0 or more and fewer than max sessions")
-	case c.MaxViewersPerAddress < 1 || c.MaxViewersPerStream < 0:
-		return errors.New("viewers per address must be at least 1, per stream 0 (no bound) or more")
+	case c.MaxViewersPerAddress < 1 || c.MaxViewersPerStream < 0 || c.MaxViewers < 0:
+		return errors.New("viewers per address must be at least 1, per stream and per node 0 (no bound) or more")
 	case c.OfferRate < 0 || c.OfferBurst < 1:
 		return errors.New("offer rate must not be negative and the burst at least 1")
 	case c.KeyFailures < 1:
@@ -255,6 +259,8 @@ func (s *Server) reserve(sess *session) *refusal {
 	case sess.role == peer.RolePublisher:
 		s.publishers++
 		return nil
+	case c.MaxViewers > 0 && s.viewers >= c.MaxViewers:
+		return &refusal{http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("the node is at its limit of %d WebRTC viewers", c.MaxViewers), true}
 	case s.viewers >= c.MaxSessions-c.PublisherSlots:
 		return &refusal{http.StatusServiceUnavailable, retryBusy, fmt.Sprintf("the node is at its limit of %d viewers", c.MaxSessions-c.PublisherSlots), true}
 	case s.byAddr[sess.addr] >= c.MaxViewersPerAddress:

@@ -154,6 +154,7 @@ func (c *Config) settings() []*setting {
 		num("publisher-slots", "sessions of max-sessions kept for WHIP publishers, which viewers never take", &c.Signaling.PublisherSlots),
 		num("max-viewers-per-address", "most WHEP sessions from one client address (an IPv6 /64); beyond it 429", &c.Signaling.MaxViewersPerAddress),
 		num("max-viewers-per-stream", "most WHEP sessions of one stream on this node; 0 for no bound but max-sessions", &c.Signaling.MaxViewersPerStream),
+		num("max-viewers", "most WHEP sessions on this node (0: only max-sessions bounds them); past it, or past max-viewers-per-stream, a stream packaged as LL-HLS sends its new viewers there (503 with a Link)", &c.Signaling.MaxViewers),
 		float("offer-rate", "WHIP and WHEP offers per second one client address may make (with offer-burst at once); beyond it 429 with Retry-After; 0 turns it off", &c.Signaling.OfferRate),
 		num("offer-burst", "offers one client address may make at once", &c.Signaling.OfferBurst),
 		num("key-failures", "wrong stream keys one address may send before each further one blocks it for twice as long as the last (1 s up to 1 min), answered 429", &c.Signaling.KeyFailures),
