@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,5 +137,36 @@ func TestCloseWinsOverView(t *testing.T) {
 		if got := room.Viewers(); got != 0 {
 			t.Fatalf("round %d: %d viewers left in the room after Close", i, got)
 		}
+	}
+}
+
+// A random media port whose number is taken on TCP is given up for
+// another, instead of failing the node (a rare collision that made
+// parallel tests flaky).
+func TestRandomPortRetriesATakenTCPPort(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Port = 0
+	cfg.IPs = []string{"127.0.0.1"}
+	tries := 0
+	cfg.ListenTCP = func(network, addr string) (net.Listener, error) {
+		tries++
+		if tries == 1 {
+			return nil, &net.OpError{Op: "listen", Net: network, Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
+		}
+		return net.Listen(network, addr)
+	}
+	n, err := NewEndpoint(cfg, sfu.NewRegistry(sfu.DefaultConfig()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("a taken TCP port failed the node: %v", err)
+	}
+	defer n.Close()
+	if tries != 2 || n.Port() == 0 {
+		t.Fatalf("%d TCP listens, port %d", tries, n.Port())
+	}
+	cfg.Port = 45000 // a fixed port is the operator's choice: no retry
+	tries = 0
+	if n2, err := NewEndpoint(cfg, sfu.NewRegistry(sfu.DefaultConfig()), slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
+		n2.Close()
+		t.Fatal("a fixed port taken on TCP was silently moved")
 	}
 }

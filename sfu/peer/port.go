@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"syscall"
 
 	"github.com/pion/ice/v4"
 
@@ -30,6 +31,16 @@ type Port struct {
 // ICE-TCP listener. With senders > 1 each address gets that many sockets
 // that only send, one per fan-out lane (see listenUDP).
 func openPort(cfg Config, senders int, log *slog.Logger) (*Port, error) {
+	for attempt := 1; ; attempt++ {
+		p, err := openPortOnce(cfg, senders, log)
+		// A random UDP port's number may be taken on TCP: pick another.
+		if err == nil || cfg.Port != 0 || !cfg.TCP || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
+			return p, err
+		}
+	}
+}
+
+func openPortOnce(cfg Config, senders int, log *slog.Logger) (*Port, error) {
 	p := &Port{cfg: cfg, lite: lite.NewMux(log)}
 	logs := lite.Logs(log)
 	ips, err := p.localIPs()
