@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/gorilla/websocket"
 
 	"github.com/glintlive/glint/internal/client"
 	"github.com/glintlive/glint/internal/load"
@@ -68,5 +72,112 @@ func TestBrowserWatchOverflowsToLLHLS(t *testing.T) {
 	t.Logf("LL-HLS playhead %.0f ms into the stream, %.0f ms behind its clock", playhead, behind)
 	if behind < 0 || behind > 10_000 {
 		t.Fatalf("the HLS playhead is %.0f ms behind the stream clock", behind)
+	}
+}
+
+// Chat follows the HLS playhead: a message posted at the WebRTC viewer's
+// moment shows on the LL-HLS viewer (chat over the WebSocket) only when its
+// own playhead, further behind, gets there.
+func TestBrowserChatFollowsTheHLSPlayhead(t *testing.T) {
+	ffmpeg(t)
+	const key = "hls-chat-key-12345678"
+	base, _ := startServe(t, "--stream-key", "demo="+key)
+	clip, err := load.SimulcastClip(context.Background(), "ffmpeg", [3]int{150_000, 400_000, 900_000}, 15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := client.Publish(context.Background(), client.PublisherConfig{Endpoint: base + "/whip/demo", Token: key,
+		Codec: "H264", Simulcast: true, Audio: true, FPS: 15, Video: clip, Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pub.Stop() }()
+	root := browser(t)
+	open := func(path, ready string) func(expr string, out any) {
+		c, cancel := chromedp.NewContext(root)
+		t.Cleanup(cancel)
+		if err := chromedp.Do(c, chromedp.Navigate(base+path)); err != nil {
+			t.Fatal(err)
+		}
+		poll(c, t, 30*time.Second, path+" playing with a stream clock", ready)
+		return func(expr string, out any) {
+			t.Helper()
+			v, err := chromedp.Run(c, chromedp.Evaluate[json.RawMessage](expr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(v, out); err != nil {
+				t.Fatalf("%s: %s", expr, v)
+			}
+		}
+	}
+	rtc := open("/watch/demo", `window.glintWatch.playhead() !== null && window.glintChat.transport && window.glintChat.transport.kind === "datachannel"`)
+	hls := open("/watch/demo?transport=hls", `window.glintWatch.transport === "hls" && window.glintWatch.playhead() > 500 && document.getElementById("video").currentTime > 1 && window.glintChat.transport && window.glintChat.transport.kind === "websocket"`)
+	var a, b float64
+	rtc(`window.glintWatch.playhead()`, &a)
+	hls(`window.glintWatch.playhead()`, &b)
+	t.Logf("playheads: WebRTC %.0f ms, LL-HLS %.0f ms (%.0f ms behind)", a, b, a-b)
+	if a-b < 300 {
+		t.Fatalf("the HLS viewer is only %.0f ms behind the WebRTC one", a-b)
+	}
+
+	resp, err := http.Post(base+"/api/streams/demo/chat/token", "application/json", strings.NewReader(`{"name":"Bot"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct{ Token string }
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/api/streams/demo/chat?token="+tok.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	rtc(`window.glintWatch.playhead()`, &a)
+	st := int64(a)
+	if err := ws.WriteJSON(map[string]any{"v": 1, "type": "message", "ref": "m1", "st": st, "body": map[string]string{"text": "now!"}}); err != nil {
+		t.Fatal(err)
+	}
+	var seq uint64
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for seq == 0 {
+		var ev struct {
+			Type string
+			Ref  string
+			Seq  uint64
+		}
+		if err := ws.ReadJSON(&ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Ref == "m1" {
+			seq = ev.Seq
+		}
+	}
+	shown := func(run func(string, any)) *shownAt {
+		var s *shownAt
+		run(fmt.Sprintf(`window.glintChat.shown[%d] || null`, seq), &s)
+		return s
+	}
+	var sa, sb *shownAt
+	deadline := time.Now().Add(10 * time.Second)
+	for (sa == nil || sb == nil) && time.Now().Before(deadline) {
+		if sa == nil {
+			sa = shown(rtc)
+		}
+		if sb == nil {
+			sb = shown(hls)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if sa == nil || sb == nil {
+		t.Fatalf("message shown: WebRTC viewer %v, HLS viewer %v", sa, sb)
+	}
+	if sb.Playhead == nil || *sb.Playhead < float64(st) {
+		t.Fatalf("the HLS viewer showed a message from %d ms at playhead %v", st, sb.Playhead)
+	}
+	gap := sb.At - sa.At
+	t.Logf("posted at stream time %d ms: shown on the HLS viewer %.0f ms after the WebRTC one (playheads %.0f ms apart)", st, gap, a-b)
+	if gap < (a-b)/3 {
+		t.Fatalf("the HLS viewer showed the message %.0f ms after the WebRTC one; they are %.0f ms apart", gap, a-b)
 	}
 }

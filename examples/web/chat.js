@@ -350,8 +350,10 @@ export class StreamClock {
   // now returns the stream time of the frame on screen, in ms, or null.
   now() {
     if (this.date) {
+      // The player has no date while it seeks or stalls: keep the last.
       const d = this.date();
-      return d ? d.getTime() - this.origin : null;
+      if (d) this.last = d.getTime() - this.origin;
+      return this.last === undefined ? null : this.last;
     }
     if (!this.ref || this.frameRTP == null) return null;
     const d = ((this.frameRTP - this.ref.rtp) | 0); // signed 32-bit difference
