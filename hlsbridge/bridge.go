@@ -157,18 +157,15 @@ func (b *Bridge) start(name string) {
 	}
 	s, err := newSession(st, audio, video, b.cfg, b.log.With("stream", name))
 	if err != nil {
+		if old != nil {
+			b.stop(name)
+		}
 		b.mu.Lock()
 		told := b.refused[name] == err.Error()
 		b.refused[name] = err.Error()
 		b.mu.Unlock()
-		if !told {
+		if !told { // the same reason comes with every layer event
 			b.log.Warn("hls: cannot package the stream", "stream", name, "err", err)
-		}
-		if old != nil {
-			b.stop(name)
-			b.mu.Lock()
-			b.refused[name] = err.Error()
-			b.mu.Unlock()
 		}
 		return
 	}

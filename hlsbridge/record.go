@@ -24,6 +24,9 @@ import (
 // segName matches a segment's name in a muxer's playlist; its number.
 var segName = regexp.MustCompile(`_seg(\d+)\.mp4$`)
 
+// mapTag matches a playlist's init segment; its name.
+var mapTag = regexp.MustCompile(`#EXT-X-MAP:URI="([^"]+)"`)
+
 // record runs one recorder per media playlist of the top rendition until
 // the session ends, then closes the playlists.
 func (s *session) record(dir string) error {
@@ -139,7 +142,7 @@ func (s *session) recordPlaylist(r *rendition, file, dir string) error {
 
 // mapURI returns the init segment's name in a playlist.
 func mapURI(pl string) string {
-	if m := regexp.MustCompile(`#EXT-X-MAP:URI="([^"]+)"`).FindStringSubmatch(pl); m != nil {
+	if m := mapTag.FindStringSubmatch(pl); m != nil {
 		return m[1]
 	}
 	return ""

@@ -119,14 +119,7 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, log *slog.L
 	if len(s.video) == 0 {
 		return nil, fmt.Errorf("no video layer yet")
 	}
-	if audio != nil {
-		for _, l := range audio.Layers() {
-			if codec.KindOf(l.Codec().MimeType) == codec.Opus {
-				s.audio = l
-				break
-			}
-		}
-	}
+	s.audio = opusLayer(audio)
 	for i, l := range s.video {
 		r := &rendition{name: "r" + strconv.Itoa(i), layer: l, asm: codec.NewAssembler(codec.H264), ready: make(chan struct{})}
 		r.video = &gohlslib.Track{Codec: &codecs.H264{}, ClockRate: 90000}
@@ -194,14 +187,7 @@ func (s *session) adopt(audio, video *sfu.Track) bool {
 		}
 		next.video[i] = l
 	}
-	if audio != nil {
-		for _, l := range audio.Layers() {
-			if codec.KindOf(l.Codec().MimeType) == codec.Opus {
-				next.audio = l
-				break
-			}
-		}
-	}
+	next.audio = opusLayer(audio)
 	if next.audio != nil && s.audio == nil {
 		return false // the muxers have no audio track
 	}
@@ -228,6 +214,20 @@ func (s *session) adopt(audio, video *sfu.Track) bool {
 	}
 	s.log.Info("hls: the stream's new publication continues the same playlists")
 	return true
+}
+
+// opusLayer returns the track's Opus layer, if it has one: the audio the
+// muxers carry.
+func opusLayer(audio *sfu.Track) *sfu.Layer {
+	if audio == nil {
+		return nil
+	}
+	for _, l := range audio.Layers() {
+		if codec.KindOf(l.Codec().MimeType) == codec.Opus {
+			return l
+		}
+	}
+	return nil
 }
 
 // Deliver copies a packet of a packaged layer into the queue (sfu.Sink).

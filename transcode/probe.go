@@ -103,19 +103,26 @@ func exists(path string) bool {
 	return err == nil
 }
 
+// Command returns ffmpeg's arguments to encode input (the arguments that
+// open it, ending with -i and its options) with e into output: the device,
+// the input, the upload filter and the encoder in the order ffmpeg needs.
+func (e Encoder) Command(input []string, output ...string) []string {
+	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error"}
+	args = append(args, e.Input...)
+	args = append(args, input...)
+	if e.Filter != "" {
+		args = append(args, "-vf", e.Filter)
+	}
+	args = append(args, e.Args...)
+	return append(args, output...)
+}
+
 // trial encodes ten 320x180 frames with c, returning "" on success or the
 // reason it failed (ffmpeg's last error line).
 func trial(ctx context.Context, ffmpeg string, c Encoder) string {
 	ctx, cancel := context.WithTimeout(ctx, trialTimeout)
 	defer cancel()
-	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error"}
-	args = append(args, c.Input...)
-	args = append(args, "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-frames:v", "10")
-	if c.Filter != "" {
-		args = append(args, "-vf", c.Filter)
-	}
-	args = append(args, c.Args...)
-	args = append(args, "-f", "null", "-")
+	args := c.Command([]string{"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-frames:v", "10"}, "-f", "null", "-")
 	cmd := exec.CommandContext(ctx, ffmpeg, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -55,15 +55,8 @@ func TestProbeChoosesAWorkingEncoder(t *testing.T) {
 	}
 	t.Logf("chosen %s (%s); passed over: %+v", enc.Name, enc.Why, enc.Tried)
 	// The choice encodes: the arguments Probe returns make H.264.
-	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error"}
-	args = append(args, enc.Input...)
-	args = append(args, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10", "-frames:v", "5")
-	if enc.Filter != "" {
-		args = append(args, "-vf", enc.Filter)
-	}
-	args = append(args, enc.Args...)
 	out := t.TempDir() + "/out.mp4"
-	args = append(args, out)
+	args := enc.Command([]string{"-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10", "-frames:v", "5"}, out)
 	if b, err := exec.Command(ff, args...).CombinedOutput(); err != nil {
 		t.Fatalf("encoding with the chosen encoder: %v\n%s", err, b)
 	}

@@ -37,27 +37,9 @@ func TestBrowserChatFollowsThePlayhead(t *testing.T) {
 	}
 	poll(live, t, 15*time.Second, "the publisher connected", `window.glintLive.state === "connected"`)
 
-	open := func(path string) (ctx interface{ Done() <-chan struct{} }, run func(expr string, out any)) {
-		c, cancel := chromedp.NewContext(live)
-		t.Cleanup(cancel)
-		if err := chromedp.Do(c, chromedp.Navigate(base+path)); err != nil {
-			t.Fatal(err)
-		}
-		poll(c, t, 15*time.Second, path+" playing with a stream clock and chat on the data channel",
-			`window.glintWatch.playhead() !== null && window.glintChat.transport && window.glintChat.transport.kind === "datachannel"`)
-		return c, func(expr string, out any) {
-			t.Helper()
-			v, err := chromedp.Run(c, chromedp.Evaluate[json.RawMessage](expr))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(v, out); err != nil {
-				t.Fatalf("%s: %s", expr, v)
-			}
-		}
-	}
-	_, now := open("/watch/demo")
-	_, late := open("/watch/demo?delay=3000")
+	const ready = `window.glintWatch.playhead() !== null && window.glintChat.transport && window.glintChat.transport.kind === "datachannel"`
+	now := openPage(live, t, base+"/watch/demo", "playing with a stream clock and chat on the data channel", ready)
+	late := openPage(live, t, base+"/watch/demo?delay=3000", "playing with a stream clock and chat on the data channel", ready)
 
 	// The delayed viewer settles about 3 s behind.
 	var a, b float64
@@ -76,47 +58,10 @@ func TestBrowserChatFollowsThePlayhead(t *testing.T) {
 	t.Logf("playheads: %.0f ms and %.0f ms (%.0f ms apart)", a, b, a-b)
 
 	// A bot signs in as a guest and posts at the prompt viewer's moment.
-	resp, err := http.Post(base+"/api/streams/demo/chat/token", "application/json", strings.NewReader(`{"name":"Bot"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct{ Token string }
-	_ = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/api/streams/demo/chat?token="+tok.Token, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
 	now(`window.glintWatch.playhead()`, &a)
 	st := int64(a)
-	if err := ws.WriteJSON(map[string]any{"v": 1, "type": "message", "ref": "m1", "st": st, "body": map[string]string{"text": "did you see that?"}}); err != nil {
-		t.Fatal(err)
-	}
-	var seq uint64
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for seq == 0 {
-		var ev struct {
-			Type string
-			Ref  string
-			Seq  uint64
-			Body json.RawMessage
-		}
-		if err := ws.ReadJSON(&ev); err != nil {
-			t.Fatal(err)
-		}
-		if ev.Ref == "m1" {
-			if ev.Type != "ack" {
-				t.Fatalf("post: %s %s", ev.Type, ev.Body)
-			}
-			seq = ev.Seq
-		}
-	}
-	shown := func(run func(string, any)) *shownAt {
-		var s *shownAt
-		run(fmt.Sprintf(`window.glintChat.shown[%d] || null`, seq), &s)
-		return s
-	}
+	seq := postChatAt(t, base, st, "did you see that?")
+	shown := func(run func(string, any)) *shownAt { return shownOn(run, seq) }
 	var sa, sb *shownAt
 	deadline = time.Now().Add(10 * time.Second)
 	for (sa == nil || sb == nil) && time.Now().Before(deadline) {
@@ -211,4 +156,73 @@ func TestBrowserChatPanel(t *testing.T) {
 	poll(viewer, t, 5*time.Second, "comments off", `document.getElementById("chat-state").textContent === "Comments are off"`)
 	run(viewer, "post while off", chromedp.SetValue("#chat-input", "can I talk?"), chromedp.Click("#chat-form button"))
 	poll(viewer, t, 5*time.Second, "the refusal", `document.getElementById("chat-note").textContent.includes("comments are off")`)
+}
+
+// openPage opens url in a new tab of root, waits until ready (a JS
+// expression) holds, and returns a function that evaluates an expression
+// there into out.
+func openPage(root context.Context, t *testing.T, url, what, ready string) func(expr string, out any) {
+	t.Helper()
+	c, cancel := chromedp.NewContext(root)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(c, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	poll(c, t, 30*time.Second, url+" "+what, ready)
+	return func(expr string, out any) {
+		t.Helper()
+		v, err := chromedp.Run(c, chromedp.Evaluate[json.RawMessage](expr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(v, out); err != nil {
+			t.Fatalf("%s: %s", expr, v)
+		}
+	}
+}
+
+// postChatAt signs a bot in as a guest and posts text at stream time st
+// over the chat WebSocket; it returns the message's sequence number.
+func postChatAt(t *testing.T, base string, st int64, text string) uint64 {
+	t.Helper()
+	resp, err := http.Post(base+"/api/streams/demo/chat/token", "application/json", strings.NewReader(`{"name":"Bot"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct{ Token string }
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/api/streams/demo/chat?token="+tok.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.Close() })
+	if err := ws.WriteJSON(map[string]any{"v": 1, "type": "message", "ref": "m1", "st": st, "body": map[string]string{"text": text}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		var ev struct {
+			Type string
+			Ref  string
+			Seq  uint64
+			Body json.RawMessage
+		}
+		if err := ws.ReadJSON(&ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Ref == "m1" {
+			if ev.Type != "ack" {
+				t.Fatalf("post: %s %s", ev.Type, ev.Body)
+			}
+			return ev.Seq
+		}
+	}
+}
+
+// shownOn reads when a page showed message seq, or nil.
+func shownOn(run func(string, any), seq uint64) *shownAt {
+	var s *shownAt
+	run(fmt.Sprintf(`window.glintChat.shown[%d] || null`, seq), &s)
+	return s
 }

@@ -3,17 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/gorilla/websocket"
 
 	"github.com/glintlive/glint/internal/client"
-	"github.com/glintlive/glint/internal/load"
 )
 
 // Overflow: with WebRTC full for the stream (--max-viewers-per-stream 1,
@@ -25,16 +20,7 @@ func TestBrowserWatchOverflowsToLLHLS(t *testing.T) {
 	ffmpeg(t)
 	const key = "hls-browser-key-123456"
 	base, _ := startServe(t, "--stream-key", "demo="+key, "--max-viewers-per-stream", "1")
-	clip, err := load.SimulcastClip(context.Background(), "ffmpeg", [3]int{150_000, 400_000, 900_000}, 15)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := client.Publish(context.Background(), client.PublisherConfig{Endpoint: base + "/whip/demo", Token: key,
-		Codec: "H264", Simulcast: true, Audio: true, FPS: 15, Video: clip, Options: client.Options{Loopback: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = pub.Stop() }()
+	publishH264Clip(t, base, key)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	first, err := client.View(ctx, client.ViewerConfig{Endpoint: base + "/whep/demo", Options: client.Options{Loopback: true}})
@@ -82,37 +68,10 @@ func TestBrowserChatFollowsTheHLSPlayhead(t *testing.T) {
 	ffmpeg(t)
 	const key = "hls-chat-key-12345678"
 	base, _ := startServe(t, "--stream-key", "demo="+key)
-	clip, err := load.SimulcastClip(context.Background(), "ffmpeg", [3]int{150_000, 400_000, 900_000}, 15)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := client.Publish(context.Background(), client.PublisherConfig{Endpoint: base + "/whip/demo", Token: key,
-		Codec: "H264", Simulcast: true, Audio: true, FPS: 15, Video: clip, Options: client.Options{Loopback: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = pub.Stop() }()
+	publishH264Clip(t, base, key)
 	root := browser(t)
-	open := func(path, ready string) func(expr string, out any) {
-		c, cancel := chromedp.NewContext(root)
-		t.Cleanup(cancel)
-		if err := chromedp.Do(c, chromedp.Navigate(base+path)); err != nil {
-			t.Fatal(err)
-		}
-		poll(c, t, 30*time.Second, path+" playing with a stream clock", ready)
-		return func(expr string, out any) {
-			t.Helper()
-			v, err := chromedp.Run(c, chromedp.Evaluate[json.RawMessage](expr))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(v, out); err != nil {
-				t.Fatalf("%s: %s", expr, v)
-			}
-		}
-	}
-	rtc := open("/watch/demo", `window.glintWatch.playhead() !== null && window.glintChat.transport && window.glintChat.transport.kind === "datachannel"`)
-	hls := open("/watch/demo?transport=hls", `window.glintWatch.transport === "hls" && window.glintWatch.playhead() > 500 && document.getElementById("video").currentTime > 1 && window.glintChat.transport && window.glintChat.transport.kind === "websocket"`)
+	rtc := openPage(root, t, base+"/watch/demo", "playing with a stream clock", `window.glintWatch.playhead() !== null && window.glintChat.transport && window.glintChat.transport.kind === "datachannel"`)
+	hls := openPage(root, t, base+"/watch/demo?transport=hls", "playing LL-HLS with a stream clock", `window.glintWatch.transport === "hls" && window.glintWatch.playhead() > 500 && document.getElementById("video").currentTime > 1 && window.glintChat.transport && window.glintChat.transport.kind === "websocket"`)
 	var a, b float64
 	rtc(`window.glintWatch.playhead()`, &a)
 	hls(`window.glintWatch.playhead()`, &b)
@@ -121,43 +80,10 @@ func TestBrowserChatFollowsTheHLSPlayhead(t *testing.T) {
 		t.Fatalf("the HLS viewer is only %.0f ms behind the WebRTC one", a-b)
 	}
 
-	resp, err := http.Post(base+"/api/streams/demo/chat/token", "application/json", strings.NewReader(`{"name":"Bot"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct{ Token string }
-	_ = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/api/streams/demo/chat?token="+tok.Token, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
 	rtc(`window.glintWatch.playhead()`, &a)
 	st := int64(a)
-	if err := ws.WriteJSON(map[string]any{"v": 1, "type": "message", "ref": "m1", "st": st, "body": map[string]string{"text": "now!"}}); err != nil {
-		t.Fatal(err)
-	}
-	var seq uint64
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for seq == 0 {
-		var ev struct {
-			Type string
-			Ref  string
-			Seq  uint64
-		}
-		if err := ws.ReadJSON(&ev); err != nil {
-			t.Fatal(err)
-		}
-		if ev.Ref == "m1" {
-			seq = ev.Seq
-		}
-	}
-	shown := func(run func(string, any)) *shownAt {
-		var s *shownAt
-		run(fmt.Sprintf(`window.glintChat.shown[%d] || null`, seq), &s)
-		return s
-	}
+	seq := postChatAt(t, base, st, "now!")
+	shown := func(run func(string, any)) *shownAt { return shownOn(run, seq) }
 	var sa, sb *shownAt
 	deadline := time.Now().Add(10 * time.Second)
 	for (sa == nil || sb == nil) && time.Now().Before(deadline) {

@@ -23,16 +23,7 @@ func TestServeLLHLSFromSimulcast(t *testing.T) {
 	ffmpeg(t)
 	const key = "hls-test-key-1234567"
 	node := launch(t, "--stream-key", "demo="+key)
-	clip, err := load.SimulcastClip(context.Background(), "ffmpeg", [3]int{150_000, 400_000, 900_000}, 15)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := client.Publish(context.Background(), client.PublisherConfig{Endpoint: node.URL + "/whip/demo", Token: key,
-		Codec: "H264", Simulcast: true, Audio: true, FPS: 15, Video: clip, Options: client.Options{Loopback: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = pub.Stop() }()
+	publishH264Clip(t, node.URL, key)
 	var index string
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -105,4 +96,21 @@ func TestServeLLHLSFromSimulcast(t *testing.T) {
 	if code, _ := get(t, node.URL+"/hls/nostream/index.m3u8"); code != 404 {
 		t.Fatalf("an unknown stream: %d", code)
 	}
+}
+
+// publishH264Clip publishes the demo stream from a pion WHIP client with
+// three H.264 simulcast layers of a real x264 clip (15 fps, a keyframe a
+// second) and Opus, until the test ends.
+func publishH264Clip(t *testing.T, base, key string) {
+	t.Helper()
+	clip, err := load.SimulcastClip(context.Background(), "ffmpeg", [3]int{150_000, 400_000, 900_000}, 15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := client.Publish(context.Background(), client.PublisherConfig{Endpoint: base + "/whip/demo", Token: key,
+		Codec: "H264", Simulcast: true, Audio: true, FPS: 15, Video: clip, Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pub.Stop() })
 }
