@@ -35,8 +35,8 @@ type Encoder struct {
 
 // Trial is one encoder tried and why it was not used.
 type Trial struct {
-	Encoder string
-	Reason  string
+	Encoder string `json:"encoder"`
+	Reason  string `json:"reason"`
 }
 
 // vaapiDevice is the render node VAAPI encodes on.

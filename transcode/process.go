@@ -35,6 +35,9 @@ type ProcessConfig struct {
 	// return when ctx ends (the child exited or Run is stopping); stdin is
 	// closed after it returns.
 	Feed func(ctx context.Context, stdin io.Writer) error
+	// Read, when set, reads each child's stdout, on a goroutine of its own
+	// from the child's start until the output ends (the child exited).
+	Read func(stdout io.Reader) error
 	// Stall is how long a child may go without reporting progress before
 	// it is killed (default 10 s; ffmpeg reports twice a second while it
 	// works).
@@ -158,8 +161,20 @@ func (p *Process) runOnce(ctx context.Context, restarts int) error {
 			return err
 		}
 	}
+	var outR, outW *os.File
+	if p.cfg.Read != nil {
+		if outR, outW, err = os.Pipe(); err != nil {
+			_ = progW.Close()
+			return err
+		}
+		defer func() { _ = outR.Close() }()
+		cmd.Stdout = outW
+	}
 	err = cmd.Start()
-	_ = progW.Close() // the child holds its own copy
+	_ = progW.Close() // the child holds its own copies
+	if outW != nil {
+		_ = outW.Close()
+	}
 	if err != nil {
 		return err
 	}
@@ -186,12 +201,20 @@ func (p *Process) runOnce(ctx context.Context, restarts int) error {
 			_ = stdin.Close()
 		})
 	}
+	var reading sync.WaitGroup
+	if p.cfg.Read != nil {
+		reading.Go(func() {
+			_ = p.cfg.Read(outR)
+			_, _ = io.Copy(io.Discard, outR) // a reader that gave up must not block the child
+		})
+	}
 	waited := make(chan struct{})
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(waited) }()
 	defer func() {
 		stopFeed()
 		feeding.Wait()
+		reading.Wait()
 	}()
 
 	stall := time.NewTimer(p.cfg.Stall)

@@ -138,3 +138,50 @@ func splitAnnexB(b []byte) [][]byte {
 	}
 	return out
 }
+
+// EncodeVP8Clip encodes clipSeconds of a test picture of w x h with
+// ffmpeg's libvpx (realtime, a keyframe every second) and returns its
+// frames and which are keyframes: a VP8 publisher's video.
+func EncodeVP8Clip(ctx context.Context, ffmpeg string, w, h, fps, bitrate int) ([][]byte, []bool, error) {
+	cmd := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps), "-t", strconv.Itoa(clipSeconds),
+		"-pix_fmt", "yuv420p", "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-threads", "1",
+		"-g", strconv.Itoa(fps), "-keyint_min", strconv.Itoa(fps), "-b:v", strconv.Itoa(bitrate), "-f", "ivf", "pipe:1")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return nil, nil, fmt.Errorf("ffmpeg vp8 %dx%d: %w: %s", w, h, err, errOut.String())
+	}
+	frames, err := splitIVF(out.Bytes())
+	if err != nil {
+		return nil, nil, err
+	}
+	keys := make([]bool, len(frames))
+	for i, f := range frames {
+		keys[i] = len(f) > 0 && f[0]&1 == 0 // the frame tag's inverse key bit
+	}
+	if len(frames) == 0 || !keys[0] {
+		return nil, nil, fmt.Errorf("ffmpeg vp8 %dx%d: no frames starting with a keyframe", w, h)
+	}
+	return frames, keys, nil
+}
+
+// splitIVF returns the frames of an IVF file: a 32-byte header, then
+// each frame after a 12-byte header holding its size (little-endian).
+func splitIVF(b []byte) ([][]byte, error) {
+	if len(b) < 32 || string(b[:4]) != "DKIF" {
+		return nil, fmt.Errorf("not an IVF stream")
+	}
+	hl := int(b[6]) | int(b[7])<<8
+	var out [][]byte
+	for p := hl; p+12 <= len(b); {
+		n := int(b[p]) | int(b[p+1])<<8 | int(b[p+2])<<16 | int(b[p+3])<<24
+		p += 12
+		if n > len(b)-p {
+			return nil, fmt.Errorf("IVF frame of %d bytes past the end", n)
+		}
+		out = append(out, b[p:p+n])
+		p += n
+	}
+	return out, nil
+}

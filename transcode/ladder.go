@@ -1,0 +1,136 @@
+package transcode
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultLadder is the renditions' heights the transcoder makes, top
+// first, of those the source is tall enough for.
+var DefaultLadder = []int{1080, 720, 480, 360} //nolint:gochecknoglobals // constant
+
+// Rung is one rendition of a ladder: its picture height (the width keeps
+// the source's aspect) and video bitrate.
+type Rung struct {
+	Height  int
+	Bitrate int // bit/s
+}
+
+// Rungs returns the rungs of ladder (heights, in any order) that a source
+// of height h allows, top first: those no taller than the source, or one
+// at the source's own height when it is shorter than them all. Bitrates
+// follow the pixel count, about 0.1 bit per pixel at 30 frames a second
+// (2.8 Mbit/s at 720p).
+func Rungs(h int, ladder []int) []Rung {
+	h &^= 1 // encoders want even sizes
+	var out []Rung
+	for _, r := range ladder {
+		r &^= 1
+		if r > 0 && r <= h && !containsHeight(out, r) {
+			out = append(out, Rung{Height: r})
+		}
+	}
+	if len(out) == 0 && h > 0 {
+		out = append(out, Rung{Height: h})
+	}
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j].Height > out[i].Height {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	for i := range out {
+		w := out[i].Height * 16 / 9
+		out[i].Bitrate = max(w*out[i].Height*30/10, 100_000)
+	}
+	return out
+}
+
+func containsHeight(rs []Rung, h int) bool {
+	for _, r := range rs {
+		if r.Height == h {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseLadder reads a ladder flag: heights separated by commas
+// ("1080,720,480,360"), each 64 to 2160.
+func ParseLadder(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		h, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(f), "p"))
+		if err != nil || h < 64 || h > 2160 {
+			return nil, fmt.Errorf("ladder %q: heights of 64 to 2160, separated by commas", s)
+		}
+		out = append(out, h)
+	}
+	if len(out) > 6 {
+		return nil, fmt.Errorf("ladder %q: at most 6 heights", s)
+	}
+	return out, nil
+}
+
+// AudioBitrate is the AAC bitrate of the transcoder's audio.
+const AudioBitrate = 128_000
+
+// Job is one transcode: a live Matroska stream in on stdin (MKV), an
+// MPEG-TS stream out on stdout with an H.264 stream per rung (in order)
+// and then, with Audio, stereo AAC-LC at 48 kHz.
+type Job struct {
+	Rungs []Rung
+	Audio bool
+	// GOP is the keyframe interval of every rung: the same instants in
+	// each, so segments line up across renditions.
+	GOP time.Duration
+}
+
+// JobArgs returns ffmpeg's arguments for job with encoder e. Timestamps go
+// through unchanged (the input's milliseconds become the output's 90 kHz
+// PTS), frames are neither dropped nor duplicated, and every packet is
+// written as soon as it is encoded.
+func (e Encoder) JobArgs(job Job) []string {
+	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error"}
+	args = append(args, e.Input...)
+	args = append(args, "-probesize", "32768", "-analyzeduration", "200000",
+		"-f", "matroska", "-i", "pipe:0", "-copyts", "-fps_mode", "passthrough")
+	var graph strings.Builder
+	if n := len(job.Rungs); n > 0 {
+		if n == 1 {
+			graph.WriteString("[0:v]null[s0]")
+		} else {
+			graph.WriteString("[0:v]split=" + strconv.Itoa(n))
+			for i := range n {
+				fmt.Fprintf(&graph, "[s%d]", i)
+			}
+		}
+		for i, r := range job.Rungs {
+			fmt.Fprintf(&graph, ";[s%d]scale=-2:%d", i, r.Height)
+			if e.Filter != "" {
+				graph.WriteString("," + e.Filter)
+			}
+			fmt.Fprintf(&graph, "[o%d]", i)
+		}
+		args = append(args, "-filter_complex", graph.String())
+		for i := range job.Rungs {
+			args = append(args, "-map", "[o"+strconv.Itoa(i)+"]")
+		}
+		args = append(args, e.Args...)
+		gop := max(job.GOP, 100*time.Millisecond).Seconds()
+		args = append(args, "-sc_threshold", "0", "-bf", "0",
+			"-force_key_frames", fmt.Sprintf("expr:if(isnan(prev_forced_t),1,gte(t,prev_forced_t+%.3f))", gop))
+		for i, r := range job.Rungs {
+			s := strconv.Itoa(i)
+			br := strconv.Itoa(r.Bitrate)
+			args = append(args, "-b:v:"+s, br, "-maxrate:v:"+s, br, "-bufsize:v:"+s, strconv.Itoa(r.Bitrate))
+		}
+	}
+	if job.Audio {
+		args = append(args, "-map", "0:a:0", "-c:a", "aac", "-b:a", strconv.Itoa(AudioBitrate), "-ar", "48000", "-ac", "2")
+	}
+	return append(args, "-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-flush_packets", "1", "pipe:1")
+}

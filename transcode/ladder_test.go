@@ -1,0 +1,205 @@
+package transcode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os/exec"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
+	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
+
+	"github.com/glintlive/glint/internal/load"
+)
+
+func TestRungs(t *testing.T) {
+	for _, c := range []struct {
+		h      int
+		ladder []int
+		want   []int
+	}{
+		{1080, DefaultLadder, []int{1080, 720, 480, 360}},
+		{720, DefaultLadder, []int{720, 480, 360}},
+		{719, DefaultLadder, []int{480, 360}},
+		{241, DefaultLadder, []int{240}}, // shorter than every rung: its own height, even
+		{480, []int{120, 240, 240}, []int{240, 120}},
+		{0, DefaultLadder, nil},
+	} {
+		var got []int
+		for _, r := range Rungs(c.h, c.ladder) {
+			got = append(got, r.Height)
+			if r.Bitrate < 100_000 {
+				t.Errorf("rung %d: bitrate %d", r.Height, r.Bitrate)
+			}
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("Rungs(%d, %v) = %v, want %v", c.h, c.ladder, got, c.want)
+		}
+	}
+	if r := Rungs(720, []int{720}); r[0].Bitrate < 2_500_000 || r[0].Bitrate > 3_000_000 {
+		t.Errorf("720p at %d bit/s, want about 2.8 Mbit/s", r[0].Bitrate)
+	}
+}
+
+func TestParseLadder(t *testing.T) {
+	if got, err := ParseLadder("1080p, 720,360"); err != nil || !slices.Equal(got, []int{1080, 720, 360}) {
+		t.Fatalf("got %v %v", got, err)
+	}
+	for _, bad := range []string{"", "720,", "abc", "32", "4320", "1,2,3,4,5,6,7"} {
+		if _, err := ParseLadder(bad); err == nil {
+			t.Errorf("ParseLadder(%q) accepted", bad)
+		}
+	}
+}
+
+// A VP8 picture and Opus audio written as live Matroska become, through
+// the real ffmpeg and the encoder Probe picks, one H.264 stream per rung
+// at the rung's size and AAC audio, on the input's clock: a frame at
+// 5 s of stream time comes out at 5 s.
+func TestJobTranscodesALadder(t *testing.T) {
+	ff := ffmpegPath(t)
+	ctx := context.Background()
+	enc, err := Probe(ctx, ff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames, keys, err := load.EncodeVP8Clip(ctx, ff, 320, 240, 15, 200_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start = 5000 // ms of stream time
+	job := Job{Rungs: Rungs(240, []int{240, 120}), Audio: true, GOP: time.Second}
+
+	var in bytes.Buffer
+	m, err := NewMKV(&in, MKVTrack{Codec: "V_VP8", Width: 320, Height: 240}, MKVTrack{Codec: "A_OPUS", Channels: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ms := int64(0); ms < 2000; ms += 20 {
+		if ms%200 == 0 { // frames at 15 fps would not fall on 20 ms: use 5 fps of the clip's frames
+			i := int(ms / 200 * 3)
+			if err := m.Write(0, start+ms, keys[i], frames[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := m.Write(1, start+ms, true, []byte{0xfc, 0xff, 0xfe}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cmd := exec.Command(ff, enc.JobArgs(job)...)
+	cmd.Stdin = &in
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ffmpeg %v: %v\n%s", enc.JobArgs(job), err, stderr.String())
+	}
+	r := &mpegts.Reader{R: &out}
+	if err := r.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	type got struct {
+		w, h     int
+		keys     int
+		firstPTS int64
+	}
+	res := map[int]*got{}
+	var audioPTS []int64
+	for i, tr := range r.Tracks() {
+		switch tr.Codec.(type) {
+		case *tscodecs.H264:
+			g := &got{firstPTS: -1}
+			res[i] = g
+			r.OnDataH264(tr, func(pts, _ int64, au [][]byte) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if g.firstPTS < 0 {
+					g.firstPTS = pts
+				}
+				for _, n := range au {
+					if h264.NALUType(n[0]&0x1f) == h264.NALUTypeSPS {
+						var sps h264.SPS
+						if err := sps.Unmarshal(n); err == nil {
+							g.w, g.h = sps.Width(), sps.Height()
+						}
+					}
+				}
+				if h264.IsRandomAccess(au) {
+					g.keys++
+				}
+				return nil
+			})
+		case *tscodecs.MPEG4Audio:
+			r.OnDataMPEG4Audio(tr, func(pts int64, _ [][]byte) error {
+				audioPTS = append(audioPTS, pts)
+				return nil
+			})
+		}
+	}
+	for {
+		if err := r.Read(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Logf("read: %v", err)
+			}
+			break
+		}
+	}
+	if len(res) != 2 || len(r.Tracks()) != 3 {
+		t.Fatalf("%d tracks, %d of them H.264; want one per rung and AAC", len(r.Tracks()), len(res))
+	}
+	for i, want := range []int{240, 120} {
+		g := res[i]
+		if g == nil || g.h != want || g.w != want*4/3 {
+			t.Fatalf("rung %d: %+v, want %dx%d", i, g, want*4/3, want)
+		}
+		// The input's clock comes through: its first frame at 5 s.
+		if d := g.firstPTS - start*90; d < -90 || d > 90 {
+			t.Errorf("rung %d starts at pts %d, want %d (±1 ms)", i, g.firstPTS, start*90)
+		}
+		if g.keys < 2 {
+			t.Errorf("rung %d: %d keyframes in 2 s, want one a second", i, g.keys)
+		}
+	}
+	t.Logf("first pts: video %d %d, audio %d (input %d)", res[0].firstPTS, res[1].firstPTS, audioPTS[0], start*90)
+	if len(audioPTS) < 50 {
+		t.Fatalf("%d AAC access units for 2 s of audio", len(audioPTS))
+	}
+	// In sync with the video: AAC's priming (1,024 samples, 21 ms) ahead
+	// of the first sample, no more.
+	if d := audioPTS[0] - start*90; d < -30*90 || d > 90 {
+		t.Errorf("audio starts at pts %d, want %d (-30 ms to +1 ms)", audioPTS[0], start*90)
+	}
+}
+
+// The Matroska header and blocks are what ffprobe reads back.
+func TestMKVReadsBack(t *testing.T) {
+	ff := ffmpegPath(t)
+	var b bytes.Buffer
+	m, err := NewMKV(&b, MKVTrack{Codec: "A_OPUS", Channels: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := m.Write(0, 40000+int64(i)*20, true, []byte{0xfc, 0xff, 0xfe}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(ff, "-hide_banner", "-loglevel", "error", "-f", "matroska", "-i", "pipe:0", "-f", "null", "-")
+	cmd.Stdin = &b
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Fatalf("ffmpeg reading the stream: %v\n%s", err, out)
+	}
+	if _, err := NewMKV(io.Discard, MKVTrack{Codec: "V_VP8"}); err == nil {
+		t.Error("a video track without a size was accepted")
+	}
+	if err := m.Write(3, 0, true, nil); err == nil {
+		t.Error("a frame of a missing track was accepted")
+	}
+}
