@@ -60,6 +60,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	$(GO) test ./chat/ -run '^$$' -fuzz '^FuzzMemoryLoad$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/codec/ -run '^$$' -fuzz '^FuzzAssemble$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/codec/ -run '^$$' -fuzz '^FuzzInspect$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./hlsbridge/ -run '^$$' -fuzz '^FuzzPictureSize$$' -fuzztime $(FUZZTIME)
 
 clean: ## remove build outputs
 	rm -rf bin

@@ -10,7 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/glintlive/glint/internal/codec"
 	"github.com/glintlive/glint/sfu"
+	"github.com/glintlive/glint/transcode"
 )
 
 // Config sets the packaging.
@@ -32,6 +34,16 @@ type Config struct {
 	// Retention deletes recordings that started longer ago than this
 	// (checked at start and hourly); 0 keeps them.
 	Retention time.Duration
+	// FFmpeg is the ffmpeg binary the transcoder runs; empty, streams
+	// whose video is not H.264 are not packaged. Its H.264 encoder is
+	// probed when Run starts (transcode.Probe).
+	FFmpeg string
+	// Ladder is the transcoder's rendition heights (default
+	// transcode.DefaultLadder, as far as the source's height allows).
+	// TranscodeAll sends H.264 publishers through the transcoder too, for
+	// a ladder of its own rather than their simulcast layers.
+	Ladder       []int
+	TranscodeAll bool
 }
 
 // Validate checks the durations: parts of 100 ms to 1 s, segments of at
@@ -65,6 +77,12 @@ type Bridge struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	refused  map[string]string // live streams not packaged, and why
+
+	// probed is closed once the encoder is known: enc, or why not in
+	// encErr.
+	probed chan struct{}
+	enc    transcode.Encoder
+	encErr error
 }
 
 // New returns a bridge for reg's streams; Run starts it.
@@ -83,7 +101,43 @@ func New(reg *sfu.Registry, cfg Config, log *slog.Logger) *Bridge {
 		cfg.Queue = def.Queue
 	}
 	// Watching starts here, not in Run: no event between the two is lost.
-	return &Bridge{reg: reg, cfg: cfg, log: log, w: reg.Watch(), sessions: map[string]*session{}, refused: map[string]string{}}
+	if len(cfg.Ladder) == 0 {
+		cfg.Ladder = transcode.DefaultLadder
+	}
+	return &Bridge{
+		reg: reg, cfg: cfg, log: log, w: reg.Watch(), sessions: map[string]*session{}, refused: map[string]string{},
+		probed: make(chan struct{}),
+	}
+}
+
+// errNoTranscoder is why streams are not transcoded when no ffmpeg is
+// configured.
+var errNoTranscoder = errors.New("no transcoder configured")
+
+// probe picks the transcoder's encoder.
+func (b *Bridge) probe(ctx context.Context) {
+	defer close(b.probed)
+	if b.cfg.FFmpeg == "" {
+		b.encErr = errNoTranscoder
+		return
+	}
+	b.enc, b.encErr = transcode.Probe(ctx, b.cfg.FFmpeg)
+	if b.encErr != nil {
+		b.log.Warn("hls: no transcoder: only H.264 publishers are packaged", "err", b.encErr, "tried", b.enc.Tried)
+		return
+	}
+	b.log.Info("hls: transcoder encoder chosen", "encoder", b.enc.Name, "gpu", b.enc.GPU, "why", b.enc.Why)
+}
+
+// Encoder returns the transcoder's encoder, or why there is none; ok is
+// false while it is still being probed.
+func (b *Bridge) Encoder() (enc transcode.Encoder, ok bool, err error) {
+	select {
+	case <-b.probed:
+		return b.enc, true, b.encErr
+	default:
+		return transcode.Encoder{}, false, nil
+	}
 }
 
 // Run follows the registry's stream events until ctx ends: a stream that
@@ -92,6 +146,9 @@ func New(reg *sfu.Registry, cfg Config, log *slog.Logger) *Bridge {
 func (b *Bridge) Run(ctx context.Context) error {
 	defer b.w.Close()
 	defer b.closeAll()
+	var probing sync.WaitGroup
+	defer probing.Wait()
+	probing.Go(func() { b.probe(ctx) })
 	if b.cfg.RecordDir != "" && b.cfg.Retention > 0 {
 		var pruning sync.WaitGroup
 		defer pruning.Wait()
@@ -155,7 +212,7 @@ func (b *Bridge) start(name string) {
 	if old != nil && old.adopt(audio, video) {
 		return
 	}
-	s, err := newSession(st, audio, video, b.cfg, b.log.With("stream", name))
+	s, err := newSession(st, audio, video, b.cfg, b.transcoding(video), b.log.With("stream", name))
 	if err != nil {
 		if old != nil {
 			b.stop(name)
@@ -176,6 +233,18 @@ func (b *Bridge) start(name string) {
 	if old != nil {
 		old.close()
 	}
+}
+
+// transcoding returns what a session for video needs to transcode it,
+// waiting for the probe only when it does.
+func (b *Bridge) transcoding(video *sfu.Track) transcoding {
+	tx := transcoding{ffmpeg: b.cfg.FFmpeg, ladder: b.cfg.Ladder, all: b.cfg.TranscodeAll}
+	if c, ok := video.Codec(); ok && codec.KindOf(c.MimeType) == codec.H264 && !tx.all {
+		return tx
+	}
+	<-b.probed
+	tx.enc, tx.err = b.enc, b.encErr
+	return tx
 }
 
 func (b *Bridge) stop(name string) {
@@ -211,6 +280,8 @@ type Status struct {
 	// EXT-X-PROGRAM-DATE-TIME minus Start is the stream time it shows.
 	Start *time.Time `json:"start,omitempty"`
 	Error string     `json:"error,omitempty"`
+	// Transcoder is set when the renditions come from the transcoder.
+	Transcoder *TranscoderStatus `json:"transcoder,omitempty"`
 }
 
 // Status returns a stream's packaging status, and false when the bridge
@@ -220,7 +291,11 @@ func (b *Bridge) Status(stream string) (Status, bool) {
 	defer b.mu.Unlock()
 	if s := b.sessions[stream]; s != nil {
 		start := s.originWall.UTC()
-		return Status{URL: "/hls/" + stream + "/index.m3u8", Renditions: len(s.rends), Dropped: s.dropped.Load(), Start: &start}, true
+		st := Status{URL: "/hls/" + stream + "/index.m3u8", Renditions: len(s.renditions()), Dropped: s.dropped.Load(), Start: &start}
+		if s.tc != nil {
+			st.Transcoder = s.tc.status()
+		}
+		return st, true
 	}
 	if why, ok := b.refused[stream]; ok {
 		return Status{Error: why}, true

@@ -21,6 +21,7 @@ import (
 
 	"github.com/glintlive/glint/internal/codec"
 	"github.com/glintlive/glint/sfu"
+	"github.com/glintlive/glint/transcode"
 )
 
 // session packages one live stream: a rendition per H.264 layer, each
@@ -37,6 +38,12 @@ type session struct {
 	accepted atomic.Pointer[layerSet]
 	// ctl runs changes on the worker, in order with the packets.
 	ctl chan func()
+	// tc transcodes the top layer into the renditions; nil when the
+	// layers are packaged as they are.
+	tc *transcoder
+	// prepared is closed once rends is set: at once, or when a
+	// transcoded session learns its source's picture size.
+	prepared chan struct{}
 	// The worker's own: the audio layer, its assembler and clock.
 	wAudio     *sfu.Layer
 	opus       *codec.Assembler
@@ -91,7 +98,18 @@ type rendition struct {
 	readyOnce    sync.Once
 }
 
-func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, log *slog.Logger) (*session, error) {
+// transcoding says how a session gets its renditions when the
+// publisher's layers cannot all be packaged as they are: the ffmpeg to run
+// and the encoder probed at start.
+type transcoding struct {
+	ffmpeg string
+	enc    transcode.Encoder
+	err    error // why there is no transcoder, when there is none
+	ladder []int
+	all    bool // transcode H.264 too: a ladder was configured
+}
+
+func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcoding, log *slog.Logger) (*session, error) {
 	now := sfu.Now()
 	ms, ok := st.StreamTime(now)
 	if !ok {
@@ -104,41 +122,52 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, log *slog.L
 		free:       make(chan *item, cfg.Queue),
 		work:       make(chan *item, cfg.Queue),
 		done:       make(chan struct{}),
+		prepared:   make(chan struct{}),
 		flights:    map[string]*flight{},
 		ctl:        make(chan func(), 4),
 		opus:       codec.NewAssembler(codec.Opus),
 	}
+	var layers []*sfu.Layer
 	if video != nil {
-		for _, l := range video.Layers() {
+		layers = video.Layers()
+	}
+	if len(layers) == 0 {
+		return nil, fmt.Errorf("no video layer yet")
+	}
+	s.audio = opusLayer(audio)
+	top := layers[len(layers)-1]
+	kind := codec.KindOf(top.Codec().MimeType)
+	if kind != codec.H264 || tx.all {
+		if _, ok := mkvCodec(kind); !ok {
+			return nil, fmt.Errorf("video is %s: no transcoder takes it", top.Codec().MimeType)
+		}
+		if tx.err != nil {
+			return nil, fmt.Errorf("video is %s: packaging it needs the transcoder: %w", top.Codec().MimeType, tx.err)
+		}
+		s.video = []*sfu.Layer{top}
+		s.tc = newTranscoder(s, tx.ffmpeg, tx.enc, tx.ladder, top)
+	} else {
+		for _, l := range layers {
 			if codec.KindOf(l.Codec().MimeType) != codec.H264 {
 				return nil, fmt.Errorf("video is %s: packaging it needs the transcoder", l.Codec().MimeType)
 			}
 			s.video = append(s.video, l)
 		}
-	}
-	if len(s.video) == 0 {
-		return nil, fmt.Errorf("no video layer yet")
-	}
-	s.audio = opusLayer(audio)
-	for i, l := range s.video {
-		r := &rendition{name: "r" + strconv.Itoa(i), layer: l, asm: codec.NewAssembler(codec.H264), ready: make(chan struct{})}
-		r.video = &gohlslib.Track{Codec: &codecs.H264{}, ClockRate: 90000}
-		tracks := []*gohlslib.Track{r.video}
-		if s.audio != nil {
-			r.audio = &gohlslib.Track{Codec: &codecs.Opus{ChannelCount: 2}, ClockRate: 48000, Name: "audio", IsDefault: true}
-			tracks = append(tracks, r.audio)
+		for i, l := range s.video {
+			r := &rendition{name: "r" + strconv.Itoa(i), layer: l, asm: codec.NewAssembler(codec.H264), ready: make(chan struct{})}
+			r.video = &gohlslib.Track{Codec: &codecs.H264{}, ClockRate: 90000}
+			tracks := []*gohlslib.Track{r.video}
+			if s.audio != nil {
+				r.audio = &gohlslib.Track{Codec: &codecs.Opus{ChannelCount: 2}, ClockRate: 48000, Name: "audio", IsDefault: true}
+				tracks = append(tracks, r.audio)
+			}
+			if err := s.startMuxer(r, tracks); err != nil {
+				s.closeMuxers()
+				return nil, err
+			}
+			s.rends = append(s.rends, r)
 		}
-		name := r.name
-		r.mux = &gohlslib.Muxer{
-			Tracks: tracks, Variant: gohlslib.MuxerVariantLowLatency, SegmentCount: cfg.Segments,
-			SegmentMinDuration: cfg.SegmentDuration, PartMinDuration: cfg.PartDuration,
-			OnEncodeError: func(err error) { log.Debug("hls: packaging", "rendition", name, "err", err) },
-		}
-		if err := r.mux.Start(); err != nil {
-			s.closeMuxers()
-			return nil, err
-		}
-		s.rends = append(s.rends, r)
+		close(s.prepared)
 	}
 	s.wAudio = s.audio
 	s.accepted.Store(&layerSet{video: s.video, audio: s.audio})
@@ -150,6 +179,11 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, log *slog.L
 	if cfg.RecordDir != "" {
 		dir := filepath.Join(cfg.RecordDir, st.Name(), time.Now().UTC().Format("20060102T150405.000Z"))
 		s.rec.Go(func() {
+			select {
+			case <-s.prepared:
+			case <-s.done:
+				return
+			}
 			if err := s.record(dir); err != nil {
 				log.Error("hls: recording stopped; live viewing goes on", "dir", dir, "err", err)
 			}
@@ -167,6 +201,28 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, log *slog.L
 	return s, nil
 }
 
+// startMuxer starts a rendition's muxer with tracks.
+func (s *session) startMuxer(r *rendition, tracks []*gohlslib.Track) error {
+	name := r.name
+	r.mux = &gohlslib.Muxer{
+		Tracks: tracks, Variant: gohlslib.MuxerVariantLowLatency, SegmentCount: s.cfg.Segments,
+		SegmentMinDuration: s.cfg.SegmentDuration, PartMinDuration: s.cfg.PartDuration,
+		OnEncodeError: func(err error) { s.log.Debug("hls: packaging", "rendition", name, "err", err) },
+	}
+	return r.mux.Start()
+}
+
+// renditions returns the session's renditions: none until they are made
+// (a transcoded session's, once the source's picture size is known).
+func (s *session) renditions() []*rendition {
+	select {
+	case <-s.prepared:
+		return s.rends
+	default:
+		return nil
+	}
+}
+
 // adopt takes a publication's layers into the session, each video layer
 // in the rendition of the same rid, so players keep their playlists and
 // segment names when a publisher returns or is taken over: the renditions'
@@ -178,6 +234,9 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, log *slog.L
 func (s *session) adopt(audio, video *sfu.Track) bool {
 	if video == nil {
 		return false
+	}
+	if s.tc != nil {
+		return s.adoptTranscoded(audio, video)
 	}
 	next := &layerSet{video: make([]*sfu.Layer, len(s.rends))}
 	for _, l := range video.Layers() {
@@ -213,6 +272,36 @@ func (s *session) adopt(audio, video *sfu.Track) bool {
 		}
 	}
 	s.log.Info("hls: the stream's new publication continues the same playlists")
+	return true
+}
+
+// adoptTranscoded moves a transcoded session onto a returning
+// publisher's top layer, when it is of the same codec.
+func (s *session) adoptTranscoded(audio, video *sfu.Track) bool {
+	ls := video.Layers()
+	if len(ls) == 0 {
+		return false
+	}
+	top := ls[len(ls)-1]
+	next := &layerSet{video: []*sfu.Layer{top}, audio: opusLayer(audio)}
+	if codec.KindOf(top.Codec().MimeType) != s.tc.kind || (next.audio != nil) != (s.audio != nil) {
+		return false
+	}
+	cur := s.accepted.Load()
+	if cur.video[0] == top && cur.audio == next.audio {
+		return true
+	}
+	s.accepted.Store(next)
+	top.RequestKeyframe(sfu.Now())
+	s.ctl <- func() {
+		if top != s.tc.layer {
+			s.tc.adopt(top)
+		}
+		if next.audio != s.wAudio {
+			s.wAudio, s.opus, s.audioClock = next.audio, codec.NewAssembler(codec.Opus), rtpClock{}
+		}
+	}
+	s.log.Info("hls: the stream's new publication continues the same playlists (transcoded)")
 	return true
 }
 
@@ -263,14 +352,14 @@ func (s *session) run() {
 			f()
 		case it := <-s.work:
 			pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload = it.seq, it.ts, it.marker, it.buf[:it.n]
-			if it.layer == s.wAudio && it.layer != nil {
-				for _, au := range s.opus.Push(&pkt) {
-					pts := s.audioClock.pts(au.Timestamp, it.arrival-s.originNow, 48000)
-					for _, r := range s.rends {
-						_ = r.mux.WriteOpus(r.audio, s.wall(pts, 48000), pts, [][]byte{au.Data})
-					}
+			switch {
+			case it.layer == s.wAudio && it.layer != nil:
+				s.writeOpus(&pkt, it.arrival)
+			case s.tc != nil:
+				if it.layer == s.tc.layer {
+					s.tc.video(&pkt, it.arrival)
 				}
-			} else {
+			default:
 				for _, r := range s.rends {
 					if r.layer == it.layer {
 						r.write(s, &pkt, it.arrival)
@@ -282,23 +371,42 @@ func (s *session) run() {
 	}
 }
 
+// writeOpus packages the Opus packets pkt completes, or hands them to
+// the transcoder.
+func (s *session) writeOpus(pkt *rtp.Packet, arrival int64) {
+	for _, au := range s.opus.Push(pkt) {
+		pts := s.audioClock.pts(au.Timestamp, arrival-s.originNow, 48000)
+		if s.tc != nil {
+			s.tc.audio(au.Data, pts)
+			continue
+		}
+		for _, r := range s.rends {
+			_ = r.mux.WriteOpus(r.audio, s.wall(pts, 48000), pts, [][]byte{au.Data})
+		}
+	}
+}
+
 // write packages the access units pkt completes.
 func (r *rendition) write(s *session, pkt *rtp.Packet, arrival int64) {
 	for _, au := range r.asm.Push(pkt) {
-		pts := r.clock.pts(au.Timestamp, arrival-s.originNow, 90000)
-		if err := r.mux.WriteH264(r.video, s.wall(pts, 90000), pts, au.NALUs); err != nil {
-			s.log.Debug("hls: an access unit was refused", "rendition", r.name, "err", err)
-			continue
+		r.writeH264(s, r.clock.pts(au.Timestamp, arrival-s.originNow, 90000), au.NALUs, au.Keyframe)
+	}
+}
+
+// writeH264 packages one access unit at pts (90 kHz, stream clock).
+func (r *rendition) writeH264(s *session, pts int64, nalus [][]byte, key bool) {
+	if err := r.mux.WriteH264(r.video, s.wall(pts, 90000), pts, nalus); err != nil {
+		s.log.Debug("hls: an access unit was refused", "rendition", r.name, "err", err)
+		return
+	}
+	if key {
+		if r.keyframes == 0 {
+			r.firstKey = pts
 		}
-		if au.Keyframe {
-			if r.keyframes == 0 {
-				r.firstKey = pts
-			}
-			r.keyframes++
-			// A segment is out once a keyframe follows a segment's worth.
-			if r.keyframes >= 2 && time.Duration((pts-r.firstKey)*int64(time.Second)/90000) >= s.cfg.SegmentDuration {
-				r.readyOnce.Do(func() { close(r.ready) })
-			}
+		r.keyframes++
+		// A segment is out once a keyframe follows a segment's worth.
+		if r.keyframes >= 2 && time.Duration((pts-r.firstKey)*int64(time.Second)/90000) >= s.cfg.SegmentDuration {
+			r.readyOnce.Do(func() { close(r.ready) })
 		}
 	}
 }
@@ -339,12 +447,15 @@ func (s *session) close() {
 	}
 	close(s.done)
 	s.wg.Wait()
+	if s.tc != nil {
+		s.tc.stop()
+	}
 	s.closeMuxers()
 	s.rec.Wait()
 }
 
 func (s *session) closeMuxers() {
-	for _, r := range s.rends {
+	for _, r := range s.renditions() {
 		r.mux.Close()
 	}
 }
@@ -354,24 +465,36 @@ func (s *session) closeMuxers() {
 const indexWait = 10 * time.Second
 
 // serveIndex writes the multivariant playlist: each rendition's stream
-// line from its muxer, pointing into the rendition's folder, and the audio
-// of the first rendition. It waits until every rendition has a segment,
+// line from its muxer, pointing into the rendition's folder, the audio
+// of the first rendition, and that audio alone as a rendition of its own.
+// It waits until every rendition has a segment,
 // and reports false without answering when the session is replaced (its
 // layers changed) meanwhile, for the caller to ask the new one.
 func (s *session) serveIndex(ctx context.Context, w http.ResponseWriter) bool {
+	unready := func() bool {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "the stream has no segment yet", http.StatusServiceUnavailable)
+		return true
+	}
+	select {
+	case <-s.prepared:
+	case <-s.done:
+		return false
+	case <-ctx.Done():
+		return unready()
+	}
 	for _, rd := range s.rends {
 		select {
 		case <-rd.ready:
 		case <-s.done:
 			return false
 		case <-ctx.Done():
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "the stream has no segment yet", http.StatusServiceUnavailable)
-			return true
+			return unready()
 		}
 	}
 	var b strings.Builder
 	b.WriteString("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+	audioURI := ""
 	for i, rd := range s.rends {
 		rec := httptest.NewRecorder()
 		rd.mux.Handle(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, "/index.m3u8", nil))
@@ -380,7 +503,11 @@ func (s *session) serveIndex(ctx context.Context, w http.ResponseWriter) bool {
 			line := sc.Text()
 			switch {
 			case strings.HasPrefix(line, "#EXT-X-MEDIA:") && i == 0:
-				b.WriteString(prefixURI(line, rd.name) + "\n")
+				line = prefixURI(line, rd.name)
+				if _, rest, ok := strings.Cut(line, `URI="`); ok {
+					audioURI, _, _ = strings.Cut(rest, `"`)
+				}
+				b.WriteString(line + "\n")
 			case strings.HasPrefix(line, "#EXT-X-STREAM-INF:"):
 				b.WriteString(line + "\n")
 				if sc.Scan() {
@@ -388,6 +515,15 @@ func (s *session) serveIndex(ctx context.Context, w http.ResponseWriter) bool {
 				}
 			}
 		}
+	}
+	if audioURI != "" {
+		// The audio alone, for a player with too little bandwidth for any
+		// picture (players that can show video pass it over).
+		codecs, bw := "opus", 64_000
+		if s.tc != nil {
+			codecs, bw = "mp4a.40.2", transcode.AudioBitrate
+		}
+		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,CODECS=\"%s\"\n%s\n", bw*11/10, codecs, audioURI)
 	}
 	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -403,7 +539,7 @@ func prefixURI(line, dir string) string {
 // serveFile serves one of a rendition's files through its muxer: media
 // playlists (blocking reload included), init files, segments and parts.
 func (s *session) serveFile(w http.ResponseWriter, r *http.Request, rend, file string) {
-	i := slices.IndexFunc(s.rends, func(x *rendition) bool { return x.name == rend })
+	i := slices.IndexFunc(s.renditions(), func(x *rendition) bool { return x.name == rend })
 	if i < 0 || !validName(file) {
 		http.NotFound(w, r)
 		return

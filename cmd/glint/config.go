@@ -16,6 +16,7 @@ import (
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/sfu/peer"
 	"github.com/glintlive/glint/signaling"
+	"github.com/glintlive/glint/transcode"
 )
 
 // Config is a node's whole configuration. Each package owns its part, with
@@ -54,8 +55,16 @@ func defaultConfig() Config {
 		SFU:        sfu.DefaultConfig(),
 		Signaling:  signaling.DefaultConfig(),
 		Chat:       defaultChatConfig(),
-		HLS:        hlsbridge.DefaultConfig(),
+		HLS:        defaultHLS(),
 	}
+}
+
+// defaultHLS is the bridge's defaults with the ffmpeg on PATH as the
+// transcoder.
+func defaultHLS() hlsbridge.Config {
+	c := hlsbridge.DefaultConfig()
+	c.FFmpeg = "ffmpeg"
+	return c
 }
 
 // Validate checks every part.
@@ -147,6 +156,19 @@ func (c *Config) settings() []*setting {
 		dur("vod-retention", "delete recordings that started longer ago than this (checked at start and hourly); 0 keeps them", &c.HLS.Retention),
 		dur("hls-part", "least duration of an LL-HLS part", &c.HLS.PartDuration),
 		dur("hls-segment", "least duration of an LL-HLS segment; segments end at keyframes, so publishers should send one at least this often", &c.HLS.SegmentDuration),
+		str("ffmpeg", "ffmpeg binary of the HLS transcoder, which packages VP8, VP9 and AV1 publishers (and every one with hls-ladder) as H.264 and AAC; its encoder is probed at start (NVENC, VAAPI, QSV, then libx264); empty turns the transcoder off", &c.HLS.FFmpeg),
+		{name: "hls-ladder", help: "rendition heights the transcoder makes, as far as the source allows (default 1080,720,480,360, for VP8/VP9/AV1 publishers); set, H.264 publishers are transcoded into it too instead of packaging their simulcast layers",
+			set: func(v string) error {
+				l, err := transcode.ParseLadder(v)
+				c.HLS.Ladder, c.HLS.TranscodeAll = l, err == nil
+				return err
+			},
+			show: func() string {
+				if !c.HLS.TranscodeAll {
+					return ""
+				}
+				return strings.Trim(strings.Join(strings.Fields(fmt.Sprint(c.HLS.Ladder)), ","), "[]")
+			}},
 		dur("reconnect-grace", "how long viewers wait for a dropped publisher to come back", &c.SFU.ReconnectGrace),
 		dur("keyframe-interval", "least time between keyframe requests to a publisher (requests coalesce)", &c.SFU.KeyframeInterval),
 		dur("keyframe-cache", "a new viewer starts from a cached keyframe this recent instead of asking for one (adds up to this much latency at its start; 0 turns it off)", &c.SFU.KeyframeCache),

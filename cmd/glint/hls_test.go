@@ -28,7 +28,7 @@ func TestServeLLHLSFromSimulcast(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		code, body := get(t, node.URL+"/hls/demo/index.m3u8")
-		if code == 200 && strings.Count(body, "#EXT-X-STREAM-INF:") == 3 {
+		if code == 200 && strings.Count(body, "RESOLUTION=") == 3 {
 			index = body
 			break
 		}
@@ -37,7 +37,7 @@ func TestServeLLHLSFromSimulcast(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	for _, want := range []string{"RESOLUTION=320x180", "RESOLUTION=640x360", "RESOLUTION=1280x720", "opus", `TYPE=AUDIO`} {
+	for _, want := range []string{"RESOLUTION=320x180", "RESOLUTION=640x360", "RESOLUTION=1280x720", "opus", `TYPE=AUDIO`, `CODECS="opus"` + "\nr0/audio2_stream.m3u8"} {
 		if !strings.Contains(index, want) {
 			t.Errorf("the playlist lacks %q:\n%s", want, index)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"strconv"
 
 	"github.com/glintlive/glint/hlsbridge"
 	"github.com/glintlive/glint/sfu"
@@ -18,6 +19,7 @@ type collector struct {
 	hls  *hlsbridge.Bridge // nil with --hls-off
 
 	hlsRenditions, hlsDropped                                                                  *prometheus.Desc
+	encoder, tcRunning, tcRestarts, tcDropped                                                  *prometheus.Desc
 	sessions, streams, viewers, bitrate, packets, malformedRTP, malformedRTCP, keyReqs, fanout *prometheus.Desc
 	retransmits, rtxRefused, laneDrops, rtcpDropped, tcpRefused                                *prometheus.Desc
 }
@@ -27,6 +29,10 @@ func newCollector(reg *sfu.Registry, node *peer.Endpoint, srv *signaling.Server,
 		reg: reg, node: node, srv: srv, hls: hls,
 		hlsRenditions: prometheus.NewDesc("glint_hls_renditions", "LL-HLS renditions a live stream is packaged in; 0 with the reason when it cannot be.", []string{"stream", "error"}, nil),
 		hlsDropped:    prometheus.NewDesc("glint_hls_dropped_total", "Packets the HLS bridge dropped for a stream because its queue was full.", []string{"stream"}, nil),
+		encoder:       prometheus.NewDesc("glint_transcode_encoder_info", "The transcoder's H.264 encoder, chosen by probing at start, and why (1); with no encoder, encoder is empty and why says what failed.", []string{"encoder", "gpu", "why"}, nil),
+		tcRunning:     prometheus.NewDesc("glint_hls_transcoder_running", "Whether a transcoded stream's ffmpeg is running (0 while it is restarted).", []string{"stream"}, nil),
+		tcRestarts:    prometheus.NewDesc("glint_hls_transcoder_restarts_total", "Times a stream's ffmpeg was started again after a crash or stall.", []string{"stream"}, nil),
+		tcDropped:     prometheus.NewDesc("glint_hls_transcoder_dropped_total", "Frames not given to a stream's ffmpeg because it fell behind.", []string{"stream"}, nil),
 		sessions:      prometheus.NewDesc("glint_sessions", "Open WHIP and WHEP sessions.", []string{"role"}, nil),
 		streams:       prometheus.NewDesc("glint_streams", "Streams by state.", []string{"state"}, nil),
 		viewers:       prometheus.NewDesc("glint_stream_viewers", "Viewers of a stream.", []string{"stream"}, nil),
@@ -93,6 +99,25 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for name, st := range c.hls.Statuses() {
 			ch <- prometheus.MustNewConstMetric(c.hlsRenditions, prometheus.GaugeValue, float64(st.Renditions), name, st.Error)
 			ch <- prometheus.MustNewConstMetric(c.hlsDropped, prometheus.CounterValue, float64(st.Dropped), name)
+			if tc := st.Transcoder; tc != nil {
+				ch <- prometheus.MustNewConstMetric(c.tcRunning, prometheus.GaugeValue, bool01(tc.Running), name)
+				ch <- prometheus.MustNewConstMetric(c.tcRestarts, prometheus.CounterValue, float64(tc.Restarts), name)
+				ch <- prometheus.MustNewConstMetric(c.tcDropped, prometheus.CounterValue, float64(tc.Dropped), name)
+			}
+		}
+		if enc, ok, err := c.hls.Encoder(); ok {
+			why := enc.Why
+			if err != nil {
+				why = err.Error()
+			}
+			ch <- prometheus.MustNewConstMetric(c.encoder, prometheus.GaugeValue, 1, enc.Name, strconv.FormatBool(enc.GPU), why)
 		}
 	}
+}
+
+func bool01(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

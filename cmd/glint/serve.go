@@ -191,6 +191,17 @@ func routes(srv *signaling.Server, chatAPI *chat.API, hls *hlsbridge.Bridge, vod
 	chatAPI.Register(m)
 	if hls != nil {
 		m.Handle("GET /hls/", hls)
+		m.HandleFunc("GET /api/transcoder", func(w http.ResponseWriter, _ *http.Request) {
+			enc, ok, err := hls.Encoder()
+			out := map[string]any{"probed": ok}
+			if ok {
+				out["encoder"], out["gpu"], out["why"], out["tried"] = enc.Name, enc.GPU, enc.Why, enc.Tried
+				if err != nil {
+					out["error"] = err.Error()
+				}
+			}
+			httpx.JSON(w, http.StatusOK, out)
+		})
 	}
 	m.HandleFunc("GET /api/vods", func(w http.ResponseWriter, _ *http.Request) {
 		vods, err := hlsbridge.ListVODs(vodDir)

@@ -1,0 +1,227 @@
+package hlsbridge
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+
+	"github.com/glintlive/glint/internal/codec"
+	"github.com/glintlive/glint/internal/load"
+	"github.com/glintlive/glint/sfu"
+)
+
+// vp8Live publishes a VP8 picture of 320x240 (a real libvpx encoding, 15
+// fps, a keyframe a second) and Opus audio into a registry in real time,
+// packaged by a bridge that transcodes with the real ffmpeg into cfg's
+// ladder, served over real HTTP until the test ends.
+func vp8Live(t *testing.T, cfg Config) (url string, br *Bridge) {
+	t.Helper()
+	ff := tool(t, "ffmpeg")
+	frames, _, err := load.EncodeVP8Clip(context.Background(), ff, 320, 240, 15, 300_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.FFmpeg = ff
+	reg := sfu.NewRegistry(sfu.DefaultConfig())
+	logTo := io.Discard
+	if testing.Verbose() {
+		logTo = os.Stderr
+	}
+	br = New(reg, cfg, slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = br.Run(ctx) })
+	pub := reg.Stream("vp8").StartPublication(sfu.HostID, &keySource{}, sfu.Now())
+	video, err := pub.AddLayer("", sfu.Codec{MimeType: "video/VP8", ClockRate: 90000}, sfu.ExtIDs{}, sfu.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	audio, err := pub.AddLayer("", sfu.Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2}, sfu.ExtIDs{}, sfu.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { feedVP8(ctx, video, audio, frames) })
+	hs := httptest.NewServer(br)
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		hs.Close()
+		reg.Close()
+	})
+	// The bridge takes the stream up once the encoder is probed.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if st, ok := br.Status("vp8"); ok && st.URL != "" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the bridge never took the stream up: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return hs.URL, br
+}
+
+// feedVP8 sends frames (15 fps) on video and Opus on audio in real time
+// until ctx ends.
+func feedVP8(ctx context.Context, video, audio *sfu.Layer, frames [][]byte) {
+	const fps = 15
+	pay := codecs.VP8Payloader{EnablePictureID: true}
+	var vseq, aseq uint16
+	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	sent := 0
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: aseq, Timestamp: uint32(i * 960), SSRC: 9, Marker: true},
+			Payload: []byte{0xfc, 0xff, 0xfe}}
+		aseq++
+		b, _ := p.Marshal()
+		_ = audio.Ingest(b, sfu.Now())
+		for time.Since(start) >= time.Duration(sent)*time.Second/fps {
+			payloads := pay.Payload(1200, frames[sent%len(frames)])
+			for pi, pl := range payloads {
+				p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: vseq, Timestamp: uint32(sent * 90000 / fps),
+					SSRC: 1, Marker: pi == len(payloads)-1}, Payload: pl}
+				vseq++
+				b, _ := p.Marshal()
+				_ = video.Ingest(b, sfu.Now())
+			}
+			sent++
+		}
+	}
+}
+
+type probed struct {
+	Streams []struct {
+		Codec  string `json:"codec_name"`
+		Type   string `json:"codec_type"`
+		Width  int    `json:"width"`
+		Height int    `json:"height"`
+	} `json:"streams"`
+}
+
+func ffprobe(t *testing.T, url string) probed {
+	t.Helper()
+	out, err := exec.Command(tool(t, "ffprobe"), "-v", "error", "-show_entries", "stream=codec_name,codec_type,width,height", "-of", "json", url).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", url, err)
+	}
+	var p probed
+	if err := json.Unmarshal(out, &p); err != nil || len(p.Streams) == 0 {
+		t.Fatalf("ffprobe said %s (%v)", out, err)
+	}
+	return p
+}
+
+// A VP8 publisher is transcoded by the real ffmpeg into a ladder of H.264
+// renditions, each at its rung's height, with AAC audio, and the audio
+// alone as a rendition of its own; the API says which encoder and why.
+func TestVP8IsTranscodedIntoALadder(t *testing.T) {
+	url, br := vp8Live(t, Config{Ladder: []int{240, 120}})
+	code, index := getBody(t, url+"/hls/vp8/index.m3u8")
+	if code != 200 {
+		t.Fatalf("index %d: %s", code, index)
+	}
+	t.Logf("multivariant playlist:\n%s", index)
+	for _, want := range []string{"RESOLUTION=320x240", "RESOLUTION=160x120", "avc1.", "mp4a.40.2", `CODECS="mp4a.40.2"`} {
+		if !strings.Contains(index, want) {
+			t.Errorf("the multivariant playlist lacks %q", want)
+		}
+	}
+	for _, c := range []struct {
+		res         string
+		w, h        int
+		codec, kind string
+	}{
+		{"RESOLUTION=320x240", 320, 240, "h264", "video"},
+		{"RESOLUTION=160x120", 160, 120, "h264", "video"},
+		{`CODECS="mp4a.40.2"`, 0, 0, "aac", "audio"},
+	} {
+		m := regexp.MustCompile(regexp.QuoteMeta(c.res) + `[^\n]*\n([^\n]+)`).FindStringSubmatch(index)
+		if m == nil {
+			t.Fatalf("no %s variant", c.res)
+		}
+		s := ffprobe(t, url+"/hls/vp8/"+m[1]).Streams[0]
+		if s.Codec != c.codec || s.Type != c.kind || s.Width != c.w || s.Height != c.h {
+			t.Errorf("%s reads as %+v", c.res, s)
+		}
+	}
+	st, _ := br.Status("vp8")
+	tc := st.Transcoder
+	if tc == nil || tc.Source != "VP8" || tc.Encoder != "libx264" || tc.Why == "" || !slices.Equal(tc.Heights, []int{120, 240}) || !tc.Running {
+		t.Fatalf("status %+v transcoder %+v", st, tc)
+	}
+}
+
+// An ffmpeg killed mid-stream is started again, and the playlists go on
+// from where they were.
+func TestKilledTranscoderIsRestarted(t *testing.T) {
+	url, br := vp8Live(t, Config{Ladder: []int{120}})
+	if code, body := getBody(t, url+"/hls/vp8/index.m3u8"); code != 200 {
+		t.Fatalf("index %d: %s", code, body)
+	}
+	st, _ := br.Status("vp8")
+	pid := st.Transcoder.PID
+	if pid <= 0 {
+		t.Fatalf("no transcoder pid: %+v", st.Transcoder)
+	}
+	seq := func() int {
+		_, pl := getBody(t, url+"/hls/vp8/r0/video1_stream.m3u8")
+		m := regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`).FindStringSubmatch(pl)
+		if m == nil {
+			t.Fatalf("no media sequence:\n%s", pl)
+		}
+		return atoi(m[1]) + strings.Count(pl, "#EXTINF:")
+	}
+	before := seq()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, _ = br.Status("vp8")
+		if tc := st.Transcoder; tc.Restarts >= 1 && tc.Running && tc.PID != pid && seq() >= before+3 {
+			t.Logf("restarted as %d after %q; segments %d → %d", tc.PID, tc.LastError, before, seq())
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the kill: %+v, segments %d → %d", st.Transcoder, before, seq())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A publisher's keyframes are outside input: reading their picture size
+// and parameter sets never panics, whatever the bytes.
+func FuzzPictureSize(f *testing.F) {
+	f.Add([]byte{0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00})
+	f.Add([]byte{0x82, 0x49, 0x83, 0x42, 0x00, 0x13, 0xf0, 0x0e, 0xf6})
+	f.Add([]byte{0x0a, 0x0b, 0x00, 0x00, 0x00, 0x2c, 0xcf, 0x7f, 0x0d, 0xbf, 0xff, 0x30, 0x08})
+	f.Add([]byte{0, 0, 0, 4, 0x67, 0x42, 0xc0, 0x1f, 0, 0, 0, 2, 0x68, 0xce})
+	f.Fuzz(func(_ *testing.T, b []byte) {
+		for _, k := range []codec.Kind{codec.VP8, codec.VP9, codec.AV1} {
+			pictureSize(k, codec.AccessUnit{Data: b})
+		}
+		pictureSize(codec.H264, codec.AccessUnit{NALUs: [][]byte{b}})
+		avcC(b)
+	})
+}
