@@ -85,7 +85,8 @@ type Bridge struct {
 	encErr error
 }
 
-// New returns a bridge for reg's streams; Run starts it.
+// New returns a bridge for reg's streams; Run starts it. Recordings a
+// crash left open in cfg.RecordDir are closed first (RecoverVODs).
 func New(reg *sfu.Registry, cfg Config, log *slog.Logger) *Bridge {
 	def := DefaultConfig()
 	if cfg.PartDuration <= 0 {
@@ -99,6 +100,15 @@ func New(reg *sfu.Registry, cfg Config, log *slog.Logger) *Bridge {
 	}
 	if cfg.Queue <= 0 {
 		cfg.Queue = def.Queue
+	}
+	if cfg.RecordDir != "" {
+		ids, err := RecoverVODs(cfg.RecordDir)
+		for _, id := range ids {
+			log.Warn("vod: closed a recording the last run left open (a crash?); it keeps every whole segment", "id", id)
+		}
+		if err != nil {
+			log.Error("vod: recovering recordings", "err", err)
+		}
 	}
 	// Watching starts here, not in Run: no event between the two is lost.
 	if len(cfg.Ladder) == 0 {
@@ -149,6 +159,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	var probing sync.WaitGroup
 	defer probing.Wait()
 	probing.Go(func() { b.probe(ctx) })
+
 	if b.cfg.RecordDir != "" && b.cfg.Retention > 0 {
 		var pruning sync.WaitGroup
 		defer pruning.Wait()

@@ -72,6 +72,7 @@ type liveStream struct {
 	wg       *sync.WaitGroup
 	stopFeed context.CancelFunc
 	pub      *sfu.Publication
+	started  time.Time // of the last publication's feed
 }
 
 // publish starts a publication of layers h and l and Opus, fed with the
@@ -93,6 +94,7 @@ func (ls *liveStream) publish(t testing.TB, ssrc, ts uint32) *sfu.Publication {
 	}
 	ctx, stop := context.WithCancel(ls.ctx)
 	ls.stopFeed = stop
+	ls.started = time.Now()
 	ls.wg.Go(func() { feed(ctx, layers, audio, ls.clips, ssrc, ts) })
 	return pub
 }
@@ -502,8 +504,10 @@ func TestRecordingIsAVODWhenTheStreamEnds(t *testing.T) {
 	if code, _ := getBody(t, ls.url+"/hls/demo/index.m3u8"); code != http.StatusOK {
 		t.Fatalf("index %d", code)
 	}
-	time.Sleep(3 * time.Second)
+	// Ended halfway through a segment: the recording keeps its parts.
+	time.Sleep(time.Until(ls.started.Add(3500 * time.Millisecond)))
 	ls.stopFeed()
+	fed := time.Since(ls.started).Seconds()
 	ls.pub.End(sfu.Now())
 	deadline := time.Now().Add(10 * time.Second)
 	var pl []byte
@@ -546,9 +550,12 @@ func TestRecordingIsAVODWhenTheStreamEnds(t *testing.T) {
 		video = video || st.Codec == "h264" && st.Width == 320 && st.Height == 180
 		audio = audio || st.Codec == "opus"
 	}
-	t.Logf("the recording: %d segments, %.2f s", strings.Count(string(pl), "#EXTINF:"), d)
+	t.Logf("the recording: %d segments, %.2f s of %.2f s fed\n%s", strings.Count(string(pl), "#EXTINF:"), d, fed, pl)
 	if !video || !audio || d < 1.5 {
 		t.Fatalf("ffprobe read %s", out)
+	}
+	if d < fed-0.45 {
+		t.Errorf("the recording lost the end: %.2f s of %.2f s", d, fed)
 	}
 	vods, err := ListVODs(dir)
 	if err != nil || len(vods) == 0 || vods[0].Live || vods[0].Duration < 1.5 || vods[0].Stream != "demo" {

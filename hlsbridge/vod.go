@@ -22,8 +22,11 @@ type VOD struct {
 	Duration float64   `json:"duration_seconds"`
 	// Live: the stream is still being recorded (its playlist has not
 	// ended); a recording cut off by a crash stays so.
-	Live bool   `json:"live"`
-	HLS  string `json:"hls"`
+	Live bool `json:"live"`
+	// CutOff: the node stopped without ending the recording (a crash),
+	// and its next start closed it with every segment that was whole.
+	CutOff bool   `json:"cut_off,omitempty"`
+	HLS    string `json:"hls"`
 }
 
 // ErrNoVOD is returned for a recording that does not exist.
@@ -73,6 +76,8 @@ func readVOD(dir, stream, start string) (VOD, bool) {
 	}
 	v := VOD{ID: stream + "/" + start, Stream: stream, Start: t, Live: !strings.Contains(string(pl), "#EXT-X-ENDLIST"),
 		HLS: "/vod/" + stream + "/" + start + "/index.m3u8"}
+	_, err = os.Stat(filepath.Join(dir, stream, start, cutOffMark))
+	v.CutOff = err == nil
 	for line := range strings.SplitSeq(string(pl), "\n") {
 		if d, ok := strings.CutPrefix(line, "#EXTINF:"); ok {
 			f, _ := strconv.ParseFloat(strings.TrimSuffix(d, ","), 64)
@@ -130,4 +135,84 @@ func PruneVODs(dir string, cutoff time.Time) ([]string, error) {
 		gone = append(gone, v.ID)
 	}
 	return gone, errors.Join(errs...)
+}
+
+// cutOffMark is the file RecoverVODs leaves in a recording it closed.
+const cutOffMark = "cut-off"
+
+// RecoverVODs closes the recordings in dir that a crash left open: each
+// playlist keeps the segments whose files are on disk and gets its end,
+// and half-written files are removed. It must run before anything
+// records into dir (a node's start). It returns the IDs recovered.
+func RecoverVODs(dir string) ([]string, error) {
+	vods, err := ListVODs(dir)
+	if err != nil {
+		return nil, err
+	}
+	var done []string
+	var errs []error
+	for _, v := range vods {
+		if !v.Live {
+			continue
+		}
+		if err := recoverVOD(filepath.Join(dir, v.Stream, v.Start.Format("20060102T150405.000Z"))); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", v.ID, err))
+			continue
+		}
+		done = append(done, v.ID)
+	}
+	return done, errors.Join(errs...)
+}
+
+func recoverVOD(rec string) error {
+	for _, sub := range []string{"video", "audio"} {
+		d := filepath.Join(rec, sub)
+		tmps, _ := filepath.Glob(filepath.Join(d, "*.tmp"))
+		for _, f := range tmps {
+			_ = os.Remove(f)
+		}
+		pls, _ := filepath.Glob(filepath.Join(d, "*.m3u8"))
+		for _, p := range pls {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if strings.Contains(string(b), "#EXT-X-ENDLIST") {
+				continue
+			}
+			if err := writeFile(p, []byte(closePlaylist(string(b), d))); err != nil {
+				return err
+			}
+		}
+	}
+	return writeFile(filepath.Join(rec, cutOffMark), nil)
+}
+
+// closePlaylist returns a recording's playlist with only the segments
+// whose files are in dir (a torn last line is dropped) and its end.
+func closePlaylist(pl, dir string) string {
+	var b strings.Builder
+	complete := strings.HasSuffix(pl, "\n")
+	lines := strings.Split(strings.TrimSuffix(pl, "\n"), "\n")
+	if !complete {
+		lines = lines[:len(lines)-1]
+	}
+	extinf := ""
+	for _, line := range lines {
+		switch {
+		case strings.HasPrefix(line, "#EXTINF:"):
+			extinf = line
+		case extinf != "" && !strings.HasPrefix(line, "#"):
+			if validSegment(line) {
+				if _, err := os.Stat(filepath.Join(dir, line)); err == nil {
+					b.WriteString(extinf + "\n" + line + "\n")
+				}
+			}
+			extinf = ""
+		default:
+			b.WriteString(line + "\n")
+		}
+	}
+	b.WriteString("#EXT-X-ENDLIST\n")
+	return b.String()
 }

@@ -99,3 +99,38 @@ func TestBridgePrunesAtStart(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A recording a crash left open is closed at the next start with the
+// segments whose files are whole on disk; a torn last line and
+// half-written files go.
+func TestRecoverVODs(t *testing.T) {
+	dir := t.TempDir()
+	open := "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:1.00000,\nseg7.mp4\n#EXTINF:1.00000,\nseg8.mp4\n#EXTINF:1.00000,\nseg9.mp4\n#EXTINF:0.5"
+	writeVOD(t, dir, "demo", "20261207T010000.000Z", open)
+	writeVOD(t, dir, "demo", "20261207T020000.000Z", "#EXTM3U\n#EXTINF:1.00000,\nseg7.mp4\n#EXT-X-ENDLIST\n")
+	video := filepath.Join(dir, "demo", "20261207T010000.000Z", "video")
+	for _, f := range []string{"init.mp4", "seg7.mp4", "seg9.mp4", "seg10.mp4.tmp"} { // seg8 lost
+		if err := os.WriteFile(filepath.Join(video, f), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err := RecoverVODs(dir)
+	if err != nil || len(ids) != 1 || ids[0] != "demo/20261207T010000.000Z" {
+		t.Fatalf("recovered %v %v", ids, err)
+	}
+	b, _ := os.ReadFile(filepath.Join(video, "video1_stream.m3u8"))
+	want := "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:1.00000,\nseg7.mp4\n#EXTINF:1.00000,\nseg9.mp4\n#EXT-X-ENDLIST\n"
+	if string(b) != want {
+		t.Fatalf("closed playlist:\n%s\nwant:\n%s", b, want)
+	}
+	if _, err := os.Stat(filepath.Join(video, "seg10.mp4.tmp")); err == nil {
+		t.Error("a half-written file was kept")
+	}
+	vods, _ := ListVODs(dir)
+	if len(vods) != 2 || vods[1].Live || !vods[1].CutOff || vods[1].Duration != 2 || vods[0].CutOff {
+		t.Fatalf("listed %+v", vods)
+	}
+	if ids, err := RecoverVODs(dir); err != nil || len(ids) != 0 {
+		t.Fatalf("a second pass recovered %v %v", ids, err)
+	}
+}
