@@ -78,6 +78,12 @@ type Bridge struct {
 	sessions map[string]*session
 	refused  map[string]string // live streams not packaged, and why
 
+	// ctx is Run's, for the stitching of ended recordings, which
+	// stitching waits for.
+	ctx       context.Context
+	stitching sync.WaitGroup
+	stitchMu  sync.Mutex // one stitch at a time
+
 	// probed is closed once the encoder is known: enc, or why not in
 	// encErr.
 	probed chan struct{}
@@ -116,8 +122,46 @@ func New(reg *sfu.Registry, cfg Config, log *slog.Logger) *Bridge {
 	}
 	return &Bridge{
 		reg: reg, cfg: cfg, log: log, w: reg.Watch(), sessions: map[string]*session{}, refused: map[string]string{},
-		probed: make(chan struct{}),
+		probed: make(chan struct{}), ctx: context.Background(),
 	}
+}
+
+// Errors of Mark.
+var (
+	ErrNotLive     = errors.New("the stream is not live")
+	ErrNotRecorded = errors.New("the stream is not being recorded")
+)
+
+// Mark adds a chapter titled title at the present moment of a live
+// stream's recording, for the VOD's MP4.
+func (b *Bridge) Mark(stream, title string) (Chapter, error) {
+	b.mu.Lock()
+	s := b.sessions[stream]
+	b.mu.Unlock()
+	if s == nil {
+		return Chapter{}, ErrNotLive
+	}
+	return s.chapter(title)
+}
+
+// stitch makes an ended recording's MP4 in the background, one at a
+// time, unless Run is stopping.
+func (b *Bridge) stitch(id string) {
+	if b.cfg.FFmpeg == "" || b.cfg.RecordDir == "" || b.ctx.Err() != nil {
+		return
+	}
+	b.stitching.Go(func() {
+		b.stitchMu.Lock()
+		defer b.stitchMu.Unlock()
+		start := time.Now()
+		if err := Stitch(b.ctx, b.cfg.FFmpeg, b.cfg.RecordDir, id, "", nil); err != nil {
+			if b.ctx.Err() == nil {
+				b.log.Warn("vod: the MP4 could not be made; the HLS VOD stands", "id", id, "err", err)
+			}
+			return
+		}
+		b.log.Info("vod: MP4 ready", "id", id, "took", time.Since(start).Round(time.Millisecond))
+	})
 }
 
 // errNoTranscoder is why streams are not transcoded when no ffmpeg is
@@ -159,6 +203,17 @@ func (b *Bridge) Run(ctx context.Context) error {
 	var probing sync.WaitGroup
 	defer probing.Wait()
 	probing.Go(func() { b.probe(ctx) })
+	b.ctx = ctx
+	defer b.stitching.Wait()
+	if b.cfg.RecordDir != "" {
+		// Recordings that ended without their MP4 (a crash, a shutdown).
+		vods, _ := ListVODs(b.cfg.RecordDir)
+		for _, v := range vods {
+			if !v.Live && v.MP4 == "" {
+				b.stitch(v.ID)
+			}
+		}
+	}
 
 	if b.cfg.RecordDir != "" && b.cfg.Retention > 0 {
 		var pruning sync.WaitGroup
@@ -243,6 +298,14 @@ func (b *Bridge) start(name string) {
 	b.mu.Unlock()
 	if old != nil {
 		old.close()
+		b.ended(old)
+	}
+}
+
+// ended stitches a closed session's recording.
+func (b *Bridge) ended(s *session) {
+	if s.recID != "" {
+		b.stitch(s.recID)
 	}
 }
 
@@ -266,6 +329,7 @@ func (b *Bridge) stop(name string) {
 	b.mu.Unlock()
 	if s != nil {
 		s.close()
+		b.ended(s)
 	}
 }
 

@@ -3,6 +3,7 @@ package hlsbridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -500,9 +501,17 @@ func TestNewPublicationContinuesThePlaylists(t *testing.T) {
 // ffprobe reads the recording from the files alone.
 func TestRecordingIsAVODWhenTheStreamEnds(t *testing.T) {
 	dir := t.TempDir()
-	ls := startLiveWith(t, Config{RecordDir: dir})
+	ls := startLiveWith(t, Config{RecordDir: dir, FFmpeg: tool(t, "ffmpeg")})
 	if code, _ := getBody(t, ls.url+"/hls/demo/index.m3u8"); code != http.StatusOK {
 		t.Fatalf("index %d", code)
+	}
+	time.Sleep(time.Until(ls.started.Add(2500 * time.Millisecond)))
+	mark, err := ls.br.Mark("demo", "Goal = 1; #2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ls.br.Mark("nothing", "x"); !errors.Is(err, ErrNotLive) {
+		t.Fatalf("a marker on a stream that is not live: %v", err)
 	}
 	// Ended halfway through a segment: the recording keeps its parts.
 	time.Sleep(time.Until(ls.started.Add(3500 * time.Millisecond)))
@@ -560,5 +569,51 @@ func TestRecordingIsAVODWhenTheStreamEnds(t *testing.T) {
 	vods, err := ListVODs(dir)
 	if err != nil || len(vods) == 0 || vods[0].Live || vods[0].Duration < 1.5 || vods[0].Stream != "demo" {
 		t.Fatalf("listed %+v (%v)", vods, err)
+	}
+
+	// The MP4, stitched once the stream ended: its duration and chapters.
+	for vods[0].MP4 == "" {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("no MP4: %+v", vods[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+		vods, _ = ListVODs(dir)
+	}
+	if vods[0].MP4 != "/vod/"+vods[0].ID+"/vod.mp4" {
+		t.Fatalf("mp4 at %q", vods[0].MP4)
+	}
+	out, err = exec.Command(tool(t, "ffprobe"), "-v", "error", "-show_chapters", "-show_entries", "format=duration", "-of", "json", filepath.Join(vod, "vod.mp4")).Output()
+	if err != nil {
+		t.Fatalf("ffprobe of the MP4: %v", err)
+	}
+	var mp4 struct {
+		Chapters []struct {
+			Start string `json:"start_time"`
+			End   string `json:"end_time"`
+			Tags  struct {
+				Title string `json:"title"`
+			} `json:"tags"`
+		} `json:"chapters"`
+		Format struct {
+			Duration string `json:"duration"`
+		} `json:"format"`
+	}
+	if err := json.Unmarshal(out, &mp4); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := strconv.ParseFloat(mp4.Format.Duration, 64)
+	first, ferr := firstSegmentMS(vod)
+	t.Logf("MP4: %.2f s, chapters %+v; the marker at stream time %d ms, the first segment at %d ms (%v)", md, mp4.Chapters, mark.StreamMS, first, ferr)
+	if md < vods[0].Duration-0.3 || md > vods[0].Duration+0.3 {
+		t.Errorf("the MP4 lasts %.2f s, the VOD %.2f s", md, vods[0].Duration)
+	}
+	if len(mp4.Chapters) != 2 || mp4.Chapters[0].Tags.Title != "Start" || mp4.Chapters[0].Start != "0.000000" ||
+		mp4.Chapters[1].Tags.Title != "Goal = 1; #2" || mp4.Chapters[0].End != mp4.Chapters[1].Start {
+		t.Fatalf("chapters %+v", mp4.Chapters)
+	}
+	// The marker was set 2.5 s into the feed; the recording starts at its
+	// first keyframe, within a few frames of the feed's start.
+	if at, _ := strconv.ParseFloat(mp4.Chapters[1].Start, 64); at < 2.0 || at > 2.8 {
+		t.Errorf("the marker's chapter starts at %.3f s, want about 2.5 s", at)
 	}
 }

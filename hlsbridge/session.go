@@ -3,10 +3,13 @@ package hlsbridge
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -44,6 +47,10 @@ type session struct {
 	// prepared is closed once rends is set: at once, or when a
 	// transcoded session learns its source's picture size.
 	prepared chan struct{}
+	// recID is the recording's ID ("{stream}/{start}") when recording,
+	// chapters its chapter log.
+	recID    string
+	chapters *chapterLog
 	// The worker's own: the audio layer, its assembler and clock.
 	wAudio     *sfu.Layer
 	opus       *codec.Assembler
@@ -177,14 +184,24 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcod
 	s.wg.Add(1)
 	go s.run()
 	if cfg.RecordDir != "" {
-		dir := filepath.Join(cfg.RecordDir, st.Name(), time.Now().UTC().Format("20060102T150405.000Z"))
+		start := time.Now().UTC().Format("20060102T150405.000Z")
+		dir := filepath.Join(cfg.RecordDir, st.Name(), start)
+		s.recID, s.chapters = st.Name()+"/"+start, &chapterLog{path: filepath.Join(dir, chaptersFile)}
 		s.rec.Go(func() {
 			select {
 			case <-s.prepared:
 			case <-s.done:
 				return
 			}
-			if err := s.record(dir); err != nil {
+			err := os.MkdirAll(dir, 0o700)
+			if err == nil {
+				meta, _ := json.Marshal(recordingMeta{Stream: st.Name(), Origin: s.originWall.UTC()})
+				err = writeFile(filepath.Join(dir, metaFile), meta)
+			}
+			if err == nil {
+				err = s.record(dir)
+			}
+			if err != nil {
 				log.Error("hls: recording stopped; live viewing goes on", "dir", dir, "err", err)
 			}
 		})
@@ -272,7 +289,25 @@ func (s *session) adopt(audio, video *sfu.Track) bool {
 		}
 	}
 	s.log.Info("hls: the stream's new publication continues the same playlists")
+	s.reconnected()
 	return true
+}
+
+// reconnected marks a returning publisher in the recording.
+func (s *session) reconnected() {
+	if _, err := s.chapter("Reconnected"); err != nil && !errors.Is(err, ErrNotRecorded) {
+		s.log.Warn("vod: the reconnect's chapter was not recorded", "err", err)
+	}
+}
+
+// chapter marks the stream's present moment in the recording; it
+// returns the chapter.
+func (s *session) chapter(title string) (Chapter, error) {
+	c := Chapter{StreamMS: (sfu.Now() - s.originNow) / int64(time.Millisecond), Title: title}
+	if s.chapters == nil {
+		return c, ErrNotRecorded
+	}
+	return c, s.chapters.add(c)
 }
 
 // adoptTranscoded moves a transcoded session onto a returning
@@ -302,6 +337,7 @@ func (s *session) adoptTranscoded(audio, video *sfu.Track) bool {
 		}
 	}
 	s.log.Info("hls: the stream's new publication continues the same playlists (transcoded)")
+	s.reconnected()
 	return true
 }
 

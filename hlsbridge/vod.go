@@ -27,6 +27,9 @@ type VOD struct {
 	// and its next start closed it with every segment that was whole.
 	CutOff bool   `json:"cut_off,omitempty"`
 	HLS    string `json:"hls"`
+	// MP4 is the whole recording as one file with chapters, once it is
+	// stitched (after the stream ends).
+	MP4 string `json:"mp4,omitempty"`
 }
 
 // ErrNoVOD is returned for a recording that does not exist.
@@ -78,6 +81,9 @@ func readVOD(dir, stream, start string) (VOD, bool) {
 		HLS: "/vod/" + stream + "/" + start + "/index.m3u8"}
 	_, err = os.Stat(filepath.Join(dir, stream, start, cutOffMark))
 	v.CutOff = err == nil
+	if _, err := os.Stat(filepath.Join(dir, stream, start, mp4File)); err == nil {
+		v.MP4 = "/vod/" + stream + "/" + start + "/" + mp4File
+	}
 	for line := range strings.SplitSeq(string(pl), "\n") {
 		if d, ok := strings.CutPrefix(line, "#EXTINF:"); ok {
 			f, _ := strconv.ParseFloat(strings.TrimSuffix(d, ","), 64)

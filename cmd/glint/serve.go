@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -106,7 +109,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		publicMetrics = nil
 	}
 	hs := &http.Server{
-		Handler:           routes(srv, chatAPI, hls, vodDir, publicMetrics),
+		Handler:           routes(srv, keys, chatAPI, hls, vodDir, publicMetrics),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second, // bodies are at most 64 KiB
 		MaxHeaderBytes:    64 << 10,
@@ -185,12 +188,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 }
 
 // routes mounts the endpoints, the API, metrics and the pages.
-func routes(srv *signaling.Server, chatAPI *chat.API, hls *hlsbridge.Bridge, vodDir string, metrics *prometheus.Registry) http.Handler {
+func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, hls *hlsbridge.Bridge, vodDir string, metrics *prometheus.Registry) http.Handler {
 	m := http.NewServeMux()
 	srv.Register(m)
 	chatAPI.Register(m)
 	if hls != nil {
 		m.Handle("GET /hls/", hls)
+		m.HandleFunc("POST /api/streams/{stream}/markers", markerHandler(keys, hls))
 		m.HandleFunc("GET /api/transcoder", func(w http.ResponseWriter, _ *http.Request) {
 			enc, ok, err := hls.Encoder()
 			out := map[string]any{"probed": ok}
@@ -242,6 +246,57 @@ func routes(srv *signaling.Server, chatAPI *chat.API, hls *hlsbridge.Bridge, vod
 	m.HandleFunc("GET /live", page("live.html"))
 	m.HandleFunc("GET /watch/{stream}", page("watch.html"))
 	return m
+}
+
+// maxMarkerTitle bounds a marker's title, in characters.
+const maxMarkerTitle = 200
+
+// markerHandler adds a chapter to a live stream's recording at the
+// present moment: POST with the stream key as bearer and {"title": …}.
+func markerHandler(keys *signaling.KeyFile, hls *hlsbridge.Bridge) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		stream := r.PathValue("stream")
+		switch err := keys.Check(stream, httpx.Bearer(r)); {
+		case errors.Is(err, signaling.ErrUnknownStream):
+			httpx.Problem(w, http.StatusNotFound, "no such stream")
+			return
+		case errors.Is(err, signaling.ErrNoKey):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="glint"`)
+			httpx.Problem(w, http.StatusUnauthorized, "the stream key is required as a bearer token")
+			return
+		case err != nil:
+			httpx.Problem(w, http.StatusForbidden, "wrong stream key")
+			return
+		}
+		var in struct {
+			Title string `json:"title"`
+		}
+		if body, ok := httpx.ReadBody(w, r, 4096); !ok {
+			return
+		} else if len(body) > 0 {
+			if err := json.Unmarshal(body, &in); err != nil {
+				httpx.Problem(w, http.StatusBadRequest, "the body is not JSON like {\"title\": \"…\"}")
+				return
+			}
+		}
+		in.Title = strings.TrimSpace(in.Title)
+		switch {
+		case in.Title == "":
+			in.Title = "Marker"
+		case utf8.RuneCountInString(in.Title) > maxMarkerTitle || strings.ContainsFunc(in.Title, unicode.IsControl):
+			httpx.Problem(w, http.StatusBadRequest, fmt.Sprintf("a title is up to %d characters, without control characters", maxMarkerTitle))
+			return
+		}
+		ch, err := hls.Mark(stream, in.Title)
+		switch {
+		case errors.Is(err, hlsbridge.ErrNotLive), errors.Is(err, hlsbridge.ErrNotRecorded), errors.Is(err, hlsbridge.ErrTooManyChapters):
+			httpx.Problem(w, http.StatusConflict, err.Error())
+		case err != nil:
+			httpx.Problem(w, http.StatusInternalServerError, "recording the marker: "+err.Error())
+		default:
+			httpx.JSON(w, http.StatusCreated, ch)
+		}
+	}
 }
 
 // banner prints where everything is.
