@@ -165,6 +165,39 @@ func escapeMeta(s string) string {
 	return r.Replace(s)
 }
 
+// VODDetail is one recording with what a replay needs: where its video
+// starts in stream time (a player's position plus StreamStartMS is the
+// stream time on screen, for the chat) and its chapters.
+type VODDetail struct {
+	VOD
+	StreamStartMS int64     `json:"stream_start_ms"`
+	Chapters      []Chapter `json:"chapters"`
+}
+
+// ReadVOD returns recording id of dir in detail.
+func ReadVOD(dir, id string) (VODDetail, error) {
+	stream, start, ok := strings.Cut(id, "/")
+	if !ok || !validSegment(stream) || !validSegment(start) {
+		return VODDetail{}, fmt.Errorf("%w: %q", ErrNoVOD, id)
+	}
+	v, ok := readVOD(dir, stream, start)
+	if !ok {
+		return VODDetail{}, fmt.Errorf("%w: %q", ErrNoVOD, id)
+	}
+	rec := filepath.Join(dir, stream, start)
+	first, err := firstSegmentMS(rec)
+	if err != nil {
+		return VODDetail{}, err
+	}
+	d := VODDetail{VOD: v, StreamStartMS: first, Chapters: []Chapter{{StreamMS: first, Title: "Start"}}}
+	for _, c := range readChapters(rec) {
+		if c.StreamMS > first {
+			d.Chapters = append(d.Chapters, c)
+		}
+	}
+	return d, nil
+}
+
 // Stitch writes recording id of dir as one MP4 (out; empty is the
 // recording's own vod.mp4, served beside it), with its chapters, through
 // ffmpeg without re-encoding. progress, when set, hears the share done

@@ -107,3 +107,105 @@ func TestBrowserChatFollowsTheHLSPlayhead(t *testing.T) {
 		t.Fatalf("the HLS viewer showed the message %.0f ms after the WebRTC one; they are %.0f ms apart", gap, a-b)
 	}
 }
+
+// The replay page of a recording (/vod/{stream}/{start}) plays the VOD and
+// shows each chat message when its playhead reaches the stream time the
+// message was written at, not before.
+func TestBrowserReplayShowsChatAtStreamTime(t *testing.T) {
+	ffmpeg(t)
+	const key = "vod-replay-key-1234567"
+	base, _ := startServe(t, "--stream-key", "demo="+key)
+	pub := publishH264Clip(t, base, key)
+	streamMS := func() int64 {
+		_, body := get(t, base+"/api/streams/demo")
+		var info struct {
+			LiveSeconds float64 `json:"live_seconds"`
+		}
+		if err := json.Unmarshal([]byte(body), &info); err != nil {
+			t.Fatal(err)
+		}
+		return int64(info.LiveSeconds * 1000)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, _ := get(t, base+"/hls/demo/index.m3u8"); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stream was never packaged")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	st1 := streamMS()
+	seq1 := postChatAt(t, base, st1, "first")
+	time.Sleep(2 * time.Second)
+	st2 := streamMS()
+	seq2 := postChatAt(t, base, st2, "second")
+	time.Sleep(1500 * time.Millisecond)
+	if err := pub.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for id == "" {
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatal("no ended recording")
+		}
+		time.Sleep(200 * time.Millisecond)
+		_, body := get(t, base+"/api/vods")
+		var list struct {
+			VODs []struct {
+				ID   string
+				Live bool
+			}
+		}
+		if json.Unmarshal([]byte(body), &list) == nil && len(list.VODs) > 0 && !list.VODs[0].Live {
+			id = list.VODs[0].ID
+		}
+	}
+
+	// The recording starts at its first segment, after the stream's start
+	// and before the first message.
+	_, body := get(t, base+"/api/vods/"+id)
+	var detail struct {
+		StreamStartMS int64 `json:"stream_start_ms"`
+		Chapters      []struct{ Title string }
+	}
+	if err := json.Unmarshal([]byte(body), &detail); err != nil || detail.StreamStartMS < 0 || detail.StreamStartMS >= st1 ||
+		len(detail.Chapters) == 0 || detail.Chapters[0].Title != "Start" {
+		t.Fatalf("GET /api/vods/%s: %s", id, body)
+	}
+	if code, _ := get(t, base+"/api/vods/demo/nothing"); code != 404 {
+		t.Fatalf("an unknown recording: %d", code)
+	}
+
+	page := openPage(browser(t), t, base+"/vod/"+id, "replaying with the chat loaded",
+		`window.glintVOD && glintVOD.ready && glintVOD.events >= 2 && glintVOD.playhead() !== null`)
+	var s1, s2 *shownAt
+	end := time.Now().Add(20 * time.Second)
+	for (s1 == nil || s2 == nil) && time.Now().Before(end) {
+		if s1 == nil {
+			s1 = shownOn(page, seq1)
+		}
+		if s2 == nil {
+			s2 = shownOn(page, seq2)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s1 == nil || s2 == nil || s1.Playhead == nil || s2.Playhead == nil {
+		t.Fatalf("shown on the replay: %+v %+v", s1, s2)
+	}
+	t.Logf("written at stream time %d and %d ms; shown at playheads %.0f and %.0f ms, %.0f ms apart on the wall",
+		st1, st2, *s1.Playhead, *s2.Playhead, s2.At-s1.At)
+	for _, c := range []struct {
+		st int64
+		s  *shownAt
+	}{{st1, s1}, {st2, s2}} {
+		if *c.s.Playhead < float64(c.st) || *c.s.Playhead > float64(c.st)+500 {
+			t.Errorf("a message of stream time %d ms was shown at playhead %.0f ms", c.st, *c.s.Playhead)
+		}
+	}
+	if gap := s2.At - s1.At; gap < float64(st2-st1)*0.7 {
+		t.Errorf("messages %d ms apart in the stream were shown %.0f ms apart", st2-st1, gap)
+	}
+}

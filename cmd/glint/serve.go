@@ -207,6 +207,17 @@ func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, h
 			httpx.JSON(w, http.StatusOK, out)
 		})
 	}
+	page := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			b, err := fs.ReadFile(web.FS, name)
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write(b)
+		}
+	}
 	m.HandleFunc("GET /api/vods", func(w http.ResponseWriter, _ *http.Request) {
 		vods, err := hlsbridge.ListVODs(vodDir)
 		if err != nil {
@@ -215,9 +226,27 @@ func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, h
 		}
 		httpx.JSON(w, http.StatusOK, map[string]any{"vods": vods})
 	})
-	// Recordings, as files: playlists and segments, no folder listings.
+	m.HandleFunc("GET /api/vods/{stream}/{start}", func(w http.ResponseWriter, r *http.Request) {
+		d, err := hlsbridge.ReadVOD(vodDir, r.PathValue("stream")+"/"+r.PathValue("start"))
+		switch {
+		case errors.Is(err, hlsbridge.ErrNoVOD):
+			httpx.Problem(w, http.StatusNotFound, "no such recording")
+		case err != nil:
+			httpx.Problem(w, http.StatusInternalServerError, "reading the recording: "+err.Error())
+		default:
+			httpx.JSON(w, http.StatusOK, d)
+		}
+	})
+	// Recordings, as files: playlists and segments, no folder listings;
+	// /vod/{stream}/{start} itself is the replay page.
 	vod := http.StripPrefix("/vod/", http.FileServer(http.Dir(vodDir)))
 	m.HandleFunc("GET /vod/", func(w http.ResponseWriter, r *http.Request) {
+		if p := strings.Split(strings.TrimPrefix(r.URL.Path, "/vod/"), "/"); len(p) == 2 {
+			if _, err := hlsbridge.ReadVOD(vodDir, p[0]+"/"+p[1]); err == nil {
+				page("vod.html")(w, r)
+				return
+			}
+		}
 		if strings.HasSuffix(r.URL.Path, "/") || strings.Contains(r.URL.Path, ".tmp") {
 			http.NotFound(w, r)
 			return
@@ -231,17 +260,6 @@ func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, h
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	static := http.FileServerFS(web.FS)
 	m.Handle("GET /static/", http.StripPrefix("/static/", static))
-	page := func(name string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			b, err := fs.ReadFile(web.FS, name)
-			if err != nil {
-				http.NotFound(w, r)
-				return
-			}
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			_, _ = w.Write(b)
-		}
-	}
 	m.HandleFunc("GET /{$}", page("index.html"))
 	m.HandleFunc("GET /live", page("live.html"))
 	m.HandleFunc("GET /watch/{stream}", page("watch.html"))
