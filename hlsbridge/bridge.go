@@ -44,6 +44,10 @@ type Config struct {
 	// a ladder of its own rather than their simulcast layers.
 	Ladder       []int
 	TranscodeAll bool
+	// Captions, when set, is a speech-to-text command (program and
+	// arguments) run over each ended recording's audio, which adds its
+	// WebVTT to the VOD (see Captions).
+	Captions []string
 }
 
 // Validate checks the durations: parts of 100 ms to 1 s, segments of at
@@ -154,6 +158,13 @@ func (b *Bridge) stitch(id string) {
 		b.stitchMu.Lock()
 		defer b.stitchMu.Unlock()
 		start := time.Now()
+		if len(b.cfg.Captions) > 0 {
+			if err := Captions(b.ctx, b.cfg.FFmpeg, b.cfg.Captions, b.cfg.RecordDir, id); err != nil {
+				b.log.Warn("vod: no captions", "id", id, "err", err)
+			} else {
+				b.log.Info("vod: captions ready", "id", id, "took", time.Since(start).Round(time.Millisecond))
+			}
+		}
 		if err := Stitch(b.ctx, b.cfg.FFmpeg, b.cfg.RecordDir, id, "", nil); err != nil {
 			if b.ctx.Err() == nil {
 				b.log.Warn("vod: the MP4 could not be made; the HLS VOD stands", "id", id, "err", err)

@@ -230,7 +230,7 @@ func Stitch(ctx context.Context, ffmpeg, dir, id, out string, progress func(floa
 	defer func() { _ = os.Remove(meta) }()
 	tmp := out + ".tmp"
 	cmd := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1", "-y",
-		"-i", filepath.Join(rec, "index.m3u8"), "-i", meta, "-map", "0", "-map_metadata", "1", "-map_chapters", "1",
+		"-i", filepath.Join(rec, "index.m3u8"), "-i", meta, "-map", "0:v", "-map", "0:a?", "-map_metadata", "1", "-map_chapters", "1",
 		"-c", "copy", "-movflags", "+faststart", "-f", "mp4", tmp)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

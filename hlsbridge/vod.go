@@ -30,6 +30,8 @@ type VOD struct {
 	// MP4 is the whole recording as one file with chapters, once it is
 	// stitched (after the stream ends).
 	MP4 string `json:"mp4,omitempty"`
+	// Captions is the WebVTT the captions command made, when it did.
+	Captions string `json:"captions,omitempty"`
 }
 
 // ErrNoVOD is returned for a recording that does not exist.
@@ -83,6 +85,9 @@ func readVOD(dir, stream, start string) (VOD, bool) {
 	v.CutOff = err == nil
 	if _, err := os.Stat(filepath.Join(dir, stream, start, mp4File)); err == nil {
 		v.MP4 = "/vod/" + stream + "/" + start + "/" + mp4File
+	}
+	if _, err := os.Stat(filepath.Join(dir, stream, start, captionsDir, "subs.vtt")); err == nil {
+		v.Captions = "/vod/" + stream + "/" + start + "/" + captionsDir + "/subs.vtt"
 	}
 	for line := range strings.SplitSeq(string(pl), "\n") {
 		if d, ok := strings.CutPrefix(line, "#EXTINF:"); ok {

@@ -157,6 +157,9 @@ func (c *Config) settings() []*setting {
 		dur("hls-part", "least duration of an LL-HLS part", &c.HLS.PartDuration),
 		dur("hls-segment", "least duration of an LL-HLS segment; segments end at keyframes, so publishers should send one at least this often", &c.HLS.SegmentDuration),
 		str("ffmpeg", "ffmpeg binary of the HLS transcoder, which packages VP8, VP9 and AV1 publishers (and every one with hls-ladder) as H.264 and AAC; its encoder is probed at start (NVENC, VAAPI, QSV, then libx264); empty turns the transcoder off", &c.HLS.FFmpeg),
+		{name: "captions-command", help: "speech-to-text program and arguments (split on spaces) run over each ended recording's audio, a 16 kHz mono WAV whose path replaces {audio} (or is added last); it prints WebVTT, which becomes the VOD's captions. Empty: no captions",
+			set:  func(v string) error { c.HLS.Captions = strings.Fields(v); return nil },
+			show: func() string { return strings.Join(c.HLS.Captions, " ") }},
 		{name: "hls-ladder", help: "rendition heights the transcoder makes, as far as the source allows (default 1080,720,480,360, for VP8/VP9/AV1 publishers); set, H.264 publishers are transcoded into it too instead of packaging their simulcast layers",
 			set: func(v string) error {
 				l, err := transcode.ParseLadder(v)
