@@ -368,6 +368,11 @@ type Status struct {
 	Error string     `json:"error,omitempty"`
 	// Transcoder is set when the renditions come from the transcoder.
 	Transcoder *TranscoderStatus `json:"transcoder,omitempty"`
+	// Recording is the recording's ID while the stream is recorded;
+	// RecordingError why it stopped (a full disk, say), live viewing
+	// going on.
+	Recording      string `json:"recording,omitempty"`
+	RecordingError string `json:"recording_error,omitempty"`
 }
 
 // Status returns a stream's packaging status, and false when the bridge
@@ -380,6 +385,10 @@ func (b *Bridge) Status(stream string) (Status, bool) {
 		st := Status{URL: "/hls/" + stream + "/index.m3u8", Renditions: len(s.renditions()), Dropped: s.dropped.Load(), Start: &start}
 		if s.tc != nil {
 			st.Transcoder = s.tc.status()
+		}
+		st.Recording = s.recID
+		if e := s.recErr.Load(); e != nil {
+			st.RecordingError = *e
 		}
 		return st, true
 	}

@@ -51,6 +51,7 @@ type session struct {
 	// chapters its chapter log.
 	recID    string
 	chapters *chapterLog
+	recErr   atomic.Pointer[string] // why the recording stopped, if it did
 	// The worker's own: the audio layer, its assembler and clock.
 	wAudio     *sfu.Layer
 	opus       *codec.Assembler
@@ -202,6 +203,8 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcod
 				err = s.record(dir)
 			}
 			if err != nil {
+				msg := err.Error()
+				s.recErr.Store(&msg)
 				log.Error("hls: recording stopped; live viewing goes on", "dir", dir, "err", err)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -132,5 +133,36 @@ func TestRecoverVODs(t *testing.T) {
 	}
 	if ids, err := RecoverVODs(dir); err != nil || len(ids) != 0 {
 		t.Fatalf("a second pass recovered %v %v", ids, err)
+	}
+}
+
+// A recording that cannot be written (here its folder is a file; a full
+// disk fails the same way) stops with the reason in the status, and live
+// viewing goes on.
+func TestRecordingFailureKeepsLiveViewing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vod")
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ls := startLiveWith(t, Config{RecordDir: dir})
+	if code, _ := getBody(t, ls.url+"/hls/demo/index.m3u8"); code != 200 {
+		t.Fatalf("index %d", code)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, _ := ls.br.Status("demo")
+		if st.RecordingError != "" && st.Recording != "" {
+			t.Logf("status: %+v", st)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recording error in %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, pl := getBody(t, ls.url+"/hls/demo/r0/video1_stream.m3u8")
+	next := parseMedia(pl).making
+	if code, _ := getBody(t, ls.url+"/hls/demo/r0/video1_stream.m3u8?_HLS_msn="+strconv.Itoa(next+1)+"&_HLS_part=0"); code != 200 {
+		t.Fatalf("live playlists stopped with the recording: %d", code)
 	}
 }

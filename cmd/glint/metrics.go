@@ -19,7 +19,7 @@ type collector struct {
 	hls  *hlsbridge.Bridge // nil with --hls-off
 
 	hlsRenditions, hlsDropped                                                                  *prometheus.Desc
-	encoder, tcRunning, tcRestarts, tcDropped                                                  *prometheus.Desc
+	encoder, tcRunning, tcRestarts, tcDropped, recording                                       *prometheus.Desc
 	sessions, streams, viewers, bitrate, packets, malformedRTP, malformedRTCP, keyReqs, fanout *prometheus.Desc
 	retransmits, rtxRefused, laneDrops, rtcpDropped, tcpRefused                                *prometheus.Desc
 }
@@ -33,6 +33,7 @@ func newCollector(reg *sfu.Registry, node *peer.Endpoint, srv *signaling.Server,
 		tcRunning:     prometheus.NewDesc("glint_hls_transcoder_running", "Whether a transcoded stream's ffmpeg is running (0 while it is restarted).", []string{"stream"}, nil),
 		tcRestarts:    prometheus.NewDesc("glint_hls_transcoder_restarts_total", "Times a stream's ffmpeg was started again after a crash or stall.", []string{"stream"}, nil),
 		tcDropped:     prometheus.NewDesc("glint_hls_transcoder_dropped_total", "Frames not given to a stream's ffmpeg because it fell behind.", []string{"stream"}, nil),
+		recording:     prometheus.NewDesc("glint_vod_recording", "1 while a live stream is recorded; 0 with the reason when its recording stopped (a full disk, say) while live viewing goes on.", []string{"stream", "error"}, nil),
 		sessions:      prometheus.NewDesc("glint_sessions", "Open WHIP and WHEP sessions.", []string{"role"}, nil),
 		streams:       prometheus.NewDesc("glint_streams", "Streams by state.", []string{"state"}, nil),
 		viewers:       prometheus.NewDesc("glint_stream_viewers", "Viewers of a stream.", []string{"stream"}, nil),
@@ -99,6 +100,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for name, st := range c.hls.Statuses() {
 			ch <- prometheus.MustNewConstMetric(c.hlsRenditions, prometheus.GaugeValue, float64(st.Renditions), name, st.Error)
 			ch <- prometheus.MustNewConstMetric(c.hlsDropped, prometheus.CounterValue, float64(st.Dropped), name)
+			if st.Recording != "" {
+				ch <- prometheus.MustNewConstMetric(c.recording, prometheus.GaugeValue, bool01(st.RecordingError == ""), name, st.RecordingError)
+			}
 			if tc := st.Transcoder; tc != nil {
 				ch <- prometheus.MustNewConstMetric(c.tcRunning, prometheus.GaugeValue, bool01(tc.Running), name)
 				ch <- prometheus.MustNewConstMetric(c.tcRestarts, prometheus.CounterValue, float64(tc.Restarts), name)
