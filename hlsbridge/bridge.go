@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,10 @@ type Config struct {
 	// a ladder of its own rather than their simulcast layers.
 	Ladder       []int
 	TranscodeAll bool
+	// OpusAudio keeps H.264 publishers' Opus as it is instead of making
+	// AAC of it (which every HLS player plays; Opus in fMP4 plays in
+	// browsers with Media Source Extensions and recent Safari).
+	OpusAudio bool
 	// Captions, when set, is a speech-to-text command (program and
 	// arguments) run over each ended recording's audio, which adds its
 	// WebVTT to the VOD (see Captions).
@@ -93,6 +98,8 @@ type Bridge struct {
 	probed chan struct{}
 	enc    transcode.Encoder
 	encErr error
+	// ffmpegFound: cfg.FFmpeg is a program on this machine.
+	ffmpegFound bool
 }
 
 // New returns a bridge for reg's streams; Run starts it. Recordings a
@@ -126,8 +133,17 @@ func New(reg *sfu.Registry, cfg Config, log *slog.Logger) *Bridge {
 	}
 	return &Bridge{
 		reg: reg, cfg: cfg, log: log, w: reg.Watch(), sessions: map[string]*session{}, refused: map[string]string{},
-		probed: make(chan struct{}), ctx: context.Background(),
+		probed: make(chan struct{}), ctx: context.Background(), ffmpegFound: found(cfg.FFmpeg),
 	}
+}
+
+// found reports whether program names an executable (on PATH, or a path).
+func found(program string) bool {
+	if program == "" {
+		return false
+	}
+	_, err := exec.LookPath(program)
+	return err == nil
 }
 
 // Errors of Mark.
@@ -323,7 +339,9 @@ func (b *Bridge) ended(s *session) {
 // transcoding returns what a session for video needs to transcode it,
 // waiting for the probe only when it does.
 func (b *Bridge) transcoding(video *sfu.Track) transcoding {
-	tx := transcoding{ffmpeg: b.cfg.FFmpeg, ladder: b.cfg.Ladder, all: b.cfg.TranscodeAll}
+	// Opus becomes AAC wherever there is an ffmpeg, whatever its H.264
+	// encoders: no waiting for their probe.
+	tx := transcoding{ffmpeg: b.cfg.FFmpeg, ladder: b.cfg.Ladder, all: b.cfg.TranscodeAll, aac: b.ffmpegFound && !b.cfg.OpusAudio}
 	if c, ok := video.Codec(); ok && codec.KindOf(c.MimeType) == codec.H264 && !tx.all {
 		return tx
 	}
@@ -383,8 +401,11 @@ func (b *Bridge) Status(stream string) (Status, bool) {
 	if s := b.sessions[stream]; s != nil {
 		start := s.originWall.UTC()
 		st := Status{URL: "/hls/" + stream + "/index.m3u8", Renditions: len(s.renditions()), Dropped: s.dropped.Load(), Start: &start}
-		if s.tc != nil {
+		switch {
+		case s.tc != nil:
 			st.Transcoder = s.tc.status()
+		case s.atc != nil:
+			st.Transcoder = s.atc.status()
 		}
 		st.Recording = s.recID
 		if e := s.recErr.Load(); e != nil {

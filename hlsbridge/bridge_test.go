@@ -557,7 +557,7 @@ func TestRecordingIsAVODWhenTheStreamEnds(t *testing.T) {
 	var video, audio bool
 	for _, st := range probe.Streams {
 		video = video || st.Codec == "h264" && st.Width == 320 && st.Height == 180
-		audio = audio || st.Codec == "opus"
+		audio = audio || st.Codec == "aac"
 	}
 	t.Logf("the recording: %d segments, %.2f s of %.2f s fed\n%s", strings.Count(string(pl), "#EXTINF:"), d, fed, pl)
 	if !video || !audio || d < 1.5 {

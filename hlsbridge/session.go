@@ -42,8 +42,11 @@ type session struct {
 	// ctl runs changes on the worker, in order with the packets.
 	ctl chan func()
 	// tc transcodes the top layer into the renditions; nil when the
-	// layers are packaged as they are.
-	tc *transcoder
+	// layers are packaged as they are. atc then makes their AAC, when
+	// there is an ffmpeg; aac carries it to the worker.
+	tc  *transcoder
+	atc *transcoder
+	aac chan aacUnits
 	// prepared is closed once rends is set: at once, or when a
 	// transcoded session learns its source's picture size.
 	prepared chan struct{}
@@ -115,6 +118,7 @@ type transcoding struct {
 	err    error // why there is no transcoder, when there is none
 	ladder []int
 	all    bool // transcode H.264 too: a ladder was configured
+	aac    bool // make AAC of the Opus of streams packaged as they come
 }
 
 func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcoding, log *slog.Logger) (*session, error) {
@@ -165,7 +169,11 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcod
 			r := &rendition{name: "r" + strconv.Itoa(i), layer: l, asm: codec.NewAssembler(codec.H264), ready: make(chan struct{})}
 			r.video = &gohlslib.Track{Codec: &codecs.H264{}, ClockRate: 90000}
 			tracks := []*gohlslib.Track{r.video}
-			if s.audio != nil {
+			switch {
+			case s.audio != nil && tx.aac:
+				r.audio = aacTrack()
+				tracks = append(tracks, r.audio)
+			case s.audio != nil:
 				r.audio = &gohlslib.Track{Codec: &codecs.Opus{ChannelCount: 2}, ClockRate: 48000, Name: "audio", IsDefault: true}
 				tracks = append(tracks, r.audio)
 			}
@@ -176,6 +184,10 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcod
 			s.rends = append(s.rends, r)
 		}
 		close(s.prepared)
+		if s.audio != nil && tx.aac {
+			s.aac = make(chan aacUnits, 64)
+			s.atc = newAudioTranscoder(s, tx.ffmpeg)
+		}
 	}
 	s.wAudio = s.audio
 	s.accepted.Store(&layerSet{video: s.video, audio: s.audio})
@@ -389,6 +401,10 @@ func (s *session) run() {
 			return
 		case f := <-s.ctl:
 			f()
+		case a := <-s.aac:
+			for _, r := range s.rends {
+				_ = r.mux.WriteMPEG4Audio(r.audio, s.wall(a.pts, 48000), a.pts, a.aus)
+			}
 		case it := <-s.work:
 			pkt.SequenceNumber, pkt.Timestamp, pkt.Marker, pkt.Payload = it.seq, it.ts, it.marker, it.buf[:it.n]
 			switch {
@@ -415,8 +431,12 @@ func (s *session) run() {
 func (s *session) writeOpus(pkt *rtp.Packet, arrival int64) {
 	for _, au := range s.opus.Push(pkt) {
 		pts := s.audioClock.pts(au.Timestamp, arrival-s.originNow, 48000)
-		if s.tc != nil {
+		switch {
+		case s.tc != nil:
 			s.tc.audio(au.Data, pts)
+			continue
+		case s.atc != nil:
+			s.atc.audio(au.Data, pts)
 			continue
 		}
 		for _, r := range s.rends {
@@ -486,8 +506,10 @@ func (s *session) close() {
 	}
 	close(s.done)
 	s.wg.Wait()
-	if s.tc != nil {
-		s.tc.stop()
+	for _, tc := range []*transcoder{s.tc, s.atc} {
+		if tc != nil {
+			tc.stop()
+		}
 	}
 	s.closeMuxers()
 	s.rec.Wait()
@@ -559,7 +581,7 @@ func (s *session) serveIndex(ctx context.Context, w http.ResponseWriter) bool {
 		// The audio alone, for a player with too little bandwidth for any
 		// picture (players that can show video pass it over).
 		codecs, bw := "opus", 64_000
-		if s.tc != nil {
+		if s.tc != nil || s.atc != nil {
 			codecs, bw = "mp4a.40.2", transcode.AudioBitrate
 		}
 		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,CODECS=\"%s\"\n%s\n", bw*11/10, codecs, audioURI)

@@ -37,6 +37,10 @@ type transcoder struct {
 	enc    transcode.Encoder
 	ladder []int
 	kind   codec.Kind // the source's video codec
+	// audioOnly: the transcoder makes the AAC of renditions whose video
+	// is packaged as it comes; what it makes goes to the session's worker,
+	// which writes every muxer.
+	audioOnly bool
 
 	// The worker's own.
 	layer   *sfu.Layer
@@ -69,9 +73,24 @@ type tcFrame struct {
 	w, h       int // a video keyframe's picture size
 }
 
+// aacUnits is AAC the audio transcoder made, for the worker to package.
+type aacUnits struct {
+	pts int64 // 48 kHz, stream clock
+	aus [][]byte
+}
+
 // tcQueue is how many frames wait for ffmpeg: a few seconds of video and
 // audio, room for a child's start.
 const tcQueue = 512
+
+// newAudioTranscoder returns a transcoder of the Opus alone into AAC,
+// started at once.
+func newAudioTranscoder(s *session, ffmpeg string) *transcoder {
+	tc := &transcoder{s: s, ffmpeg: ffmpeg, enc: transcode.Encoder{Name: "aac", Why: "Opus to AAC, which every HLS player plays"}, audioOnly: true, frames: make(chan tcFrame, tcQueue)}
+	tc.rungs.Store(&[]int{})
+	tc.start(transcode.Job{Audio: true})
+	return tc
+}
 
 func newTranscoder(s *session, ffmpeg string, enc transcode.Encoder, ladder []int, layer *sfu.Layer) *transcoder {
 	k := codec.KindOf(layer.Codec().MimeType)
@@ -171,12 +190,7 @@ func (tc *transcoder) prepare(h int) {
 		rd.video = &gohlslib.Track{Codec: &codecs.H264{}, ClockRate: 90000}
 		tracks := []*gohlslib.Track{rd.video}
 		if s.audio != nil {
-			rd.audio = &gohlslib.Track{
-				Codec: &codecs.MPEG4Audio{Config: mpeg4audio.AudioSpecificConfig{
-					Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelConfig: 2,
-				}},
-				ClockRate: 48000, Name: "audio", IsDefault: true,
-			}
+			rd.audio = aacTrack()
 			tracks = append(tracks, rd.audio)
 		}
 		if err := s.startMuxer(rd, tracks); err != nil {
@@ -187,8 +201,23 @@ func (tc *transcoder) prepare(h int) {
 	}
 	tc.rungs.Store(&heights)
 	close(s.prepared)
+	s.log.Info("hls: transcoding", "source", tc.kind, "height", h, "renditions", heights, "encoder", tc.enc.Name)
+	tc.start(transcode.Job{Rungs: rungs, Audio: s.audio != nil, GOP: s.cfg.SegmentDuration})
+}
 
-	job := transcode.Job{Rungs: rungs, Audio: s.audio != nil, GOP: s.cfg.SegmentDuration}
+// aacTrack is the transcoder's audio as a muxer track.
+func aacTrack() *gohlslib.Track {
+	return &gohlslib.Track{
+		Codec: &codecs.MPEG4Audio{Config: mpeg4audio.AudioSpecificConfig{
+			Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelConfig: 2,
+		}},
+		ClockRate: 48000, Name: "audio", IsDefault: true,
+	}
+}
+
+// start runs ffmpeg for job under supervision until stop.
+func (tc *transcoder) start(job transcode.Job) {
+	s := tc.s
 	p := transcode.NewProcess(transcode.ProcessConfig{
 		Path: tc.ffmpeg, Args: tc.enc.JobArgs(job),
 		Feed: tc.feed, Read: tc.read, OnEvent: tc.event,
@@ -196,7 +225,6 @@ func (tc *transcoder) prepare(h int) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	tc.cancel = cancel
-	s.log.Info("hls: transcoding", "source", tc.kind, "height", h, "renditions", heights, "encoder", tc.enc.Name)
 	tc.wg.Go(func() {
 		if err := p.Run(ctx); err != nil {
 			msg := err.Error()
@@ -242,6 +270,9 @@ func (tc *transcoder) event(e transcode.Event) {
 // feed writes the frames to one child as Matroska, from the next video
 // keyframe on (asking the publisher for one).
 func (tc *transcoder) feed(ctx context.Context, w io.Writer) error {
+	if tc.audioOnly {
+		return tc.feedAudio(ctx, w)
+	}
 	tc.layer.RequestKeyframe(sfu.Now())
 	vcodec, _ := mkvCodec(tc.kind)
 	var m *transcode.MKV
@@ -282,6 +313,29 @@ func (tc *transcoder) feed(ctx context.Context, w io.Writer) error {
 	}
 }
 
+// feedAudio writes the Opus packets to one child as Matroska.
+func (tc *transcoder) feedAudio(ctx context.Context, w io.Writer) error {
+	var m *transcode.MKV
+	for {
+		var f tcFrame
+		select {
+		case <-ctx.Done():
+			return nil
+		case f = <-tc.frames:
+		}
+		if m == nil {
+			var err error
+			if m, err = transcode.NewMKV(w, transcode.MKVTrack{Codec: "A_OPUS", Channels: 2}); err != nil {
+				return err
+			}
+			tc.base.Store(f.ms)
+		}
+		if err := m.Write(0, f.ms, true, f.data); err != nil {
+			return err
+		}
+	}
+}
+
 // read packages one child's output: its H.264 streams into the
 // renditions in order, its AAC into every rendition.
 func (tc *transcoder) read(stdout io.Reader) error {
@@ -307,6 +361,13 @@ func (tc *transcoder) read(stdout io.Reader) error {
 		case *tscodecs.MPEG4Audio:
 			r.OnDataMPEG4Audio(tr, func(pts int64, aus [][]byte) error {
 				p := tc.unwrap(pts) * 48000 / 90000
+				if tc.audioOnly {
+					select {
+					case s.aac <- aacUnits{pts: p, aus: aus}:
+					case <-s.done:
+					}
+					return nil
+				}
 				for _, rd := range s.rends {
 					if rd.audio != nil {
 						_ = rd.mux.WriteMPEG4Audio(rd.audio, s.wall(p, 48000), p, aus)
@@ -338,8 +399,12 @@ func (tc *transcoder) unwrap(ts int64) int64 {
 
 // status reports the transcoder for the API.
 func (tc *transcoder) status() *TranscoderStatus {
+	src := tc.kind.String()
+	if tc.audioOnly {
+		src = "Opus (audio only)"
+	}
 	st := &TranscoderStatus{
-		Source: tc.kind.String(), Encoder: tc.enc.Name, GPU: tc.enc.GPU, Why: tc.enc.Why,
+		Source: src, Encoder: tc.enc.Name, GPU: tc.enc.GPU, Why: tc.enc.Why,
 		Running: tc.running.Load(), PID: int(tc.pid.Load()), Restarts: tc.restarts.Load(), Dropped: tc.dropped.Load(),
 	}
 	if r := tc.rungs.Load(); r != nil {

@@ -225,3 +225,33 @@ func FuzzPictureSize(f *testing.F) {
 		avcC(b)
 	})
 }
+
+// An H.264 publisher's Opus is made AAC when there is an ffmpeg (the
+// audio-only transcoder), and kept as Opus when asked to.
+func TestOpusBecomesAACUnlessKept(t *testing.T) {
+	ff := tool(t, "ffmpeg")
+	for _, c := range []struct {
+		keep       bool
+		want, not  string
+		transcoder bool
+	}{{false, "mp4a.40.2", "opus", true}, {true, "opus", "mp4a", false}} {
+		ls := startLiveWith(t, Config{FFmpeg: ff, OpusAudio: c.keep})
+		code, index := getBody(t, ls.url+"/hls/demo/index.m3u8")
+		if code != 200 || !strings.Contains(index, c.want) || strings.Contains(index, c.not) {
+			t.Fatalf("keep Opus %v: %d\n%s", c.keep, code, index)
+		}
+		st, _ := ls.br.Status("demo")
+		if (st.Transcoder != nil) != c.transcoder || c.transcoder && st.Transcoder.Source != "Opus (audio only)" {
+			t.Fatalf("keep Opus %v: transcoder %+v", c.keep, st.Transcoder)
+		}
+		if !c.keep {
+			m := regexp.MustCompile(`CODECS="mp4a.40.2"\n([^\n]+)`).FindStringSubmatch(index)
+			if m == nil {
+				t.Fatalf("no audio-only rendition:\n%s", index)
+			}
+			if s := ffprobe(t, ls.url+"/hls/demo/"+m[1]).Streams[0]; s.Codec != "aac" {
+				t.Fatalf("the audio reads as %+v", s)
+			}
+		}
+	}
+}

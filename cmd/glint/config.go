@@ -156,6 +156,7 @@ func (c *Config) settings() []*setting {
 		dur("vod-retention", "delete recordings that started longer ago than this (checked at start and hourly); 0 keeps them", &c.HLS.Retention),
 		dur("hls-part", "least duration of an LL-HLS part", &c.HLS.PartDuration),
 		dur("hls-segment", "least duration of an LL-HLS segment; segments end at keyframes, so publishers should send one at least this often", &c.HLS.SegmentDuration),
+		boolean("hls-opus", "keep H.264 publishers' Opus as Opus in LL-HLS instead of making AAC of it with ffmpeg (AAC plays everywhere; Opus in fMP4 in browsers with Media Source Extensions and recent Safari)", &c.HLS.OpusAudio),
 		str("ffmpeg", "ffmpeg binary of the HLS transcoder, which packages VP8, VP9 and AV1 publishers (and every one with hls-ladder) as H.264 and AAC; its encoder is probed at start (NVENC, VAAPI, QSV, then libx264); empty turns the transcoder off", &c.HLS.FFmpeg),
 		{name: "captions-command", help: "speech-to-text program and arguments (split on spaces) run over each ended recording's audio, a 16 kHz mono WAV whose path replaces {audio} (or is added last); it prints WebVTT, which becomes the VOD's captions. Empty: no captions",
 			set:  func(v string) error { c.HLS.Captions = strings.Fields(v); return nil },

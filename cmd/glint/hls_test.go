@@ -37,7 +37,7 @@ func TestServeLLHLSFromSimulcast(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	for _, want := range []string{"RESOLUTION=320x180", "RESOLUTION=640x360", "RESOLUTION=1280x720", "opus", `TYPE=AUDIO`, `CODECS="opus"` + "\nr0/audio2_stream.m3u8"} {
+	for _, want := range []string{"RESOLUTION=320x180", "RESOLUTION=640x360", "RESOLUTION=1280x720", "mp4a.40.2", `TYPE=AUDIO`, `CODECS="mp4a.40.2"` + "\nr0/audio2_stream.m3u8"} {
 		if !strings.Contains(index, want) {
 			t.Errorf("the playlist lacks %q:\n%s", want, index)
 		}
