@@ -330,11 +330,11 @@ func (s *session) chapter(title string) (Chapter, error) {
 func (s *session) adoptTranscoded(audio, video *sfu.Track) bool {
 	ls := video.Layers()
 	if len(ls) == 0 {
-		return false
+		return true // the new publication's layers come with their own events
 	}
 	top := ls[len(ls)-1]
 	next := &layerSet{video: []*sfu.Layer{top}, audio: opusLayer(audio)}
-	if codec.KindOf(top.Codec().MimeType) != s.tc.kind || (next.audio != nil) != (s.audio != nil) {
+	if codec.KindOf(top.Codec().MimeType) != s.tc.kind || next.audio != nil && s.audio == nil {
 		return false
 	}
 	cur := s.accepted.Load()

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,6 +31,40 @@ import (
 // ladder, served over real HTTP until the test ends.
 func vp8Live(t *testing.T, cfg Config) (url string, br *Bridge) {
 	t.Helper()
+	v := startVP8(t, cfg)
+	return v.url, v.br
+}
+
+// vp8Stream is a VP8 publication packaged by a bridge.
+type vp8Stream struct {
+	url    string
+	br     *Bridge
+	st     *sfu.Stream
+	frames [][]byte
+	ctx    context.Context
+	wg     *sync.WaitGroup
+	stop   context.CancelFunc // the feed of the current publication
+}
+
+// publish starts a new publication of the stream and feeds it.
+func (v *vp8Stream) publish(t *testing.T) {
+	t.Helper()
+	pub := v.st.StartPublication(sfu.HostID, &keySource{}, sfu.Now())
+	video, err := pub.AddLayer("", sfu.Codec{MimeType: "video/VP8", ClockRate: 90000}, sfu.ExtIDs{}, sfu.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	audio, err := pub.AddLayer("", sfu.Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2}, sfu.ExtIDs{}, sfu.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(v.ctx)
+	v.stop = stop
+	v.wg.Go(func() { feedVP8(ctx, video, audio, v.frames) })
+}
+
+func startVP8(t *testing.T, cfg Config) *vp8Stream {
+	t.Helper()
 	ff := tool(t, "ffmpeg")
 	frames, _, err := load.EncodeVP8Clip(context.Background(), ff, 320, 240, 15, 300_000)
 	if err != nil {
@@ -41,38 +76,31 @@ func vp8Live(t *testing.T, cfg Config) (url string, br *Bridge) {
 	if testing.Verbose() {
 		logTo = os.Stderr
 	}
-	br = New(reg, cfg, slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	v := &vp8Stream{frames: frames, wg: &sync.WaitGroup{}, st: reg.Stream("vp8")}
+	v.br = New(reg, cfg, slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = br.Run(ctx) })
-	pub := reg.Stream("vp8").StartPublication(sfu.HostID, &keySource{}, sfu.Now())
-	video, err := pub.AddLayer("", sfu.Codec{MimeType: "video/VP8", ClockRate: 90000}, sfu.ExtIDs{}, sfu.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	audio, err := pub.AddLayer("", sfu.Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2}, sfu.ExtIDs{}, sfu.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Go(func() { feedVP8(ctx, video, audio, frames) })
-	hs := httptest.NewServer(br)
+	v.ctx = ctx
+	v.wg.Go(func() { _ = v.br.Run(ctx) })
+	v.publish(t)
+	hs := httptest.NewServer(v.br)
+	v.url = hs.URL
 	t.Cleanup(func() {
 		cancel()
-		wg.Wait()
+		v.wg.Wait()
 		hs.Close()
 		reg.Close()
 	})
 	// The bridge takes the stream up once the encoder is probed.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if st, ok := br.Status("vp8"); ok && st.URL != "" {
+		if st, ok := v.br.Status("vp8"); ok && st.URL != "" {
 			break
 		} else if time.Now().After(deadline) {
 			t.Fatalf("the bridge never took the stream up: %+v", st)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return hs.URL, br
+	return v
 }
 
 // feedVP8 sends frames (15 fps) on video and Opus on audio in real time
@@ -253,5 +281,50 @@ func TestOpusBecomesAACUnlessKept(t *testing.T) {
 				t.Fatalf("the audio reads as %+v", s)
 			}
 		}
+	}
+}
+
+// With a ladder configured, an H.264 publisher goes through the
+// transcoder too: its top layer becomes the ladder's renditions.
+func TestH264WithALadderIsTranscoded(t *testing.T) {
+	ls := startLiveWith(t, Config{FFmpeg: tool(t, "ffmpeg"), Ladder: []int{180, 120}, TranscodeAll: true})
+	code, index := getBody(t, ls.url+"/hls/demo/index.m3u8")
+	if code != 200 || !strings.Contains(index, "RESOLUTION=320x180") || !strings.Contains(index, "RESOLUTION=214x120") {
+		t.Fatalf("%d\n%s", code, index)
+	}
+	st, _ := ls.br.Status("demo")
+	if st.Transcoder == nil || st.Transcoder.Source != "H264" || !slices.Equal(st.Transcoder.Heights, []int{120, 180}) {
+		t.Fatalf("transcoder %+v", st.Transcoder)
+	}
+	m := regexp.MustCompile(`RESOLUTION=214x120[^\n]*\n([^\n]+)`).FindStringSubmatch(index)
+	if s := ffprobe(t, ls.url+"/hls/demo/"+m[1]).Streams[0]; s.Codec != "h264" || s.Height != 120 {
+		t.Fatalf("the 120p rendition reads as %+v", s)
+	}
+}
+
+// A VP8 publisher that comes back (a new publication of the stream) goes
+// on through the same ffmpeg into the same playlists: no restart, the
+// segments keep coming.
+func TestTranscodedStreamContinuesAcrossAReconnect(t *testing.T) {
+	v := startVP8(t, Config{Ladder: []int{120}})
+	if code, body := getBody(t, v.url+"/hls/vp8/index.m3u8"); code != 200 {
+		t.Fatalf("index %d: %s", code, body)
+	}
+	st, _ := v.br.Status("vp8")
+	pid := st.Transcoder.PID
+	_, pl := getBody(t, v.url+"/hls/vp8/r0/video1_stream.m3u8")
+	initName := mapURI(pl)
+	v.stop()
+	time.Sleep(300 * time.Millisecond)
+	v.publish(t)
+	for next := parseMedia(pl).making + 1; next <= parseMedia(pl).making+3; next++ {
+		code, after := getBody(t, v.url+"/hls/vp8/r0/video1_stream.m3u8?_HLS_msn="+strconv.Itoa(next)+"&_HLS_part=0")
+		if code != 200 || mapURI(after) != initName {
+			t.Fatalf("segment %d after the reconnect: %d, init %s\n%s", next, code, initName, after)
+		}
+	}
+	st, _ = v.br.Status("vp8")
+	if st.Transcoder.PID != pid || st.Transcoder.Restarts != 0 {
+		t.Fatalf("the transcoder restarted: %+v (was pid %d)", st.Transcoder, pid)
 	}
 }
