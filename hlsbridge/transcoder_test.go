@@ -47,7 +47,7 @@ type vp8Stream struct {
 }
 
 // publish starts a new publication of the stream and feeds it.
-func (v *vp8Stream) publish(t *testing.T) {
+func (v *vp8Stream) publish(t testing.TB) {
 	t.Helper()
 	pub := v.st.StartPublication(sfu.HostID, &keySource{}, sfu.Now())
 	video, err := pub.AddLayer("", sfu.Codec{MimeType: "video/VP8", ClockRate: 90000}, sfu.ExtIDs{}, sfu.Now())
@@ -63,7 +63,7 @@ func (v *vp8Stream) publish(t *testing.T) {
 	v.wg.Go(func() { feedVP8(ctx, video, audio, v.frames) })
 }
 
-func startVP8(t *testing.T, cfg Config) *vp8Stream {
+func startVP8(t testing.TB, cfg Config) *vp8Stream {
 	t.Helper()
 	ff := tool(t, "ffmpeg")
 	frames, _, err := load.EncodeVP8Clip(context.Background(), ff, 320, 240, 15, 300_000)

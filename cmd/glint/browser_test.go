@@ -14,7 +14,7 @@ import (
 
 // fullSuiteOnly skips a slow test (a browser, several processes) in the
 // -short loop; the full suite, make test and CI, always runs it.
-func fullSuiteOnly(t *testing.T, what string) {
+func fullSuiteOnly(t testing.TB, what string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skipf("%s: runs in the full suite (make test), not with -short", what)
@@ -23,7 +23,7 @@ func fullSuiteOnly(t *testing.T, what string) {
 
 // chromium finds Debian's Chromium; a test that needs it fails, never
 // skips, when it is missing.
-func chromium(t *testing.T) string {
+func chromium(t testing.TB) string {
 	t.Helper()
 	fullSuiteOnly(t, "a Chromium test")
 	for _, name := range []string{os.Getenv("GLINT_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
@@ -40,7 +40,7 @@ func chromium(t *testing.T) string {
 
 // browser starts headless Chromium kept on loopback: no DNS, no background
 // networking, a fake camera and microphone, loopback ICE candidates.
-func browser(t *testing.T) context.Context {
+func browser(t testing.TB) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium(t)),
@@ -71,7 +71,7 @@ func browser(t *testing.T) context.Context {
 }
 
 // poll evaluates expr until it is true or the timeout passes.
-func poll(ctx context.Context, t *testing.T, timeout time.Duration, what, expr string) {
+func poll(ctx context.Context, t testing.TB, timeout time.Duration, what, expr string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

@@ -161,7 +161,7 @@ func TestBrowserChatPanel(t *testing.T) {
 // openPage opens url in a new tab of root, waits until ready (a JS
 // expression) holds, and returns a function that evaluates an expression
 // there into out.
-func openPage(root context.Context, t *testing.T, url, what, ready string) func(expr string, out any) {
+func openPage(root context.Context, t testing.TB, url, what, ready string) func(expr string, out any) {
 	t.Helper()
 	c, cancel := chromedp.NewContext(root)
 	t.Cleanup(cancel)

@@ -101,7 +101,7 @@ func TestServeLLHLSFromSimulcast(t *testing.T) {
 // publishH264Clip publishes the demo stream from a pion WHIP client with
 // three H.264 simulcast layers of a real x264 clip (15 fps, a keyframe a
 // second) and Opus, until the test ends.
-func publishH264Clip(t *testing.T, base, key string) *client.Publisher {
+func publishH264Clip(t testing.TB, base, key string) *client.Publisher {
 	t.Helper()
 	clip, err := load.SimulcastClip(context.Background(), "ffmpeg", [3]int{150_000, 400_000, 900_000}, 15)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 
 // ffmpeg finds Debian's ffmpeg; tests that need it fail, never skip, when
 // it is missing.
-func ffmpeg(t *testing.T) {
+func ffmpeg(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Fatal("ffmpeg is not installed: run `make test` (it installs it), or `sudo apt-get install ffmpeg`")

@@ -56,7 +56,7 @@ func (r *running) Stop() error {
 }
 
 // launch runs a node on loopback until the test ends or Stop is called.
-func launch(t *testing.T, args ...string) *running {
+func launch(t testing.TB, args ...string) *running {
 	t.Helper()
 	base := []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
 		"--log-level", "warn", "--ice-disconnected-timeout", "2s", "--ice-failed-timeout", "2s"}
@@ -86,13 +86,13 @@ func launch(t *testing.T, args ...string) *running {
 }
 
 // startServe runs a node on loopback and returns its base URL and output.
-func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
+func startServe(t testing.TB, args ...string) (string, *syncBuffer) {
 	t.Helper()
 	r := launch(t, args...)
 	return r.URL, r.Out
 }
 
-func get(t *testing.T, url string) (int, string) {
+func get(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
