@@ -288,6 +288,11 @@ func TestBlockingReloadAndMissingFiles(t *testing.T) {
 	if code, _, _ := get("/hls/demo/r0/video1_stream.m3u8?_HLS_msn=99999"); code != http.StatusBadRequest {
 		t.Errorf("a request far ahead: %d, want 400", code)
 	}
+	for _, q := range []string{"_HLS_msn=abc", "_HLS_msn=1&_HLS_part=x", "_HLS_part=1", "_HLS_msn=-1"} {
+		if code, _, _ := get("/hls/demo/r0/video1_stream.m3u8?" + q); code != http.StatusBadRequest {
+			t.Errorf("?%s: %d, want 400", q, code)
+		}
+	}
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }

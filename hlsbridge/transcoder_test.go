@@ -328,3 +328,21 @@ func TestTranscodedStreamContinuesAcrossAReconnect(t *testing.T) {
 		t.Fatalf("the transcoder restarted: %+v (was pid %d)", st.Transcoder, pid)
 	}
 }
+
+// The picture size the renditions are made from is read from real VP8,
+// VP9 and AV1 keyframes (libvpx, libvpx-vp9 and libaom encodings).
+func TestPictureSizeOfRealKeyframes(t *testing.T) {
+	ff := tool(t, "ffmpeg")
+	for _, c := range []struct {
+		name string
+		kind codec.Kind
+	}{{"vp8", codec.VP8}, {"vp9", codec.VP9}, {"av1", codec.AV1}} {
+		frames, keys, err := load.EncodeIVFClip(context.Background(), ff, c.name, 176, 144, 15, 150_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, h, ok := pictureSize(c.kind, codec.AccessUnit{Data: frames[0], Keyframe: keys[0]}); !ok || w != 176 || h != 144 {
+			t.Errorf("%s: %dx%d %v, want 176x144", c.name, w, h, ok)
+		}
+	}
+}

@@ -203,3 +203,52 @@ func TestMKVReadsBack(t *testing.T) {
 		t.Error("a frame of a missing track was accepted")
 	}
 }
+
+// VP9 and AV1 (real libvpx-vp9 and libaom encodings) go through the same
+// Matroska into H.264 as VP8 does.
+func TestJobTakesVP9AndAV1(t *testing.T) {
+	ff := ffmpegPath(t)
+	ctx := context.Background()
+	enc, err := Probe(ctx, ff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ codec, mkv string }{{"vp9", "V_VP9"}, {"av1", "V_AV1"}} {
+		frames, keys, err := load.EncodeIVFClip(ctx, ff, c.codec, 160, 120, 15, 150_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in bytes.Buffer
+		m, err := NewMKV(&in, MKVTrack{Codec: c.mkv, Width: 160, Height: 120})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, f := range frames[:30] {
+			if err := m.Write(0, 1000+int64(i)*1000/15, keys[i], f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmd := exec.Command(ff, enc.JobArgs(Job{Rungs: Rungs(120, []int{120}), GOP: time.Second})...)
+		cmd.Stdin = &in
+		var out, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s: %v\n%s", c.codec, err, stderr.String())
+		}
+		r := &mpegts.Reader{R: &out}
+		if err := r.Initialize(); err != nil {
+			t.Fatalf("%s: %v", c.codec, err)
+		}
+		n := 0
+		for _, tr := range r.Tracks() {
+			if _, ok := tr.Codec.(*tscodecs.H264); ok {
+				r.OnDataH264(tr, func(_, _ int64, _ [][]byte) error { n++; return nil })
+			}
+		}
+		for r.Read() == nil {
+		}
+		if n < 25 {
+			t.Fatalf("%s: %d H.264 frames out of 30 in", c.codec, n)
+		}
+	}
+}

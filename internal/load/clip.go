@@ -8,6 +8,10 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/av1"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/vp8"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/vp9"
+
 	"github.com/glintlive/glint/internal/client"
 )
 
@@ -143,14 +147,35 @@ func splitAnnexB(b []byte) [][]byte {
 // ffmpeg's libvpx (realtime, a keyframe every second) and returns its
 // frames and which are keyframes: a VP8 publisher's video.
 func EncodeVP8Clip(ctx context.Context, ffmpeg string, w, h, fps, bitrate int) ([][]byte, []bool, error) {
-	cmd := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
+	return EncodeIVFClip(ctx, ffmpeg, "vp8", w, h, fps, bitrate)
+}
+
+// ivfEncoders are the encoders EncodeIVFClip uses, tuned for speed.
+var ivfEncoders = map[string][]string{ //nolint:gochecknoglobals // constant
+	"vp8": {"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"},
+	"vp9": {"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "0"},
+	"av1": {"-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-row-mt", "0"},
+}
+
+// EncodeIVFClip encodes clipSeconds of a test picture of w x h as codec
+// (vp8, vp9 or av1: an AV1 frame is a temporal unit of OBUs with their
+// sizes) with a keyframe every second, and returns its frames and which
+// are keyframes.
+func EncodeIVFClip(ctx context.Context, ffmpeg, codec string, w, h, fps, bitrate int) ([][]byte, []bool, error) {
+	enc, ok := ivfEncoders[codec]
+	if !ok {
+		return nil, nil, fmt.Errorf("no IVF encoder for %q", codec)
+	}
+	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin",
 		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", w, h, fps), "-t", strconv.Itoa(clipSeconds),
-		"-pix_fmt", "yuv420p", "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-threads", "1",
-		"-g", strconv.Itoa(fps), "-keyint_min", strconv.Itoa(fps), "-b:v", strconv.Itoa(bitrate), "-f", "ivf", "pipe:1")
+		"-pix_fmt", "yuv420p", "-threads", "1"}
+	args = append(args, enc...)
+	args = append(args, "-g", strconv.Itoa(fps), "-keyint_min", strconv.Itoa(fps), "-b:v", strconv.Itoa(bitrate), "-f", "ivf", "pipe:1")
+	cmd := exec.CommandContext(ctx, ffmpeg, args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		return nil, nil, fmt.Errorf("ffmpeg vp8 %dx%d: %w: %s", w, h, err, errOut.String())
+		return nil, nil, fmt.Errorf("ffmpeg %s %dx%d: %w: %s", codec, w, h, err, errOut.String())
 	}
 	frames, err := splitIVF(out.Bytes())
 	if err != nil {
@@ -158,10 +183,18 @@ func EncodeVP8Clip(ctx context.Context, ffmpeg string, w, h, fps, bitrate int) (
 	}
 	keys := make([]bool, len(frames))
 	for i, f := range frames {
-		keys[i] = len(f) > 0 && f[0]&1 == 0 // the frame tag's inverse key bit
+		switch codec {
+		case "vp8":
+			keys[i] = vp8.IsRandomAccess(f)
+		case "vp9":
+			keys[i] = vp9.IsRandomAccess(f)
+		case "av1":
+			var bs av1.Bitstream
+			keys[i] = bs.Unmarshal(f) == nil && av1.IsRandomAccess2(bs)
+		}
 	}
 	if len(frames) == 0 || !keys[0] {
-		return nil, nil, fmt.Errorf("ffmpeg vp8 %dx%d: no frames starting with a keyframe", w, h)
+		return nil, nil, fmt.Errorf("ffmpeg %s %dx%d: no frames starting with a keyframe", codec, w, h)
 	}
 	return frames, keys, nil
 }
