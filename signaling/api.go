@@ -1,7 +1,9 @@
 package signaling
 
 import (
+	"context"
 	"net/http"
+	"time"
 
 	"github.com/glintlive/glint/internal/httpx"
 	"github.com/glintlive/glint/sfu"
@@ -21,6 +23,39 @@ type streamInfo struct {
 // A viewer refused for capacity is then pointed at the playlist. Call it
 // before serving.
 func (s *Server) SetHLS(f func(stream string) (status any, playlist string)) { s.hls = f }
+
+// Placement says where a WHEP viewer of stream should go when this node
+// cannot take it: the stream is not live here, or (full) the node has no
+// room. It returns another node's WHEP URL, or "" when there is none;
+// an error means the mesh cannot say now (its directory is unreachable),
+// and the viewer is asked to retry.
+type Placement func(ctx context.Context, stream string, full bool) (string, error)
+
+// SetPlacement sets the mesh's placement of viewers (a 307 to another
+// node); without one, a node answers only for itself.
+func (s *Server) SetPlacement(p Placement) { s.place = p }
+
+// placed redirects a viewer to where the mesh places it, reporting
+// whether it answered the request.
+func (s *Server) placed(w http.ResponseWriter, r *http.Request, stream string, full bool) bool {
+	if s.place == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	to, err := s.place(ctx, stream, full)
+	switch {
+	case err != nil:
+		s.log.Warn("placement: the mesh cannot say where this viewer goes", "stream", stream, "err", err)
+		httpx.RetryLater(w, http.StatusServiceUnavailable, retryBusy, "the mesh directory cannot be reached; try again shortly")
+		return true
+	case to == "":
+		return false
+	}
+	// 307 keeps the method and the offer: the client posts it there.
+	http.Redirect(w, r, to, http.StatusTemporaryRedirect)
+	return true
+}
 
 func (s *Server) streamInfo(name string) streamInfo {
 	in := sfu.Info{Name: name, State: sfu.StateOffline.String()}

@@ -91,11 +91,16 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 	}
 	st := s.dir.Stream(stream)
 	if role == peer.RoleViewer && st.State() == sfu.StateOffline {
-		httpx.RetryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
+		if !s.placed(w, r, stream, false) {
+			httpx.RetryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
+		}
 		return
 	}
 	sess := &session{id: randomHex(16), stream: st.Name(), role: role, addr: addr, etag: newETag()}
 	if no := s.reserve(sess); no != nil {
+		if no.full && role == peer.RoleViewer && s.placed(w, r, stream, true) {
+			return
+		}
 		if no.full && s.hls != nil {
 			if _, playlist := s.hls(sess.stream); playlist != "" {
 				// Overflow: this stream plays over LL-HLS too.

@@ -145,6 +145,8 @@ type Server struct {
 	node *peer.Endpoint
 	log  *slog.Logger
 	hls  func(stream string) (status any, playlist string)
+	// place, when set, says where a viewer this node cannot serve goes.
+	place Placement
 
 	onChannel func(stream string, addr netip.Addr, ch *peer.Channel)
 

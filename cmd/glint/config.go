@@ -42,6 +42,8 @@ type Config struct {
 	HLS    hlsbridge.Config
 	HLSOff bool
 	VODOff bool
+	// Mesh places the node among those sharing the chat's Redis.
+	Mesh MeshConfig
 }
 
 func defaultConfig() Config {
@@ -90,6 +92,7 @@ func (c *Config) Validate() error {
 // GLINT_NAME in the environment and as --name on the command line.
 type setting struct {
 	name, help string
+	flag       bool // a boolean: --name alone means true
 	set        func(string) error
 	reset      func() // lists: cleared before each source's first value
 	show       func() string
@@ -116,7 +119,7 @@ func (c *Config) settings() []*setting {
 			show: func() string { return p.String() }}
 	}
 	boolean := func(name, help string, p *bool) *setting {
-		return &setting{name: name, help: help, set: func(v string) (err error) { *p, err = strconv.ParseBool(v); return err },
+		return &setting{name: name, help: help, flag: true, set: func(v string) (err error) { *p, err = strconv.ParseBool(v); return err },
 			show: func() string { return strconv.FormatBool(*p) }}
 	}
 	list := func(name, help string, p *[]string) *setting {
@@ -145,6 +148,8 @@ func (c *Config) settings() []*setting {
 			},
 			reset: func() { c.StreamKeys = map[string]string{} },
 			show:  func() string { return "" }},
+		str("node-id", "this node's name in the mesh of nodes sharing --redis (default a random one)", &c.Mesh.NodeID),
+		str("advertise-url", "the HTTP base other nodes and viewers reach this node at, for the mesh (default http:// and the listen address)", &c.Mesh.AdvertiseURL),
 		num("rtc-port", "UDP port for all WebRTC media; ICE-TCP listens on the same TCP port", &c.RTC.Port),
 		list("rtc-ip", "local IP to gather candidates on (repeatable; default every non-loopback interface; 127.0.0.1 for loopback only)", &c.RTC.IPs),
 		list("public-ip", "IP to advertise in ICE candidates instead of the local one, behind 1:1 NAT (repeatable); no STUN lookups happen", &c.RTC.PublicIPs),
@@ -215,6 +220,11 @@ func (r rawValue) Set(v string) error {
 	return nil
 }
 
+// rawBool is a boolean setting's flag: --name alone is --name=true.
+type rawBool struct{ rawValue }
+
+func (rawBool) IsBoolFlag() bool { return true }
+
 // loadConfig builds the configuration from defaults, then the YAML file,
 // then the environment, then flags: later sources win.
 func loadConfig(args []string, env func(string) (string, bool), usage io.Writer) (Config, error) {
@@ -224,7 +234,11 @@ func loadConfig(args []string, env func(string) (string, bool), usage io.Writer)
 	fs.SetOutput(usage)
 	var fromFlags [][2]string
 	for _, s := range settings {
-		fs.Var(rawValue{s.name, &fromFlags}, s.name, s.help)
+		if s.flag {
+			fs.Var(rawBool{rawValue{s.name, &fromFlags}}, s.name, s.help)
+		} else {
+			fs.Var(rawValue{s.name, &fromFlags}, s.name, s.help)
+		}
 	}
 	fs.Usage = func() { printUsage(usage, defaultConfig()) }
 	if err := fs.Parse(args); err != nil {

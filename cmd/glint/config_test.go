@@ -123,3 +123,11 @@ func TestChatSettings(t *testing.T) {
 		t.Errorf("a good webhook configuration: %v", err)
 	}
 }
+
+// A boolean flag alone means true, and takes =false.
+func TestBooleanFlagsStandAlone(t *testing.T) {
+	cfg, err := loadConfig([]string{"--hls-off", "--vod-off=false", "--rtc-tcp"}, envOf(nil), io.Discard)
+	if err != nil || !cfg.HLSOff || cfg.VODOff || !cfg.RTC.TCP {
+		t.Fatalf("%v: hls-off %v vod-off %v rtc-tcp %v", err, cfg.HLSOff, cfg.VODOff, cfg.RTC.TCP)
+	}
+}

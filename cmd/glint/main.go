@@ -29,7 +29,8 @@ Commands:
   serve   run a node: WHIP ingest, WHEP playback, the API and the pages
   load    drive a WHIP/WHEP server (this one or any other) and measure it
   chatload  fill one stream's chat with WebSocket clients and measure fan-out
-  vod     list or delete the recordings in a node's data directory
+  vod     list, export or delete the recordings in a node's data directory
+  mesh    show the nodes sharing a Redis and where each stream is published
 
 Run 'glint <command> --help' for a command's settings.
 `
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return chatLoadCmd(ctx, args[1:], stdout, stderr)
 	case "vod":
 		return vodCmd(args[1:], stdout, stderr)
+	case "mesh":
+		return meshCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -95,6 +95,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 			return st, st.URL
 		})
 	}
+	msh, err := newMesh(ctx, cfg, reg, srv, log)
+	if err != nil {
+		return err
+	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(newCollector(reg, node, srv, hls), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -109,7 +113,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		publicMetrics = nil
 	}
 	hs := &http.Server{
-		Handler:           routes(srv, keys, chatAPI, hls, vodDir, publicMetrics),
+		Handler:           routes(srv, keys, chatAPI, hls, msh, vodDir, publicMetrics),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second, // bodies are at most 64 KiB
 		MaxHeaderBytes:    64 << 10,
@@ -161,6 +165,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 			_ = hls.Run(ctx)
 		}
 	}()
+	if msh != nil {
+		msh.start(ctx, ln.Addr().String())
+		defer msh.close()
+	}
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -188,8 +196,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 }
 
 // routes mounts the endpoints, the API, metrics and the pages.
-func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, hls *hlsbridge.Bridge, vodDir string, metrics *prometheus.Registry) http.Handler {
+func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, hls *hlsbridge.Bridge, msh *mesh, vodDir string, metrics *prometheus.Registry) http.Handler {
 	m := http.NewServeMux()
+	if msh != nil {
+		m.HandleFunc("GET /api/mesh", msh.handleAPI)
+	}
 	srv.Register(m)
 	chatAPI.Register(m)
 	if hls != nil {
