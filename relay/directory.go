@@ -31,9 +31,13 @@ type Node struct {
 	// cores in use (0 to 1).
 	EgressBPS int64   `json:"egress_bps"`
 	CPU       float64 `json:"cpu"`
-	// Origins are the live streams published on it.
-	Origins []string  `json:"origins,omitempty"`
-	Updated time.Time `json:"updated"`
+	// Origins are the live streams published on it; Relays those it
+	// relays in, and from which node; Children the relay sessions it
+	// serves to other nodes.
+	Origins  []string          `json:"origins,omitempty"`
+	Relays   map[string]string `json:"relays,omitempty"`
+	Children int               `json:"relay_children"`
+	Updated  time.Time         `json:"updated"`
 }
 
 // Room reports whether the node takes another viewer.

@@ -106,6 +106,18 @@ func (r *Stream) StreamTime(now int64) (ms int64, ok bool) {
 	return (now - r.liveSince) / millisecond, true
 }
 
+// AlignStreamTime sets the live stream's clock so that now is ms into
+// it: a relayed stream keeps its origin's clock, which chat and the VOD
+// are aligned to on every node. It does nothing while the stream is
+// offline.
+func (r *Stream) AlignStreamTime(ms, now int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stateLocked() != StateOffline {
+		r.liveSince = now - ms*millisecond
+	}
+}
+
 // StartPublication makes src the publisher of participant id (HostID for the main
 // publisher). A publisher already there is taken over: it is detached and
 // closed. Viewers keep their sessions either way.

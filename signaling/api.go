@@ -26,9 +26,10 @@ func (s *Server) SetHLS(f func(stream string) (status any, playlist string)) { s
 
 // Placement says where a WHEP viewer of stream should go when this node
 // cannot take it: the stream is not live here, or (full) the node has no
-// room. It returns another node's WHEP URL, or "" when there is none;
-// an error means the mesh cannot say now (its directory is unreachable),
-// and the viewer is asked to retry.
+// room. It returns another node's WHEP URL, or "" when there is none —
+// or when it has made the stream live here (a relay), which the caller
+// checks; an error means the mesh cannot say now (its directory is
+// unreachable), and the viewer is asked to retry.
 type Placement func(ctx context.Context, stream string, full bool) (string, error)
 
 // SetPlacement sets the mesh's placement of viewers (a 307 to another

@@ -91,10 +91,14 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 	}
 	st := s.dir.Stream(stream)
 	if role == peer.RoleViewer && st.State() == sfu.StateOffline {
-		if !s.placed(w, r, stream, false) {
-			httpx.RetryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
+		// The mesh may send the viewer elsewhere, or relay the stream here.
+		if s.placed(w, r, stream, false) {
+			return
 		}
-		return
+		if st.State() == sfu.StateOffline {
+			httpx.RetryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
+			return
+		}
 	}
 	sess := &session{id: randomHex(16), stream: st.Name(), role: role, addr: addr, etag: newETag()}
 	if no := s.reserve(sess); no != nil {

@@ -103,11 +103,17 @@ func TestServeLLHLSFromSimulcast(t *testing.T) {
 // second) and Opus, until the test ends.
 func publishH264Clip(t testing.TB, base, key string) *client.Publisher {
 	t.Helper()
+	return publishH264ClipTo(t, base, "demo", key)
+}
+
+// publishH264ClipTo is publishH264Clip for any stream.
+func publishH264ClipTo(t testing.TB, base, stream, key string) *client.Publisher {
+	t.Helper()
 	clip, err := load.SimulcastClip(context.Background(), "ffmpeg", [3]int{150_000, 400_000, 900_000}, 15)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := client.Publish(context.Background(), client.PublisherConfig{Endpoint: base + "/whip/demo", Token: key,
+	pub, err := client.Publish(context.Background(), client.PublisherConfig{Endpoint: base + "/whip/" + stream, Token: key,
 		Codec: "H264", Simulcast: true, Audio: true, FPS: 15, Video: clip, Options: client.Options{Loopback: true}})
 	if err != nil {
 		t.Fatal(err)

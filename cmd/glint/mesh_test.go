@@ -44,18 +44,20 @@ func waitMesh(t *testing.T, base, what string, ok func(meshView) bool) meshView 
 
 // Two glint processes on one real redis-server form a mesh: each sees
 // both in the directory with the stream's origin; a WHEP viewer that asks
-// the node without the stream is sent (307) to the origin and plays; with
+// the node without the stream is served there, the stream relayed in from
+// its origin on the origin's clock; the relay endpoint wants the cluster
+// secret; with
 // Redis gone, such a viewer is told to retry (503), and the directory is
 // rebuilt from the nodes when Redis returns; a node killed drops out when
 // its record expires. `glint mesh` prints the same.
-func TestMeshPlacesViewersOnTheOrigin(t *testing.T) {
+func TestMeshRelaysAStreamToTheViewersNode(t *testing.T) {
 	fullSuiteOnly(t, "two glint processes and redis-server")
 	ffmpeg(t)
 	rs := testredis.Start(t)
 	const key = "mesh-test-stream-key"
 	args := func(id string) []string {
 		return []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
-			"--log-level", "warn", "--stream-key", "demo=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off"}
+			"--log-level", "warn", "--stream-key", "demo=" + key, "--stream-key", "other=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off"}
 	}
 	a, b := startNode(t, args("node-a")...), startNode(t, args("node-b")...)
 	publishH264Clip(t, a.base, key)
@@ -66,47 +68,79 @@ func TestMeshPlacesViewersOnTheOrigin(t *testing.T) {
 		t.Fatalf("the mesh: %+v", v)
 	}
 
-	// Placement: B has no publisher for demo; it sends the viewer to A.
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, _ := http.NewRequest(http.MethodPost, b.base+"/whep/demo", strings.NewReader("v=0\r\n"))
-	req.Header.Set("Content-Type", "application/sdp")
-	resp, err := noFollow.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != a.base+"/whep/demo" {
-		t.Fatalf("WHEP on the node without the stream: %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
+	// Placement: B has no publisher for demo; it relays the stream in from
+	// A and serves the viewer itself, on A's stream clock.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	viewer, err := client.View(ctx, client.ViewerConfig{Endpoint: b.base + "/whep/demo", Options: client.Options{Loopback: true}})
 	if err != nil {
-		t.Fatalf("a viewer following the redirect: %v", err)
+		t.Fatalf("a viewer on the node without the stream: %v", err)
 	}
 	defer func() { _ = viewer.Close(context.Background()) }()
-	if !strings.HasPrefix(viewer.Resource.URL, a.base+"/") {
-		t.Fatalf("the viewer's session is at %s, not on the origin", viewer.Resource.URL)
+	if !strings.HasPrefix(viewer.Resource.URL, b.base+"/") {
+		t.Fatalf("the viewer's session is at %s, not on the node it asked", viewer.Resource.URL)
 	}
-	for deadline := time.Now().Add(10 * time.Second); viewer.Stats().VideoPackets < 50; {
+	for deadline := time.Now().Add(10 * time.Second); viewer.Stats().VideoPackets < 50 || !viewer.Stats().FirstVideoKeyframe; {
 		if time.Now().After(deadline) {
-			t.Fatalf("the redirected viewer got %+v", viewer.Stats())
+			t.Fatalf("the relayed viewer got %+v", viewer.Stats())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	liveFor := func(base string) float64 {
+		_, body := get(t, base+"/api/streams/demo")
+		var in struct {
+			LiveSeconds float64 `json:"live_seconds"`
+		}
+		_ = json.Unmarshal([]byte(body), &in)
+		return in.LiveSeconds
+	}
+	if la, lb := liveFor(a.base), liveFor(b.base); lb < la-0.3 || lb > la+0.3 {
+		t.Fatalf("stream clocks: origin %.2f s, relay %.2f s", la, lb)
+	}
+	// A second viewer on B takes nothing more from A: one relay session.
+	second, err := client.View(ctx, client.ViewerConfig{Endpoint: b.base + "/whep/demo", Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = second.Close(context.Background()) }()
+	// B carries the stream as a relay, not as its origin; the cluster
+	// secret guards the relay endpoint.
+	waitMesh(t, a.base, "one relay from A to B, and B no origin", func(v meshView) bool {
+		return len(v.Nodes) == 2 && len(v.Nodes[1].Origins) == 0 && v.Origins["demo"] == "node-a" &&
+			v.Nodes[1].Relays["demo"] == "node-a" && v.Nodes[0].Children == 1 && v.Nodes[1].Viewers == 2
+	})
+	for _, c := range []struct {
+		auth string
+		want int
+	}{{"", http.StatusUnauthorized}, {"Bearer not-the-secret", http.StatusForbidden}} {
+		req, _ := http.NewRequest(http.MethodGet, a.base+"/relay/demo", nil)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET /relay/demo with %q: %d, want %d", c.auth, resp.StatusCode, c.want)
+		}
 	}
 
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"mesh", "--redis", rs.URL()}, &out, &out); err != nil ||
-		!strings.Contains(out.String(), "node-a") || !strings.Contains(out.String(), "node-b") || !strings.Contains(out.String(), "stream demo: origin node-a") {
+		!strings.Contains(out.String(), "node-a") || !strings.Contains(out.String(), "node-b") || !strings.Contains(out.String(), "stream demo: origin node-a, node-a → node-b") {
 		t.Fatalf("glint mesh: %v\n%s", err, out.String())
 	}
 
 	// Redis goes away: what is connected stays; new placements wait.
+	publishH264ClipTo(t, a.base, "other", key)
 	rs.Stop()
 	time.Sleep(3 * time.Second) // a heartbeat fails
-	req, _ = http.NewRequest(http.MethodPost, b.base+"/whep/demo", strings.NewReader("v=0\r\n"))
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodPost, b.base+"/whep/other", strings.NewReader("v=0\r\n"))
 	req.Header.Set("Content-Type", "application/sdp")
-	resp, err = noFollow.Do(req)
+	resp, err := noFollow.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -200,6 +200,8 @@ func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, h
 	m := http.NewServeMux()
 	if msh != nil {
 		m.HandleFunc("GET /api/mesh", msh.handleAPI)
+		m.Handle("GET /relay/", msh.origin)
+		m.Handle("POST /relay/", msh.origin)
 	}
 	srv.Register(m)
 	chatAPI.Register(m)

@@ -1,0 +1,330 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/glintlive/glint/sfu"
+)
+
+// Edge pulls streams published on other nodes into its registry, one
+// relay session per stream, for as long as it has viewers of them (and
+// Linger after the last leaves).
+type Edge struct {
+	Registry  *sfu.Registry
+	Secret    func() string
+	Transport Transport
+	Log       *slog.Logger
+	// Linger is how long a relay stays after its last viewer leaves
+	// (default 10 s).
+	Linger time.Duration
+	HTTP   *http.Client
+
+	mu    sync.Mutex
+	pulls map[string]*pull
+}
+
+// pull is one stream relayed in from its origin.
+type pull struct {
+	e        *Edge
+	stream   *sfu.Stream
+	from     string // the origin's node id
+	pc       *webrtc.PeerConnection
+	pub      *sfu.Publication
+	mu       sync.Mutex
+	remote   map[*sfu.Layer]uint32 // the upstream SSRC of each layer, for keyframe requests
+	lastSeen time.Time             // the last time it had a viewer
+	ready    chan struct{}         // closed once started (err says how)
+	err      error
+	done     chan struct{}
+	once     sync.Once
+}
+
+// Relayed returns the streams relayed in now and the node each comes from.
+func (e *Edge) Relayed() map[string]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]string, len(e.pulls))
+	for s, p := range e.pulls {
+		out[s] = p.from
+	}
+	return out
+}
+
+// Pull relays stream in from the node at base (its HTTP URL, id from) and
+// returns once the stream is live here; a stream already relayed returns
+// at once.
+func (e *Edge) Pull(ctx context.Context, stream, from, base string) error {
+	e.mu.Lock()
+	if e.pulls == nil {
+		e.pulls = map[string]*pull{}
+	}
+	if p, ok := e.pulls[stream]; ok {
+		e.mu.Unlock()
+		select { // another viewer started it: wait for it
+		case <-p.ready:
+			return p.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p := &pull{e: e, from: from, remote: map[*sfu.Layer]uint32{}, lastSeen: time.Now(), ready: make(chan struct{}), done: make(chan struct{})}
+	e.pulls[stream] = p
+	e.mu.Unlock()
+	p.err = p.start(ctx, stream, base)
+	if p.err != nil {
+		e.mu.Lock()
+		if e.pulls[stream] == p {
+			delete(e.pulls, stream)
+		}
+		e.mu.Unlock()
+		p.close()
+	}
+	close(p.ready)
+	return p.err
+}
+
+func (e *Edge) client() *http.Client {
+	if e.HTTP != nil {
+		return e.HTTP
+	}
+	return http.DefaultClient
+}
+
+// reply is an answer to a request to another node.
+type reply struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+func (e *Edge) request(ctx context.Context, method, u string, body []byte) (reply, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+	if err != nil {
+		return reply{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+e.Secret())
+	if body != nil {
+		req.Header.Set("Content-Type", "application/sdp")
+	}
+	resp, err := e.client().Do(req)
+	if err != nil {
+		return reply{}, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return reply{code: resp.StatusCode, header: resp.Header, body: b}, err
+}
+
+func (p *pull) start(ctx context.Context, stream, base string) error {
+	e := p.e
+	u := strings.TrimSuffix(base, "/") + "/relay/" + url.PathEscape(stream)
+	desc, err := e.request(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	if desc.code != http.StatusOK {
+		return fmt.Errorf("relay: %s answered %d: %s", base, desc.code, strings.TrimSpace(string(desc.body)))
+	}
+	var ls Layers
+	if err := json.Unmarshal(desc.body, &ls); err != nil || len(ls.Video) == 0 {
+		return fmt.Errorf("relay: %s described the stream as %q", base, desc.body)
+	}
+	api, err := ls.api(e.Transport, false)
+	if err != nil {
+		return err
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	if err != nil {
+		return err
+	}
+	p.pc = pc
+	for range ls.Video {
+		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			return err
+		}
+	}
+	if ls.Audio != nil {
+		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			return err
+		}
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	sent := time.Now()
+	ans, err := e.request(ctx, http.MethodPost, u, []byte(pc.LocalDescription().SDP))
+	if err != nil {
+		return err
+	}
+	if ans.code != http.StatusCreated {
+		return fmt.Errorf("relay: %s answered %d: %s", base, ans.code, strings.TrimSpace(string(ans.body)))
+	}
+	streamMS, _ := strconv.ParseInt(ans.header.Get("Glint-Stream-Time"), 10, 64)
+	streamMS += time.Since(sent).Milliseconds() / 2 // the answer's half of the round trip
+
+	p.stream = e.Registry.Stream(stream)
+	p.pub = p.stream.StartPublication(sfu.HostID, p, sfu.Now())
+	p.stream.AlignStreamTime(streamMS, sfu.Now())
+	byID := map[string]LayerInfo{}
+	for _, v := range ls.Video {
+		byID["v-"+v.RID] = v
+	}
+	if ls.Audio != nil {
+		byID["a"] = *ls.Audio
+	}
+	live := make(chan struct{})
+	var liveOnce sync.Once
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		info, ok := byID[t.ID()]
+		if !ok {
+			e.Log.Warn("relay: a track the origin did not describe", "id", t.ID())
+			return
+		}
+		l, err := p.pub.AddLayer(info.RID, sfu.Codec{MimeType: info.MimeType, ClockRate: info.ClockRate, Channels: info.Channels, Fmtp: info.Fmtp}, sfu.ExtIDs{}, sfu.Now())
+		if err != nil {
+			e.Log.Warn("relay: a layer the registry refused", "rid", info.RID, "err", err)
+			return
+		}
+		p.mu.Lock()
+		p.remote[l] = uint32(t.SSRC())
+		p.mu.Unlock()
+		if t.Kind() == webrtc.RTPCodecTypeVideo {
+			liveOnce.Do(func() { close(live) })
+		}
+		go p.read(t, l)
+	})
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
+			go p.e.drop(stream, p)
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(ans.body)}); err != nil {
+		return err
+	}
+	select {
+	case <-live:
+	case <-ctx.Done():
+		return fmt.Errorf("relay: no video from %s: %w", base, ctx.Err())
+	}
+	e.Log.Info("relay: pulling a stream", "stream", stream, "from", from(base), "layers", len(ls.Video))
+	go p.linger()
+	return nil
+}
+
+func from(base string) string {
+	if u, err := url.Parse(base); err == nil {
+		return u.Host
+	}
+	return base
+}
+
+// read ingests a track's packets into its layer.
+func (p *pull) read(t *webrtc.TrackRemote, l *sfu.Layer) {
+	buf := make([]byte, sfu.MaxPacketSize)
+	for {
+		n, _, err := t.Read(buf)
+		if err != nil {
+			return
+		}
+		_ = l.Ingest(buf[:n], sfu.Now())
+	}
+}
+
+// RequestKeyframe asks the origin for a keyframe of l (sfu.Source): a PLI
+// upstream, which the origin passes on to its publisher.
+func (p *pull) RequestKeyframe(l *sfu.Layer) {
+	p.mu.Lock()
+	ssrc, ok := p.remote[l]
+	p.mu.Unlock()
+	if ok {
+		_ = p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	}
+}
+
+// Close ends the relay (sfu.Source: a local publisher took the stream).
+func (p *pull) Close() error {
+	go p.e.drop(p.stream.Name(), p)
+	return nil
+}
+
+// linger ends the relay once the stream has had no viewer here for the
+// Edge's Linger.
+func (p *pull) linger() {
+	linger := p.e.Linger
+	if linger <= 0 {
+		linger = 10 * time.Second
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+		if p.stream.Info(sfu.Now()).Viewers > 0 {
+			p.lastSeen = time.Now()
+		} else if time.Since(p.lastSeen) > linger {
+			p.e.Log.Info("relay: no viewer left; the relay ends", "stream", p.stream.Name())
+			p.e.drop(p.stream.Name(), p)
+			return
+		}
+	}
+}
+
+// drop ends a relay and forgets it.
+func (e *Edge) drop(stream string, p *pull) {
+	e.mu.Lock()
+	if e.pulls[stream] == p {
+		delete(e.pulls, stream)
+	}
+	e.mu.Unlock()
+	p.close()
+}
+
+func (p *pull) close() {
+	p.once.Do(func() {
+		close(p.done)
+		if p.pub != nil && !p.pub.Ended() {
+			p.pub.End(sfu.Now())
+		}
+		if p.pc != nil {
+			_ = p.pc.Close()
+		}
+	})
+}
+
+// Close ends every relay.
+func (e *Edge) Close() {
+	e.mu.Lock()
+	ps := e.pulls
+	e.pulls = nil
+	e.mu.Unlock()
+	for _, p := range ps {
+		p.close()
+	}
+}

@@ -1,0 +1,150 @@
+package relay
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/glintlive/glint/sfu"
+)
+
+type keySource struct{ asked atomic.Int32 }
+
+func (k *keySource) RequestKeyframe(*sfu.Layer) { k.asked.Add(1) }
+func (k *keySource) Close() error               { return nil }
+
+// counter counts the packets a track delivers, by rid.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) Deliver(l *sfu.Layer, _ *sfu.Packet) {
+	c.mu.Lock()
+	c.n[l.RID()]++
+	c.mu.Unlock()
+}
+
+func (c *counter) get(rid string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[rid]
+}
+
+// An edge pulls every layer and the audio of a stream from an origin
+// (two registries, pion at both ends over loopback, the relay endpoint over
+// real HTTP): the packets arrive in the edge's layers, the edge's stream
+// clock is the origin's, a keyframe request at the edge reaches the
+// origin's publisher, and the relay ends with the edge.
+func TestEdgePullsEveryLayer(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	secret := func() string { return "a-cluster-secret-of-32-characters!" }
+	tr := Transport{IPs: []string{"127.0.0.1"}}
+	regA, regB := sfu.NewRegistry(sfu.DefaultConfig()), sfu.NewRegistry(sfu.DefaultConfig())
+	defer regA.Close()
+	defer regB.Close()
+	origin := &Origin{Registry: regA, Secret: secret, Transport: tr, Log: log}
+	hs := httptest.NewServer(origin)
+	defer hs.Close()
+	defer origin.Close()
+
+	src := &keySource{}
+	stA := regA.Stream("demo")
+	pub := stA.StartPublication(sfu.HostID, src, sfu.Now())
+	var layers []*sfu.Layer
+	for _, rid := range []string{"l", "h"} {
+		l, err := pub.AddLayer(rid, sfu.Codec{MimeType: "video/VP8", ClockRate: 90000}, sfu.ExtIDs{}, sfu.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	audio, err := pub.AddLayer("", sfu.Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2}, sfu.ExtIDs{}, sfu.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var feeding sync.WaitGroup
+	defer feeding.Wait()
+	defer stop()
+	feeding.Go(func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for li, l := range layers {
+				key := byte(1) // VP8: bit 0 clear on keyframes
+				if i%25 == 0 {
+					key = 0
+				}
+				p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(i), Timestamp: uint32(i * 1800), SSRC: uint32(10 + li), Marker: true},
+					Payload: []byte{0x10, key, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00}}
+				b, _ := p.Marshal()
+				_ = l.Ingest(b, sfu.Now())
+			}
+			p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(i), Timestamp: uint32(i * 960), SSRC: 20, Marker: true},
+				Payload: []byte{0xfc, 0xff, 0xfe}}
+			b, _ := p.Marshal()
+			_ = audio.Ingest(b, sfu.Now())
+		}
+	})
+	time.Sleep(300 * time.Millisecond) // a stream clock worth aligning to
+
+	edge := &Edge{Registry: regB, Secret: secret, Transport: tr, Log: log, Linger: 3 * time.Second}
+	defer edge.Close()
+	pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := (&Edge{Registry: regB, Secret: func() string { return "wrong" }, Transport: tr, Log: log}).Pull(pctx, "demo", "a", hs.URL); err == nil {
+		t.Fatal("a pull with the wrong secret succeeded")
+	}
+	if err := edge.Pull(pctx, "demo", "a", hs.URL); err != nil {
+		t.Fatal(err)
+	}
+	if edge.Relayed()["demo"] != "a" || origin.Active() != 1 {
+		t.Fatalf("relayed %v, origin sessions %d", edge.Relayed(), origin.Active())
+	}
+	stB := regB.Lookup("demo")
+	msA, _ := stA.StreamTime(sfu.Now())
+	msB, _ := stB.StreamTime(sfu.Now())
+	if msB < msA-50 || msB > msA+50 {
+		t.Fatalf("stream clocks: origin %d ms, edge %d ms", msA, msB)
+	}
+	c := &counter{n: map[string]int{}}
+	audioB, videoB := stB.Tracks()
+	videoB.AddSink(c)
+	audioB.AddSink(c)
+	deadline := time.Now().Add(10 * time.Second)
+	for c.get("l") < 20 || c.get("h") < 20 || c.get("") < 20 || len(videoB.Layers()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("at the edge: %v, %d video layers", c.n, len(videoB.Layers()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := src.asked.Load()
+	time.Sleep(600 * time.Millisecond) // past the core's keyframe interval
+	videoB.Layers()[1].RequestKeyframe(sfu.Now())
+	for src.asked.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("a keyframe request at the edge never reached the publisher")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// No viewer: the relay lingers, then ends.
+	for edge.Relayed()["demo"] != "" || origin.Active() != 0 {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatalf("the relay outlived its linger: %v, %d", edge.Relayed(), origin.Active())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
