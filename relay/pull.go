@@ -32,6 +32,14 @@ type Edge struct {
 	// (default 10 s).
 	Linger time.Duration
 	HTTP   *http.Client
+	// Locate finds where to pull a stream from now (its origin, or a
+	// relay of it): a node's id and URL. When a relay's upstream goes
+	// away, the edge keeps its viewers waiting (the stream reconnecting)
+	// and asks Locate again each second until a node has the stream or
+	// the publisher's reconnect grace runs out.
+	Locate func(ctx context.Context, stream string) (id, base string, err error)
+	// Grace bounds that search (default 60 s, the core's reconnect grace).
+	Grace time.Duration
 
 	mu    sync.Mutex
 	pulls map[string]*pull
@@ -187,7 +195,10 @@ func (p *pull) start(ctx context.Context, stream, base string) error {
 	streamMS += time.Since(sent).Milliseconds() / 2 // the answer's half of the round trip
 
 	p.stream = e.Registry.Stream(stream)
-	p.pub = p.stream.StartPublication(sfu.HostID, p, sfu.Now())
+	pub := p.stream.StartPublication(sfu.HostID, p, sfu.Now())
+	p.mu.Lock()
+	p.pub = pub
+	p.mu.Unlock()
 	p.stream.AlignStreamTime(streamMS, sfu.Now())
 	byID := map[string]LayerInfo{}
 	for _, v := range ls.Video {
@@ -204,7 +215,7 @@ func (p *pull) start(ctx context.Context, stream, base string) error {
 			e.Log.Warn("relay: a track the origin did not describe", "id", t.ID())
 			return
 		}
-		l, err := p.pub.AddLayer(info.RID, sfu.Codec{MimeType: info.MimeType, ClockRate: info.ClockRate, Channels: info.Channels, Fmtp: info.Fmtp}, sfu.ExtIDs{}, sfu.Now())
+		l, err := pub.AddLayer(info.RID, sfu.Codec{MimeType: info.MimeType, ClockRate: info.ClockRate, Channels: info.Channels, Fmtp: info.Fmtp}, sfu.ExtIDs{}, sfu.Now())
 		if err != nil {
 			e.Log.Warn("relay: a layer the registry refused", "rid", info.RID, "err", err)
 			return
@@ -219,7 +230,7 @@ func (p *pull) start(ctx context.Context, stream, base string) error {
 	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
-			go p.e.drop(stream, p)
+			go p.e.repoint(stream, p)
 		}
 	})
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(ans.body)}); err != nil {
@@ -296,6 +307,89 @@ func (p *pull) linger() {
 	}
 }
 
+// repoint follows a stream whose upstream went away: its viewers wait
+// (the stream reconnecting) while the edge looks for a node that has it,
+// each second, and pulls from that one — the new publication continues
+// on the viewers' sessions. Without one before the grace ends, the stream
+// ends here too.
+func (e *Edge) repoint(stream string, old *pull) {
+	e.mu.Lock()
+	current := e.pulls[stream] == old
+	e.mu.Unlock()
+	if !current || e.Locate == nil {
+		e.drop(stream, old)
+		return
+	}
+	select {
+	case <-old.done:
+		return // ended here (linger, shutdown)
+	default:
+	}
+	if pub := old.publication(); pub != nil {
+		pub.Lost(sfu.Now())
+	}
+	old.closePC()
+	e.Log.Warn("relay: the upstream went away; looking for the stream on another node", "stream", stream, "from", old.from)
+	grace := e.Grace
+	if grace <= 0 {
+		grace = 60 * time.Second
+	}
+	until := time.Now().Add(grace)
+	for {
+		time.Sleep(time.Second)
+		if old.stream.State() == sfu.StateOffline || time.Now().After(until) {
+			e.Log.Warn("relay: no node has the stream; it ends here", "stream", stream)
+			e.drop(stream, old)
+			return
+		}
+		select {
+		case <-old.done:
+			return
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		id, base, err := e.Locate(ctx, stream)
+		if err == nil && base != "" {
+			next := &pull{e: e, from: id, remote: map[*sfu.Layer]uint32{}, lastSeen: time.Now(), ready: make(chan struct{}), done: make(chan struct{})}
+			e.mu.Lock()
+			replace := e.pulls[stream] == old
+			if replace {
+				e.pulls[stream] = next
+			}
+			e.mu.Unlock()
+			if !replace {
+				cancel()
+				return
+			}
+			next.err = next.start(ctx, stream, base)
+			close(next.ready)
+			if next.err == nil {
+				cancel()
+				old.closeQuietly()
+				e.Log.Info("relay: the stream continues from another node", "stream", stream, "from", id)
+				return
+			}
+			e.mu.Lock()
+			e.pulls[stream] = old
+			e.mu.Unlock()
+			if pub := next.publication(); pub != nil {
+				pub.Lost(sfu.Now()) // it took the stream over: it waits as the old one did
+				old.mu.Lock()
+				old.pub = pub
+				old.mu.Unlock()
+			}
+			next.closeQuietly()
+		}
+		cancel()
+	}
+}
+
+func (p *pull) publication() *sfu.Publication {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pub
+}
+
 // drop ends a relay and forgets it.
 func (e *Edge) drop(stream string, p *pull) {
 	e.mu.Lock()
@@ -309,13 +403,26 @@ func (e *Edge) drop(stream string, p *pull) {
 func (p *pull) close() {
 	p.once.Do(func() {
 		close(p.done)
-		if p.pub != nil && !p.pub.Ended() {
-			p.pub.End(sfu.Now())
+		if pub := p.publication(); pub != nil && !pub.Ended() {
+			pub.End(sfu.Now())
 		}
-		if p.pc != nil {
-			_ = p.pc.Close()
-		}
+		p.closePC()
 	})
+}
+
+// closeQuietly ends a relay whose publication a newer one replaced (or
+// that never started one the viewers saw): its viewers stay.
+func (p *pull) closeQuietly() {
+	p.once.Do(func() {
+		close(p.done)
+		p.closePC()
+	})
+}
+
+func (p *pull) closePC() {
+	if p.pc != nil {
+		_ = p.pc.Close()
+	}
 }
 
 // Close ends every relay.

@@ -45,6 +45,9 @@ func (t Transport) settingEngine() webrtc.SettingEngine {
 	var se webrtc.SettingEngine
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	se.SetSRTPReplayProtectionWindow(1024)
+	// A node that dies is noticed in seconds, so its relays re-point
+	// well within a publisher's reconnect grace.
+	se.SetICETimeouts(2*time.Second, 4*time.Second, 500*time.Millisecond)
 	if len(t.IPs) > 0 {
 		allowed := map[string]bool{}
 		loop := false
@@ -378,10 +381,16 @@ func (p *push) Deliver(l *sfu.Layer, pk *sfu.Packet) {
 }
 
 func (p *push) run() {
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
 	for {
 		select {
 		case <-p.done:
 			return
+		case <-check.C:
+			if p.st.State() == sfu.StateOffline {
+				go p.close() // the stream ended here: so does its relay
+			}
 		case it := <-p.work:
 			if tr := p.tracks[it.l]; tr != nil {
 				_, _ = tr.Write(it.buf[:it.n])

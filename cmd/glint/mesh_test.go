@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/glintlive/glint/internal/client"
 	"github.com/glintlive/glint/internal/testredis"
 )
@@ -165,4 +167,69 @@ func TestMeshRelaysAStreamToTheViewersNode(t *testing.T) {
 	waitMesh(t, b.base, "the killed node gone", func(v meshView) bool {
 		return len(v.Nodes) == 1 && v.Nodes[0].ID == "node-b" && v.Origins["demo"] == ""
 	})
+}
+
+// Three glint processes on one redis-server with --relay-fanout 1: a
+// viewer on B relays the stream from its origin A; a viewer on C, A being
+// full, relays it from B (a relay of a relay). Then A is killed (-9) and
+// the publisher comes back on C: C's local publication takes the stream
+// over, B re-points its relay to C within the grace, and both viewers go
+// on receiving on the sessions they had.
+func TestMeshRelayTreeAndOriginFailover(t *testing.T) {
+	fullSuiteOnly(t, "three glint processes and redis-server")
+	ffmpeg(t)
+	rs := testredis.Start(t)
+	const key = "mesh-tree-stream-key"
+	args := func(id string) []string {
+		return []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
+			"--log-level", "warn", "--stream-key", "demo=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off",
+			"--relay-fanout", "1"}
+	}
+	a, b, c := startNode(t, args("node-a")...), startNode(t, args("node-b")...), startNode(t, args("node-c")...)
+	publishH264Clip(t, a.base, key)
+	waitMesh(t, b.base, "the origin", func(v meshView) bool { return len(v.Nodes) == 3 && v.Origins["demo"] == "node-a" })
+
+	view := func(base string) *client.Viewer {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		v, err := client.View(ctx, client.ViewerConfig{Endpoint: base + "/whep/demo", Options: client.Options{Loopback: true}})
+		if err != nil {
+			t.Fatalf("a viewer on %s: %v", base, err)
+		}
+		t.Cleanup(func() { _ = v.Close(context.Background()) })
+		return v
+	}
+	growing := func(what string, v *client.Viewer) {
+		t.Helper()
+		start := v.Stats().VideoPackets
+		for deadline := time.Now().Add(15 * time.Second); v.Stats().VideoPackets < start+50; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d video packets, then no more", what, v.Stats().VideoPackets)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	vb := view(b.base)
+	growing("the viewer on B", vb)
+	waitMesh(t, a.base, "B relaying from A", func(v meshView) bool { return v.Nodes[1].Relays["demo"] == "node-a" && v.Nodes[0].Children == 1 })
+	vc := view(c.base)
+	growing("the viewer on C", vc)
+	waitMesh(t, a.base, "C relaying from B", func(v meshView) bool {
+		return v.Nodes[2].Relays["demo"] == "node-b" && v.Nodes[1].Children == 1 && v.Nodes[0].Children == 1
+	})
+
+	// The origin dies; the publisher returns on C.
+	_ = a.cmd.Process.Kill()
+	_ = a.cmd.Wait()
+	a.cmd = nil
+	publishH264ClipTo(t, c.base, "demo", key)
+	waitMesh(t, b.base, "C the origin, B relaying from it", func(v meshView) bool {
+		return v.Origins["demo"] == "node-c" && len(v.Nodes) == 2 && v.Nodes[0].Relays["demo"] == "node-c"
+	})
+	growing("the viewer on B after the failover", vb)
+	growing("the viewer on C after the failover", vc)
+	if len(vb.States()) > 0 && vb.States()[len(vb.States())-1] != webrtc.PeerConnectionStateConnected {
+		t.Fatalf("the viewer on B: %v", vb.States())
+	}
 }
