@@ -248,11 +248,12 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // push is one relay session at the origin: a sink on the stream's tracks
 // whose packets a worker writes to one pion track per layer.
 type push struct {
-	o      *Origin
-	st     *sfu.Stream
-	pc     *webrtc.PeerConnection
-	tracks map[*sfu.Layer]*webrtc.TrackLocalStaticRTP
-	layers map[string]*sfu.Layer // by pion track id, for keyframe requests
+	o  *Origin
+	st *sfu.Stream
+	pc *webrtc.PeerConnection
+	// tracks are the pion tracks by trackID: a layer's kind and rid, so a
+	// publisher that returns (new layers) goes on in the same tracks.
+	tracks map[string]*webrtc.TrackLocalStaticRTP
 	// free and work hold the packet copies: taken from free by Deliver,
 	// written and returned by the worker, so nothing is allocated per
 	// packet.
@@ -264,9 +265,17 @@ type push struct {
 
 // item is one packet copied off the forwarding path.
 type item struct {
-	l   *sfu.Layer
+	tr  *webrtc.TrackLocalStaticRTP
 	n   int
 	buf [sfu.MaxPacketSize]byte
+}
+
+// trackID names a layer's relay track.
+func trackID(l *sfu.Layer) string {
+	if l.Track().Kind() == sfu.KindVideo {
+		return "v-" + l.RID()
+	}
+	return "a"
 }
 
 // pushQueue bounds the packets waiting for a relay session's worker; a
@@ -282,7 +291,7 @@ func (o *Origin) start(st *sfu.Stream, ls Layers, offer string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	p := &push{o: o, st: st, pc: pc, tracks: map[*sfu.Layer]*webrtc.TrackLocalStaticRTP{}, layers: map[string]*sfu.Layer{},
+	p := &push{o: o, st: st, pc: pc, tracks: map[string]*webrtc.TrackLocalStaticRTP{},
 		free: make(chan *item, pushQueue), work: make(chan *item, pushQueue), done: make(chan struct{})}
 	for range pushQueue {
 		p.free <- &item{}
@@ -300,10 +309,7 @@ func (o *Origin) start(st *sfu.Stream, ls Layers, offer string) (string, error) 
 		all = append(all, audio.Layers()[0])
 	}
 	for _, l := range all {
-		id := "a"
-		if l.Track().Kind() == sfu.KindVideo {
-			id = "v-" + l.RID()
-		}
+		id := trackID(l)
 		tr, err := webrtc.NewTrackLocalStaticRTP(infoOf(l).capability(), id, "glint")
 		if err != nil {
 			_ = pc.Close()
@@ -314,8 +320,8 @@ func (o *Origin) start(st *sfu.Stream, ls Layers, offer string) (string, error) 
 			_ = pc.Close()
 			return "", err
 		}
-		p.tracks[l], p.layers[id] = tr, l
-		go p.readRTCP(sender, l)
+		p.tracks[id] = tr
+		go p.readRTCP(sender, id)
 	}
 	ans, err := pc.CreateAnswer(nil)
 	if err != nil {
@@ -357,7 +363,7 @@ func (o *Origin) start(st *sfu.Stream, ls Layers, offer string) (string, error) 
 			p.subs = append(p.subs, t)
 		}
 	}
-	for l := range p.tracks {
+	for _, l := range all {
 		l.RequestKeyframe(sfu.Now()) // the edge starts from a keyframe
 	}
 	o.Log.Info("relay: serving a relay session", "stream", st.Name(), "layers", len(p.tracks))
@@ -367,7 +373,8 @@ func (o *Origin) start(st *sfu.Stream, ls Layers, offer string) (string, error) 
 // Deliver copies a packet of a relayed layer into the queue (sfu.Sink):
 // it never waits.
 func (p *push) Deliver(l *sfu.Layer, pk *sfu.Packet) {
-	if _, ok := p.tracks[l]; !ok {
+	tr := p.tracks[trackID(l)]
+	if tr == nil {
 		return
 	}
 	var it *item
@@ -376,7 +383,7 @@ func (p *push) Deliver(l *sfu.Layer, pk *sfu.Packet) {
 	default:
 		return // behind: dropped here, NACKed by the edge
 	}
-	it.l, it.n = l, copy(it.buf[:], pk.Bytes())
+	it.tr, it.n = tr, copy(it.buf[:], pk.Bytes())
 	p.work <- it // never blocks: there are as many items as room
 }
 
@@ -392,16 +399,15 @@ func (p *push) run() {
 				go p.close() // the stream ended here: so does its relay
 			}
 		case it := <-p.work:
-			if tr := p.tracks[it.l]; tr != nil {
-				_, _ = tr.Write(it.buf[:it.n])
-			}
+			_, _ = it.tr.Write(it.buf[:it.n])
 			p.free <- it
 		}
 	}
 }
 
-// readRTCP passes the edge's keyframe requests for a layer upstream.
-func (p *push) readRTCP(s *webrtc.RTPSender, l *sfu.Layer) {
+// readRTCP passes the edge's keyframe requests for a track upstream, to
+// the current publication's layer of that rid.
+func (p *push) readRTCP(s *webrtc.RTPSender, id string) {
 	for {
 		pkts, _, err := s.ReadRTCP()
 		if err != nil {
@@ -410,7 +416,13 @@ func (p *push) readRTCP(s *webrtc.RTPSender, l *sfu.Layer) {
 		for _, pk := range pkts {
 			switch pk.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				l.RequestKeyframe(sfu.Now())
+				if _, video := p.st.Tracks(); video != nil {
+					for _, l := range video.Layers() {
+						if trackID(l) == id {
+							l.RequestKeyframe(sfu.Now())
+						}
+					}
+				}
 			}
 		}
 	}

@@ -57,48 +57,28 @@ func TestEdgePullsEveryLayer(t *testing.T) {
 
 	src := &keySource{}
 	stA := regA.Stream("demo")
-	pub := stA.StartPublication(sfu.HostID, src, sfu.Now())
-	var layers []*sfu.Layer
-	for _, rid := range []string{"l", "h"} {
-		l, err := pub.AddLayer(rid, sfu.Codec{MimeType: "video/VP8", ClockRate: 90000}, sfu.ExtIDs{}, sfu.Now())
+	var feeding sync.WaitGroup
+	defer feeding.Wait()
+	publish := func() context.CancelFunc {
+		pub := stA.StartPublication(sfu.HostID, src, sfu.Now())
+		var layers []*sfu.Layer
+		for _, rid := range []string{"l", "h"} {
+			l, err := pub.AddLayer(rid, sfu.Codec{MimeType: "video/VP8", ClockRate: 90000}, sfu.ExtIDs{}, sfu.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			layers = append(layers, l)
+		}
+		audio, err := pub.AddLayer("", sfu.Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2}, sfu.ExtIDs{}, sfu.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
-		layers = append(layers, l)
+		ctx, stop := context.WithCancel(context.Background())
+		feeding.Go(func() { feed(ctx, layers, audio) })
+		return stop
 	}
-	audio, err := pub.AddLayer("", sfu.Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2}, sfu.ExtIDs{}, sfu.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	var feeding sync.WaitGroup
-	defer feeding.Wait()
-	defer stop()
-	feeding.Go(func() {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			for li, l := range layers {
-				key := byte(1) // VP8: bit 0 clear on keyframes
-				if i%25 == 0 {
-					key = 0
-				}
-				p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(i), Timestamp: uint32(i * 1800), SSRC: uint32(10 + li), Marker: true},
-					Payload: []byte{0x10, key, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00}}
-				b, _ := p.Marshal()
-				_ = l.Ingest(b, sfu.Now())
-			}
-			p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(i), Timestamp: uint32(i * 960), SSRC: 20, Marker: true},
-				Payload: []byte{0xfc, 0xff, 0xfe}}
-			b, _ := p.Marshal()
-			_ = audio.Ingest(b, sfu.Now())
-		}
-	})
+	stop := publish()
+	defer func() { stop() }()
 	time.Sleep(300 * time.Millisecond) // a stream clock worth aligning to
 
 	edge := &Edge{Registry: regB, Secret: secret, Transport: tr, Log: log, Linger: 3 * time.Second}
@@ -140,11 +120,50 @@ func TestEdgePullsEveryLayer(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The publisher comes back at the origin (new layers of the same
+	// rids): the relay goes on.
+	stop()
+	stop = publish()
+	l, h := c.get("l"), c.get("h")
+	for c.get("l") < l+20 || c.get("h") < h+20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the publisher returned: %v", c.n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	// No viewer: the relay lingers, then ends.
 	for edge.Relayed()["demo"] != "" || origin.Active() != 0 {
 		if time.Now().After(deadline.Add(5 * time.Second)) {
 			t.Fatalf("the relay outlived its linger: %v, %d", edge.Relayed(), origin.Active())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// feed sends VP8 on layers (a keyframe every 25 frames) and Opus on
+// audio every 20 ms until ctx ends.
+func feed(ctx context.Context, layers []*sfu.Layer, audio *sfu.Layer) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for li, l := range layers {
+			key := byte(1) // VP8: bit 0 clear on keyframes
+			if i%25 == 0 {
+				key = 0
+			}
+			p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(i), Timestamp: uint32(i * 1800), SSRC: uint32(10 + li), Marker: true},
+				Payload: []byte{0x10, key, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00}}
+			b, _ := p.Marshal()
+			_ = l.Ingest(b, sfu.Now())
+		}
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(i), Timestamp: uint32(i * 960), SSRC: 20, Marker: true},
+			Payload: []byte{0xfc, 0xff, 0xfe}}
+		b, _ := p.Marshal()
+		_ = audio.Ingest(b, sfu.Now())
 	}
 }
