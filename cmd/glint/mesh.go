@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -58,6 +59,7 @@ type mesh struct {
 	edge   *relay.Edge
 	secret string
 	fanout int
+	placed [len(placementResults)]atomic.Uint64
 
 	mu       sync.Mutex
 	lastCPU  time.Duration
@@ -157,30 +159,43 @@ func (m *mesh) cpu() float64 {
 	return min(max(share, 0), 1)
 }
 
+// placementResults name what placement did, for the metrics.
+var placementResults = [...]string{"relayed", "redirected", "retry", "none"} //nolint:gochecknoglobals // constant
+
 // place finds a viewer this node cannot serve a stream: it relays the
 // stream in when the node has room (the viewer is then served here), and
 // else sends the viewer to the origin when that has room.
 func (m *mesh) place(ctx context.Context, stream string, full bool) (string, error) {
+	to, result, err := m.placement(ctx, stream, full)
+	m.placed[result].Add(1)
+	return to, err
+}
+
+func (m *mesh) placement(ctx context.Context, stream string, full bool) (string, int, error) {
+	const relayed, redirected, retry, none = 0, 1, 2, 3
 	if !m.member.Reachable() {
-		return "", errors.New("the directory is unreachable")
+		return "", retry, errors.New("the directory is unreachable")
 	}
 	origin, ok, err := m.dir.Origin(ctx, stream)
-	if err != nil || !ok || origin.ID == m.id {
-		return "", err
+	switch {
+	case err != nil:
+		return "", retry, err
+	case !ok || origin.ID == m.id:
+		return "", none, nil
 	}
 	if !full {
 		id, base, err := m.parent(ctx, stream)
 		if err == nil && base != "" {
 			if err = m.edge.Pull(ctx, stream, id, base); err == nil {
-				return "", nil
+				return "", relayed, nil
 			}
 		}
 		m.log.Warn("mesh: cannot relay the stream here; sending the viewer to its origin", "stream", stream, "origin", origin.ID, "err", err)
 	}
 	if !origin.Room() {
-		return "", nil
+		return "", none, nil
 	}
-	return origin.URL + "/whep/" + url.PathEscape(stream), nil
+	return origin.URL + "/whep/" + url.PathEscape(stream), redirected, nil
 }
 
 // parent chooses the node to relay a stream from: its origin while the

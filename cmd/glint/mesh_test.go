@@ -111,6 +111,17 @@ func TestMeshRelaysAStreamToTheViewersNode(t *testing.T) {
 		return len(v.Nodes) == 2 && len(v.Nodes[1].Origins) == 0 && v.Origins["demo"] == "node-a" &&
 			v.Nodes[1].Relays["demo"] == "node-a" && v.Nodes[0].Children == 1 && v.Nodes[1].Viewers == 2
 	})
+	for base, want := range map[string][]string{
+		b.base: {"glint_mesh_relays_in 1", `glint_mesh_placements_total{result="relayed"} 1`, "glint_mesh_directory_reachable 1"},
+		a.base: {"glint_mesh_relay_children 1", "glint_mesh_relays_in 0"},
+	} {
+		_, metrics := get(t, base+"/metrics")
+		for _, w := range want {
+			if !strings.Contains(metrics, w+"\n") {
+				t.Errorf("%s/metrics lacks %q", base, w)
+			}
+		}
+	}
 	for _, c := range []struct {
 		auth string
 		want int

@@ -17,16 +17,22 @@ type collector struct {
 	node *peer.Endpoint
 	srv  *signaling.Server
 	hls  *hlsbridge.Bridge // nil with --hls-off
+	mesh *mesh             // nil without --redis
 
 	hlsRenditions, hlsDropped                                                                  *prometheus.Desc
 	encoder, tcRunning, tcRestarts, tcDropped, recording                                       *prometheus.Desc
+	meshReachable, relaysIn, relayChildren, placements                                         *prometheus.Desc
 	sessions, streams, viewers, bitrate, packets, malformedRTP, malformedRTCP, keyReqs, fanout *prometheus.Desc
 	retransmits, rtxRefused, laneDrops, rtcpDropped, tcpRefused                                *prometheus.Desc
 }
 
-func newCollector(reg *sfu.Registry, node *peer.Endpoint, srv *signaling.Server, hls *hlsbridge.Bridge) *collector {
+func newCollector(reg *sfu.Registry, node *peer.Endpoint, srv *signaling.Server, hls *hlsbridge.Bridge, msh *mesh) *collector {
 	return &collector{
-		reg: reg, node: node, srv: srv, hls: hls,
+		reg: reg, node: node, srv: srv, hls: hls, mesh: msh,
+		meshReachable: prometheus.NewDesc("glint_mesh_directory_reachable", "1 while the mesh's Redis answers this node's heartbeats.", nil, nil),
+		relaysIn:      prometheus.NewDesc("glint_mesh_relays_in", "Streams this node relays in from another node.", nil, nil),
+		relayChildren: prometheus.NewDesc("glint_mesh_relay_children", "Relay sessions this node serves to other nodes.", nil, nil),
+		placements:    prometheus.NewDesc("glint_mesh_placements_total", "WHEP viewers this node could not serve from its own streams, by what it did: relayed the stream in, redirected (307), asked to retry (503), or nothing (not live anywhere).", []string{"result"}, nil),
 		hlsRenditions: prometheus.NewDesc("glint_hls_renditions", "LL-HLS renditions a live stream is packaged in; 0 with the reason when it cannot be.", []string{"stream", "error"}, nil),
 		hlsDropped:    prometheus.NewDesc("glint_hls_dropped_total", "Packets the HLS bridge dropped for a stream because its queue was full.", []string{"stream"}, nil),
 		encoder:       prometheus.NewDesc("glint_transcode_encoder_info", "The transcoder's H.264 encoder, chosen by probing at start, and why (1); with no encoder, encoder is empty and why says what failed.", []string{"encoder", "gpu", "why"}, nil),
@@ -96,6 +102,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.laneDrops, prometheus.CounterValue, float64(c.reg.LaneDrops()))
 	ch <- prometheus.MustNewConstMetric(c.rtcpDropped, prometheus.CounterValue, float64(ns.ViewerRTCPDropped))
 	ch <- prometheus.MustNewConstMetric(c.tcpRefused, prometheus.CounterValue, float64(ns.ICETCPRefused))
+	if m := c.mesh; m != nil {
+		ch <- prometheus.MustNewConstMetric(c.meshReachable, prometheus.GaugeValue, bool01(m.member.Reachable()))
+		ch <- prometheus.MustNewConstMetric(c.relaysIn, prometheus.GaugeValue, float64(len(m.edge.Relayed())))
+		ch <- prometheus.MustNewConstMetric(c.relayChildren, prometheus.GaugeValue, float64(m.origin.Active()))
+		for i, r := range placementResults {
+			ch <- prometheus.MustNewConstMetric(c.placements, prometheus.CounterValue, float64(m.placed[i].Load()), r)
+		}
+	}
 	if c.hls != nil {
 		for name, st := range c.hls.Statuses() {
 			ch <- prometheus.MustNewConstMetric(c.hlsRenditions, prometheus.GaugeValue, float64(st.Renditions), name, st.Error)

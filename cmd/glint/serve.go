@@ -100,7 +100,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		return err
 	}
 	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(newCollector(reg, node, srv, hls), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics.MustRegister(newCollector(reg, node, srv, hls, msh), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
