@@ -277,8 +277,37 @@ func (p *pull) RequestKeyframe(l *sfu.Layer) {
 }
 
 // Close ends the relay (sfu.Source: a local publisher took the stream).
+// It stops counting as a relay at once.
 func (p *pull) Close() error {
-	go p.e.drop(p.stream.Name(), p)
+	p.e.mu.Lock()
+	if p.e.pulls[p.stream.Name()] == p {
+		delete(p.e.pulls, p.stream.Name())
+	}
+	p.e.mu.Unlock()
+	go p.closeQuietly()
+	return nil
+}
+
+// Hand asks the node at base that has stream published to relay it from
+// this node (id, url) instead: its publisher here is ended, its viewers
+// continue.
+func (e *Edge) Hand(ctx context.Context, stream, base, id, self string) error {
+	b, _ := json.Marshal(Takeover{Node: id, URL: self})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/relay/"+url.PathEscape(stream)+"/takeover", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+e.Secret())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := e.client().Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusNoContent {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("takeover: %s answered %d: %s", base, resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
 	return nil
 }
 

@@ -158,6 +158,12 @@ type Origin struct {
 	Secret    func() string // the cluster secret
 	Transport Transport
 	Log       *slog.Logger
+	// TakeOver, when set, hands a stream published here to the node
+	// (id, base URL) where its publisher now is: POST
+	// /relay/{stream}/takeover. The node relays the stream from there,
+	// which ends the publisher here as a local takeover would, and its
+	// viewers continue.
+	TakeOver func(stream, id, base string) error
 
 	mu       sync.Mutex
 	sessions map[*push]struct{}
@@ -212,6 +218,10 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimPrefix(r.URL.Path, "/relay/")
+	if n, ok := strings.CutSuffix(name, "/takeover"); ok && r.Method == http.MethodPost {
+		o.takeover(w, r, n)
+		return
+	}
 	st := o.Registry.Lookup(name)
 	if st == nil || strings.Contains(name, "/") {
 		http.Error(w, "no such stream", http.StatusNotFound)
@@ -243,6 +253,31 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Glint-Stream-Time", strconv.FormatInt(ls.StreamMS, 10))
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
+}
+
+// Takeover is the body of POST /relay/{stream}/takeover: the node the
+// stream's publisher is on now.
+type Takeover struct {
+	Node string `json:"node"`
+	URL  string `json:"url"`
+}
+
+func (o *Origin) takeover(w http.ResponseWriter, r *http.Request, stream string) {
+	var t Takeover
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&t); err != nil || t.Node == "" || validNode(Node{ID: t.Node, URL: t.URL}, t.Node) != nil {
+		http.Error(w, "the body must be {\"node\", \"url\"}", http.StatusBadRequest)
+		return
+	}
+	if o.TakeOver == nil || o.Registry.Lookup(stream) == nil {
+		http.Error(w, "no such stream", http.StatusNotFound)
+		return
+	}
+	if err := o.TakeOver(stream, t.Node, t.URL); err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	o.Log.Info("relay: the stream's publisher is on another node now; relaying from there", "stream", stream, "node", t.Node)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // push is one relay session at the origin: a sink on the stream's tracks

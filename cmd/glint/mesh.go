@@ -41,6 +41,8 @@ type MeshConfig struct {
 	// Fanout bounds the relay sessions a node serves for a stream; past
 	// it, new relays attach to existing ones, forming a tree.
 	Fanout int
+	// Linger is how long a relay stays after its last viewer leaves.
+	Linger time.Duration
 }
 
 // mesh is this node's part in the mesh: its heartbeat into the directory
@@ -96,7 +98,12 @@ func newMesh(ctx context.Context, cfg Config, reg *sfu.Registry, srv *signaling.
 	tr := relay.Transport{IPs: cfg.RTC.IPs}
 	m.origin = &relay.Origin{Registry: reg, Secret: secret, Transport: tr, Log: log}
 	m.fanout = max(cfg.Mesh.Fanout, 1)
-	m.edge = &relay.Edge{Registry: reg, Secret: secret, Transport: tr, Log: log, Locate: m.parent, Grace: cfg.SFU.ReconnectGrace}
+	m.edge = &relay.Edge{Registry: reg, Secret: secret, Transport: tr, Log: log, Locate: m.parent, Grace: cfg.SFU.ReconnectGrace, Linger: cfg.Mesh.Linger}
+	m.origin.TakeOver = func(stream, id, base string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return m.edge.Pull(ctx, stream, id, base)
+	}
 	m.member = &relay.Member{Dir: dir, Self: m.self}
 	srv.SetPlacement(m.place)
 	return m, nil
@@ -112,10 +119,49 @@ func (m *mesh) start(ctx context.Context, addr string) {
 		}
 		m.url = "http://" + net.JoinHostPort(host, port)
 	}
+	w := m.reg.Watch()
 	go func() {
 		defer close(m.done)
-		m.member.Run(ctx)
+		var claims sync.WaitGroup
+		defer claims.Wait()
+		claims.Go(func() { m.member.Run(ctx) })
+		defer w.Close()
+		for {
+			ev, err := w.Next(ctx)
+			if err != nil {
+				return
+			}
+			if ev.Participant == sfu.HostID && (ev.Kind == sfu.EventLive || ev.Kind == sfu.EventPublication) {
+				claims.Go(func() { m.claim(ctx, ev.Stream) })
+			}
+		}
 	}()
+}
+
+// claim makes a stream published here its origin mesh-wide: when another
+// node is the stream's origin (the publisher moved here, or a second one
+// took over), that node is asked to relay the stream from here, which
+// ends its publisher and keeps its viewers.
+func (m *mesh) claim(ctx context.Context, stream string) {
+	select { // the publication this replaced, if a relay, lets go first
+	case <-time.After(200 * time.Millisecond):
+	case <-ctx.Done():
+		return
+	}
+	if m.edge.Relayed()[stream] != "" {
+		return // the new publication is a relay's
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	origin, ok, err := m.dir.Origin(cctx, stream)
+	if err != nil || !ok || origin.ID == m.id {
+		return
+	}
+	if err := m.edge.Hand(cctx, stream, origin.URL, m.id, m.url); err != nil {
+		m.log.Warn("mesh: the stream's former origin did not hand it over", "stream", stream, "origin", origin.ID, "err", err)
+		return
+	}
+	m.log.Info("mesh: this node is the stream's origin now", "stream", stream, "was", origin.ID)
 }
 
 // close ends the relays, waits for the heartbeat to withdraw the node,

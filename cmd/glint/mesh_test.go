@@ -244,3 +244,61 @@ func TestMeshRelayTreeAndOriginFailover(t *testing.T) {
 		t.Fatalf("the viewer on B: %v", vb.States())
 	}
 }
+
+// A publisher that goes live on another node takes the stream over
+// mesh-wide: the former origin relays it from the new one (its publisher
+// ended, its viewers kept), the directory names the new origin, and
+// viewers on both nodes keep receiving on their sessions.
+func TestMeshPublisherMovesToAnotherNode(t *testing.T) {
+	fullSuiteOnly(t, "two glint processes and redis-server")
+	ffmpeg(t)
+	rs := testredis.Start(t)
+	const key = "mesh-move-stream-key"
+	args := func(id string) []string {
+		return []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
+			"--log-level", "warn", "--stream-key", "demo=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off"}
+	}
+	a, b := startNode(t, args("node-a")...), startNode(t, args("node-b")...)
+	first := publishH264Clip(t, a.base, key)
+	waitMesh(t, b.base, "the origin", func(v meshView) bool { return len(v.Nodes) == 2 && v.Origins["demo"] == "node-a" })
+	view := func(base string) *client.Viewer {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		v, err := client.View(ctx, client.ViewerConfig{Endpoint: base + "/whep/demo", Options: client.Options{Loopback: true}})
+		if err != nil {
+			t.Fatalf("a viewer on %s: %v", base, err)
+		}
+		t.Cleanup(func() { _ = v.Close(context.Background()) })
+		return v
+	}
+	growing := func(what string, v *client.Viewer) {
+		t.Helper()
+		start := v.Stats().VideoPackets
+		for deadline := time.Now().Add(15 * time.Second); v.Stats().VideoPackets < start+50; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d video packets, then no more", what, v.Stats().VideoPackets)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	va, vb := view(a.base), view(b.base)
+	growing("the viewer on A", va)
+	growing("the viewer on B", vb)
+
+	publishH264ClipTo(t, b.base, "demo", key)
+	v := waitMesh(t, a.base, "B the origin, A relaying from it", func(v meshView) bool {
+		return v.Origins["demo"] == "node-b" && v.Nodes[0].Relays["demo"] == "node-b" && len(v.Nodes[1].Relays) == 0
+	})
+	if len(v.Nodes[0].Origins) != 0 {
+		t.Fatalf("A still claims the stream: %+v", v.Nodes[0])
+	}
+	growing("the viewer on A after the move", va)
+	growing("the viewer on B after the move", vb)
+	for deadline := time.Now().Add(10 * time.Second); first.PC.ConnectionState() == webrtc.PeerConnectionStateConnected; {
+		if time.Now().After(deadline) {
+			t.Fatal("the publisher on A is still connected after the takeover")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
