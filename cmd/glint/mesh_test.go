@@ -302,3 +302,43 @@ func TestMeshPublisherMovesToAnotherNode(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// The watch page on an edge that dies (kill -9) plays again from another
+// node of the mesh within seconds, without the viewer doing anything.
+func TestBrowserWatchFailsOverToAnotherNode(t *testing.T) {
+	ffmpeg(t)
+	rs := testredis.Start(t)
+	const key = "mesh-failover-stream-key"
+	args := func(id string) []string {
+		return []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
+			"--log-level", "warn", "--stream-key", "demo=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off",
+			"--cors-origin", "*"}
+	}
+	a, b := startNode(t, args("node-a")...), startNode(t, args("node-b")...)
+	publishH264Clip(t, a.base, key)
+	waitMesh(t, b.base, "the origin", func(v meshView) bool { return len(v.Nodes) == 2 && v.Origins["demo"] == "node-a" })
+	page := openPage(browser(t), t, b.base+"/watch/demo", "playing from B",
+		`window.glintWatch && glintWatch.frames > 10 && glintWatch.node === "`+b.base+`"`)
+	var before float64
+	page(`glintWatch.frames`, &before)
+	killed := time.Now()
+	_ = b.cmd.Process.Kill()
+	_ = b.cmd.Wait()
+	b.cmd = nil
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var st struct {
+			Node   string
+			Frames float64
+		}
+		page(`({node: glintWatch.node, frames: glintWatch.frames})`, &st)
+		if st.Node == a.base && st.Frames > before+30 {
+			t.Logf("playing from A %.1f s after B was killed", time.Since(killed).Seconds())
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after B was killed: %+v (frames before %v)", st, before)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

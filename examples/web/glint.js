@@ -32,10 +32,16 @@ export async function post(endpoint, pc, token) {
   }
   const answer = await res.text();
   await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+  // After a redirect (a mesh sending the viewer to another node) the
+  // session lives where the offer landed: resolve against that.
+  const base = res.url || url;
+  const links = parseLinks(res.headers.get('Link') || '');
+  for (const rel of Object.keys(links)) links[rel] = new URL(links[rel], base).toString();
   return {
-    location: new URL(res.headers.get('Location'), url).toString(),
+    location: new URL(res.headers.get('Location'), base).toString(),
     etag: res.headers.get('ETag'),
-    links: parseLinks(res.headers.get('Link') || ''),
+    links,
+    base: new URL(base).origin,
   };
 }
 
