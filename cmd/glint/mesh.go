@@ -236,12 +236,51 @@ func (m *mesh) placement(ctx context.Context, stream string, full bool) (string,
 				return "", relayed, nil
 			}
 		}
-		m.log.Warn("mesh: cannot relay the stream here; sending the viewer to its origin", "stream", stream, "origin", origin.ID, "err", err)
+		m.log.Warn("mesh: cannot relay the stream here; sending the viewer elsewhere", "stream", stream, "origin", origin.ID, "err", err)
 	}
-	if !origin.Room() {
-		return "", none, nil
+	nodes, err := m.dir.Nodes(ctx)
+	if err != nil {
+		return "", retry, err
 	}
-	return origin.URL + "/whep/" + url.PathEscape(stream), redirected, nil
+	if to := elsewhere(nodes, m.id, stream); to != "" {
+		return to + "/whep/" + url.PathEscape(stream), redirected, nil
+	}
+	return "", none, nil
+}
+
+// elsewhere picks the node for a viewer this one cannot take: the least
+// loaded with room that already carries the stream (its origin or a
+// relay), else the least loaded with room (it relays the stream in).
+func elsewhere(nodes []relay.Node, self, stream string) string {
+	var carrying, roomy *relay.Node
+	less := func(a, b *relay.Node) bool { return b == nil || fullness(*a) < fullness(*b) }
+	for i := range nodes {
+		n := &nodes[i]
+		if n.ID == self || !n.Room() {
+			continue
+		}
+		if (slices.Contains(n.Origins, stream) || n.Relays[stream] != "") && less(n, carrying) {
+			carrying = n
+		}
+		if less(n, roomy) {
+			roomy = n
+		}
+	}
+	switch {
+	case carrying != nil:
+		return carrying.URL
+	case roomy != nil:
+		return roomy.URL
+	}
+	return ""
+}
+
+// fullness is how full a node is: its viewers over its capacity, or its CPU.
+func fullness(n relay.Node) float64 {
+	if n.Capacity > 0 {
+		return float64(n.Viewers) / float64(n.Capacity)
+	}
+	return n.CPU
 }
 
 // parent chooses the node to relay a stream from: its origin while the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/glintlive/glint/internal/client"
 	"github.com/glintlive/glint/internal/testredis"
+	"github.com/glintlive/glint/relay"
 )
 
 // meshOf reads a node's GET /api/mesh.
@@ -62,7 +64,7 @@ func TestMeshRelaysAStreamToTheViewersNode(t *testing.T) {
 			"--log-level", "warn", "--stream-key", "demo=" + key, "--stream-key", "other=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off"}
 	}
 	a, b := startNode(t, args("node-a")...), startNode(t, args("node-b")...)
-	publishH264Clip(t, a.base, key)
+	pub := publishH264Clip(t, a.base, key)
 	v := waitMesh(t, b.base, "both nodes and the stream's origin", func(v meshView) bool {
 		return len(v.Nodes) == 2 && v.Origins["demo"] == "node-a"
 	})
@@ -99,17 +101,39 @@ func TestMeshRelaysAStreamToTheViewersNode(t *testing.T) {
 	if la, lb := liveFor(a.base), liveFor(b.base); lb < la-0.3 || lb > la+0.3 {
 		t.Fatalf("stream clocks: origin %.2f s, relay %.2f s", la, lb)
 	}
-	// A second viewer on B takes nothing more from A: one relay session.
-	second, err := client.View(ctx, client.ViewerConfig{Endpoint: b.base + "/whep/demo", Options: client.Options{Loopback: true}})
-	if err != nil {
-		t.Fatal(err)
+	// Eight more viewers join on B at once: nothing more from A (one relay
+	// session), and their keyframe requests reach the publisher coalesced.
+	time.Sleep(time.Second)
+	asked := pub.KeyframeRequests()
+	var joins sync.WaitGroup
+	for range 8 {
+		joins.Go(func() {
+			v, err := client.View(ctx, client.ViewerConfig{Endpoint: b.base + "/whep/demo", Options: client.Options{Loopback: true}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			t.Cleanup(func() { _ = v.Close(context.Background()) })
+			for deadline := time.Now().Add(10 * time.Second); !v.Stats().FirstVideoKeyframe || v.Stats().VideoPackets < 10; {
+				if time.Now().After(deadline) {
+					t.Errorf("a joining viewer on B: %+v", v.Stats())
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
 	}
-	defer func() { _ = second.Close(context.Background()) }()
+	joins.Wait()
+	if n := pub.KeyframeRequests() - asked; n > 4 {
+		t.Errorf("8 joins on the edge cost the publisher %d keyframe requests", n)
+	} else {
+		t.Logf("8 joins on the edge cost the publisher %d keyframe requests", n)
+	}
 	// B carries the stream as a relay, not as its origin; the cluster
 	// secret guards the relay endpoint.
 	waitMesh(t, a.base, "one relay from A to B, and B no origin", func(v meshView) bool {
 		return len(v.Nodes) == 2 && len(v.Nodes[1].Origins) == 0 && v.Origins["demo"] == "node-a" &&
-			v.Nodes[1].Relays["demo"] == "node-a" && v.Nodes[0].Children == 1 && v.Nodes[1].Viewers == 2
+			v.Nodes[1].Relays["demo"] == "node-a" && v.Nodes[0].Children == 1 && v.Nodes[1].Viewers == 9
 	})
 	for base, want := range map[string][]string{
 		b.base: {"glint_mesh_relays_in 1", `glint_mesh_placements_total{result="relayed"} 1`, "glint_mesh_directory_reachable 1"},
@@ -340,5 +364,26 @@ func TestBrowserWatchFailsOverToAnotherNode(t *testing.T) {
 			t.Fatalf("30 s after B was killed: %+v (frames before %v)", st, before)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A viewer a node cannot take goes to the least loaded node with room that
+// carries the stream already, else to the least loaded with room.
+func TestElsewherePrefersNodesCarryingTheStream(t *testing.T) {
+	nodes := []relay.Node{
+		{ID: "self", URL: "http://self", Origins: []string{"demo"}},
+		{ID: "full", URL: "http://full", Capacity: 10, Viewers: 10, Relays: map[string]string{"demo": "self"}},
+		{ID: "busy", URL: "http://busy", Capacity: 10, Viewers: 8, Relays: map[string]string{"demo": "self"}},
+		{ID: "idle", URL: "http://idle", Capacity: 10, Viewers: 1},
+		{ID: "calm", URL: "http://calm", Capacity: 10, Viewers: 5, Relays: map[string]string{"demo": "busy"}},
+	}
+	if got := elsewhere(nodes, "self", "demo"); got != "http://calm" {
+		t.Fatalf("carrying the stream: %s, want the least loaded of busy and calm", got)
+	}
+	if got := elsewhere(nodes, "self", "other"); got != "http://idle" {
+		t.Fatalf("nobody carries it: %s, want the least loaded with room", got)
+	}
+	if got := elsewhere(nodes[:2], "self", "demo"); got != "" {
+		t.Fatalf("no room anywhere: %s", got)
 	}
 }
