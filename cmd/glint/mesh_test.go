@@ -343,12 +343,50 @@ func TestBrowserWatchFailsOverToAnotherNode(t *testing.T) {
 	waitMesh(t, b.base, "the origin", func(v meshView) bool { return len(v.Nodes) == 2 && v.Origins["demo"] == "node-a" })
 	page := openPage(browser(t), t, b.base+"/watch/demo", "playing from B",
 		`window.glintWatch && glintWatch.frames > 10 && glintWatch.node === "`+b.base+`"`)
+	// A pion viewer on B too, which follows the documented retry: it keeps
+	// the node list, and when its node stops answering, views elsewhere.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pv, err := client.View(ctx, client.ViewerConfig{Endpoint: b.base + "/whep/demo", Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pv.Close(context.Background()) }()
+	_, known := meshOf(t, b.base)
 	var before float64
 	page(`glintWatch.frames`, &before)
 	killed := time.Now()
 	_ = b.cmd.Process.Kill()
 	_ = b.cmd.Wait()
 	b.cmd = nil
+	for last := pv.Stats().VideoPackets; ; {
+		time.Sleep(500 * time.Millisecond)
+		if n := pv.Stats().VideoPackets; n == last {
+			break // no media: the node is gone
+		} else {
+			last = n
+		}
+	}
+	var moved *client.Viewer
+	for _, n := range known.Nodes {
+		if n.URL == b.base {
+			continue
+		}
+		if moved, err = client.View(ctx, client.ViewerConfig{Endpoint: n.URL + "/whep/demo", Options: client.Options{Loopback: true}}); err == nil {
+			break
+		}
+	}
+	if moved == nil {
+		t.Fatalf("the pion viewer found no other node: %v", err)
+	}
+	defer func() { _ = moved.Close(context.Background()) }()
+	for deadline := time.Now().Add(10 * time.Second); moved.Stats().VideoPackets < 50; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pion viewer on another node: %+v", moved.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("the pion viewer played again on %s %.1f s after B was killed", moved.Resource.URL, time.Since(killed).Seconds())
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var st struct {
