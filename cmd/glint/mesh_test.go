@@ -206,7 +206,8 @@ func TestMeshRelaysAStreamToTheViewersNode(t *testing.T) {
 
 // Three glint processes on one redis-server with --relay-fanout 1: a
 // viewer on B relays the stream from its origin A; a viewer on C, A being
-// full, relays it from B (a relay of a relay). Then A is killed (-9) and
+// full, relays it from B (a relay of a relay), and one there behind a
+// thin link moves down a layer. Then A is killed (-9) and
 // the publisher comes back on C: C's local publication takes the stream
 // over, B re-points its relay to C within the grace, and both viewers go
 // on receiving on the sessions they had.
@@ -253,6 +254,31 @@ func TestMeshRelayTreeAndOriginFailover(t *testing.T) {
 	waitMesh(t, a.base, "C relaying from B", func(v meshView) bool {
 		return v.Nodes[2].Relays["demo"] == "node-b" && v.Nodes[1].Children == 1 && v.Nodes[0].Children == 1
 	})
+
+	// A viewer on C behind a thin link moves down to a lower layer: every
+	// layer made it through both hops.
+	thin := &client.Link{}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	vt, err := client.View(ctx, client.ViewerConfig{Endpoint: c.base + "/whep/demo", Options: client.Options{Loopback: true, Link: thin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = vt.Close(context.Background()) }()
+	for deadline := time.Now().Add(15 * time.Second); vt.Stats().Layer != 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("an unthrottled viewer on C never reached the top layer: %+v", vt.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	thin.SetRate(300_000)
+	for deadline := time.Now().Add(15 * time.Second); vt.Stats().Layer != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("a viewer on C behind 300 kbit/s stayed on layer %d: %+v", vt.Stats().Layer, vt.Stats().Layers)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = vt.Close(context.Background())
 
 	// The origin dies; the publisher returns on C.
 	_ = a.cmd.Process.Kill()
