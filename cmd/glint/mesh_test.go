@@ -451,3 +451,50 @@ func TestElsewherePrefersNodesCarryingTheStream(t *testing.T) {
 		t.Fatalf("no room anywhere: %s", got)
 	}
 }
+
+// Chat posted on one node of the mesh reaches a watch page on another
+// (relayed) node, shown there when its playhead reaches the message's
+// stream time: the relay keeps the origin's stream clock.
+func TestBrowserChatAcrossTheMesh(t *testing.T) {
+	ffmpeg(t)
+	rs := testredis.Start(t)
+	const key = "mesh-chat-stream-key"
+	args := func(id string) []string {
+		return []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
+			"--log-level", "warn", "--stream-key", "demo=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off"}
+	}
+	a, b := startNode(t, args("node-a")...), startNode(t, args("node-b")...)
+	publishH264Clip(t, a.base, key)
+	waitMesh(t, b.base, "the origin", func(v meshView) bool { return len(v.Nodes) == 2 && v.Origins["demo"] == "node-a" })
+	root := browser(t)
+	ready := `window.glintWatch && glintWatch.playhead() !== null && glintWatch.frames > 10 && window.glintChat.transport && window.glintChat.transport.kind === "datachannel"`
+	onA := openPage(root, t, a.base+"/watch/demo", "playing on the origin", ready)
+	onB := openPage(root, t, b.base+"/watch/demo", "playing on the relay", ready)
+	var pa, pb float64
+	onA(`glintWatch.playhead()`, &pa)
+	onB(`glintWatch.playhead()`, &pb)
+	t.Logf("playheads: origin %.0f ms, relay %.0f ms", pa, pb)
+	if d := pa - pb; d < -500 || d > 500 {
+		t.Fatalf("the relay's stream clock is %.0f ms off the origin's", d)
+	}
+	st := int64(max(pa, pb)) + 300 // a moment both pages have yet to show
+	seq := postChatAt(t, a.base, st, "across the mesh")
+	var sa, sb *shownAt
+	for deadline := time.Now().Add(10 * time.Second); (sa == nil || sb == nil) && time.Now().Before(deadline); {
+		if sa == nil {
+			sa = shownOn(onA, seq)
+		}
+		if sb == nil {
+			sb = shownOn(onB, seq)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if sa == nil || sb == nil || sa.Playhead == nil || sb.Playhead == nil {
+		t.Fatalf("shown on the origin's page %+v, on the relay's %+v", sa, sb)
+	}
+	for name, s := range map[string]*shownAt{"origin": sa, "relay": sb} {
+		if *s.Playhead < float64(st) || *s.Playhead > float64(st)+500 {
+			t.Errorf("on the %s's page a message of stream time %d ms was shown at playhead %.0f ms", name, st, *s.Playhead)
+		}
+	}
+}
