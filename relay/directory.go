@@ -23,6 +23,8 @@ type Node struct {
 	// URL is the node's HTTP base (WHIP, WHEP, the API), as other nodes
 	// and clients reach it.
 	URL string `json:"url"`
+	// Media is the host:port its WebRTC media uses (UDP, and ICE-TCP).
+	Media string `json:"media,omitempty"`
 	// Capacity is the most WebRTC viewers it takes (0: no bound but its
 	// session limit); Viewers how many it has.
 	Capacity int `json:"capacity"`

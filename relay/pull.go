@@ -49,7 +49,8 @@ type Edge struct {
 type pull struct {
 	e        *Edge
 	stream   *sfu.Stream
-	from     string // the origin's node id
+	from     string // the upstream node's id
+	hops     int    // relays from the origin to here, this one included
 	pc       *webrtc.PeerConnection
 	pub      *sfu.Publication
 	mu       sync.Mutex
@@ -59,6 +60,17 @@ type pull struct {
 	err      error
 	done     chan struct{}
 	once     sync.Once
+}
+
+// Hops returns how many relays a stream crossed to reach this node: 0
+// for one not relayed in.
+func (e *Edge) Hops(stream string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := e.pulls[stream]; p != nil {
+		return p.hops
+	}
+	return 0
 }
 
 // Relayed returns the streams relayed in now and the node each comes from.
@@ -151,6 +163,7 @@ func (p *pull) start(ctx context.Context, stream, base string) error {
 	if err := json.Unmarshal(desc.body, &ls); err != nil || len(ls.Video) == 0 {
 		return fmt.Errorf("relay: %s described the stream as %q", base, desc.body)
 	}
+	p.hops = ls.Hops + 1
 	api, err := ls.api(e.Transport, false)
 	if err != nil {
 		return err

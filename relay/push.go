@@ -66,9 +66,12 @@ func (t Transport) settingEngine() webrtc.SettingEngine {
 // Layers describes a stream for a relay: its codecs by layer and where
 // its clock is.
 type Layers struct {
-	StreamMS int64       `json:"stream_ms"`
-	Video    []LayerInfo `json:"video"`
-	Audio    *LayerInfo  `json:"audio,omitempty"`
+	StreamMS int64 `json:"stream_ms"`
+	// Hops is how many relays the stream crossed to reach this node (0
+	// at its origin).
+	Hops  int         `json:"hops"`
+	Video []LayerInfo `json:"video"`
+	Audio *LayerInfo  `json:"audio,omitempty"`
 }
 
 // LayerInfo is one layer's rid and codec.
@@ -164,6 +167,9 @@ type Origin struct {
 	// which ends the publisher here as a local takeover would, and its
 	// viewers continue.
 	TakeOver func(stream, id, base string) error
+	// Hops, when set, says how many relays a stream crossed to reach this
+	// node (Edge.Hops); without it, every stream is an origin's.
+	Hops func(stream string) int
 
 	mu       sync.Mutex
 	sessions map[*push]struct{}
@@ -228,6 +234,9 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ls, ok := layersOf(st)
+	if o.Hops != nil {
+		ls.Hops = o.Hops(name)
+	}
 	if !ok {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "the stream is not live here", http.StatusConflict)

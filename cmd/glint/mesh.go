@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -52,6 +53,7 @@ type mesh struct {
 	member *relay.Member
 	id     string
 	url    string
+	media  string
 	reg    *sfu.Registry
 	srv    *signaling.Server
 	cap    int
@@ -99,6 +101,7 @@ func newMesh(ctx context.Context, cfg Config, reg *sfu.Registry, srv *signaling.
 	m.origin = &relay.Origin{Registry: reg, Secret: secret, Transport: tr, Log: log}
 	m.fanout = max(cfg.Mesh.Fanout, 1)
 	m.edge = &relay.Edge{Registry: reg, Secret: secret, Transport: tr, Log: log, Locate: m.parent, Grace: cfg.SFU.ReconnectGrace, Linger: cfg.Mesh.Linger}
+	m.origin.Hops = m.edge.Hops
 	m.origin.TakeOver = func(stream, id, base string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -110,14 +113,17 @@ func newMesh(ctx context.Context, cfg Config, reg *sfu.Registry, srv *signaling.
 }
 
 // start heartbeats until ctx ends, advertising addr (the HTTP listener)
-// when no URL was given.
-func (m *mesh) start(ctx context.Context, addr string) {
+// when no URL was given, and rtcPort as the media port.
+func (m *mesh) start(ctx context.Context, addr string, rtcPort int) {
 	if m.url == "" {
 		host, port, _ := net.SplitHostPort(addr)
 		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 			host = "localhost"
 		}
 		m.url = "http://" + net.JoinHostPort(host, port)
+	}
+	if u, err := url.Parse(m.url); err == nil {
+		m.media = net.JoinHostPort(u.Hostname(), strconv.Itoa(rtcPort))
 	}
 	w := m.reg.Watch()
 	go func() {
@@ -177,11 +183,16 @@ func (m *mesh) close() {
 func (m *mesh) self() relay.Node {
 	_, viewers := m.srv.Sessions()
 	relayed := m.edge.Relayed()
-	n := relay.Node{ID: m.id, URL: m.url, Capacity: m.cap, Viewers: viewers, CPU: m.cpu(), Relays: relayed, Children: m.origin.Active()}
+	n := relay.Node{ID: m.id, URL: m.url, Media: m.media, Capacity: m.cap, Viewers: viewers, CPU: m.cpu(), Relays: relayed, Children: m.origin.Active()}
 	now := sfu.Now()
 	for _, st := range m.reg.Streams() {
 		if in := st.Info(now); in.State != sfu.StateOffline.String() && relayed[in.Name] == "" {
 			n.Origins = append(n.Origins, in.Name)
+		}
+		for _, sub := range st.Subscribers() {
+			for _, t := range sub.Info().Tracks {
+				n.EgressBPS += int64(t.Bitrate) // what viewers get; relays to other nodes not counted
+			}
 		}
 	}
 	slices.Sort(n.Origins)

@@ -68,7 +68,8 @@ func TestMeshRelaysAStreamToTheViewersNode(t *testing.T) {
 	v := waitMesh(t, b.base, "both nodes and the stream's origin", func(v meshView) bool {
 		return len(v.Nodes) == 2 && v.Origins["demo"] == "node-a"
 	})
-	if v.Self != "node-b" || v.Nodes[0].URL != a.base || v.Nodes[1].URL != b.base || len(v.Nodes[0].Origins) != 1 {
+	if v.Self != "node-b" || v.Nodes[0].URL != a.base || v.Nodes[1].URL != b.base || len(v.Nodes[0].Origins) != 1 ||
+		!strings.HasPrefix(v.Nodes[0].Media, "127.0.0.1:") || v.Nodes[0].Media == "127.0.0.1:0" {
 		t.Fatalf("the mesh: %+v", v)
 	}
 
@@ -133,7 +134,7 @@ func TestMeshRelaysAStreamToTheViewersNode(t *testing.T) {
 	// secret guards the relay endpoint.
 	waitMesh(t, a.base, "one relay from A to B, and B no origin", func(v meshView) bool {
 		return len(v.Nodes) == 2 && len(v.Nodes[1].Origins) == 0 && v.Origins["demo"] == "node-a" &&
-			v.Nodes[1].Relays["demo"] == "node-a" && v.Nodes[0].Children == 1 && v.Nodes[1].Viewers == 9
+			v.Nodes[1].Relays["demo"] == "node-a" && v.Nodes[0].Children == 1 && v.Nodes[1].Viewers == 9 && v.Nodes[1].EgressBPS > 100_000
 	})
 	for base, want := range map[string][]string{
 		b.base: {"glint_mesh_relays_in 1", `glint_mesh_placements_total{result="relayed"} 1`, "glint_mesh_directory_reachable 1"},
@@ -254,6 +255,11 @@ func TestMeshRelayTreeAndOriginFailover(t *testing.T) {
 	waitMesh(t, a.base, "C relaying from B", func(v meshView) bool {
 		return v.Nodes[2].Relays["demo"] == "node-b" && v.Nodes[1].Children == 1 && v.Nodes[0].Children == 1
 	})
+	for base, want := range map[string]string{b.base: `glint_mesh_relay_hops{from="node-a",stream="demo"} 1`, c.base: `glint_mesh_relay_hops{from="node-b",stream="demo"} 2`} {
+		if _, metrics := get(t, base+"/metrics"); !strings.Contains(metrics, want+"\n") {
+			t.Errorf("%s/metrics lacks %s", base, want)
+		}
+	}
 
 	// A viewer on C behind a thin link moves down to a lower layer: every
 	// layer made it through both hops.

@@ -21,7 +21,7 @@ type collector struct {
 
 	hlsRenditions, hlsDropped                                                                  *prometheus.Desc
 	encoder, tcRunning, tcRestarts, tcDropped, recording                                       *prometheus.Desc
-	meshReachable, relaysIn, relayChildren, placements                                         *prometheus.Desc
+	meshReachable, relaysIn, relayChildren, placements, relayHops                              *prometheus.Desc
 	sessions, streams, viewers, bitrate, packets, malformedRTP, malformedRTCP, keyReqs, fanout *prometheus.Desc
 	retransmits, rtxRefused, laneDrops, rtcpDropped, tcpRefused                                *prometheus.Desc
 }
@@ -31,6 +31,7 @@ func newCollector(reg *sfu.Registry, node *peer.Endpoint, srv *signaling.Server,
 		reg: reg, node: node, srv: srv, hls: hls, mesh: msh,
 		meshReachable: prometheus.NewDesc("glint_mesh_directory_reachable", "1 while the mesh's Redis answers this node's heartbeats.", nil, nil),
 		relaysIn:      prometheus.NewDesc("glint_mesh_relays_in", "Streams this node relays in from another node.", nil, nil),
+		relayHops:     prometheus.NewDesc("glint_mesh_relay_hops", "Relays a stream crossed from its origin to this node.", []string{"stream", "from"}, nil),
 		relayChildren: prometheus.NewDesc("glint_mesh_relay_children", "Relay sessions this node serves to other nodes.", nil, nil),
 		placements:    prometheus.NewDesc("glint_mesh_placements_total", "WHEP viewers this node could not serve from its own streams, by what it did: relayed the stream in, redirected (307), asked to retry (503), or nothing (not live anywhere).", []string{"result"}, nil),
 		hlsRenditions: prometheus.NewDesc("glint_hls_renditions", "LL-HLS renditions a live stream is packaged in; 0 with the reason when it cannot be.", []string{"stream", "error"}, nil),
@@ -104,7 +105,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.tcpRefused, prometheus.CounterValue, float64(ns.ICETCPRefused))
 	if m := c.mesh; m != nil {
 		ch <- prometheus.MustNewConstMetric(c.meshReachable, prometheus.GaugeValue, bool01(m.member.Reachable()))
-		ch <- prometheus.MustNewConstMetric(c.relaysIn, prometheus.GaugeValue, float64(len(m.edge.Relayed())))
+		relayed := m.edge.Relayed()
+		ch <- prometheus.MustNewConstMetric(c.relaysIn, prometheus.GaugeValue, float64(len(relayed)))
+		for stream, from := range relayed {
+			ch <- prometheus.MustNewConstMetric(c.relayHops, prometheus.GaugeValue, float64(m.edge.Hops(stream)), stream, from)
+		}
 		ch <- prometheus.MustNewConstMetric(c.relayChildren, prometheus.GaugeValue, float64(m.origin.Active()))
 		for i, r := range placementResults {
 			ch <- prometheus.MustNewConstMetric(c.placements, prometheus.CounterValue, float64(m.placed[i].Load()), r)

@@ -166,7 +166,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		}
 	}()
 	if msh != nil {
-		msh.start(ctx, ln.Addr().String())
+		msh.start(ctx, ln.Addr().String(), node.Port())
 		defer msh.close()
 	}
 	if ready != nil {
