@@ -195,6 +195,11 @@ func TestMeshRelaysAStreamToTheViewersNode(t *testing.T) {
 	waitMesh(t, b.base, "the directory rebuilt after Redis came back", func(v meshView) bool {
 		return len(v.Nodes) == 2 && v.Origins["demo"] == "node-a"
 	})
+	before = viewer.Stats().VideoPackets
+	time.Sleep(time.Second)
+	if viewer.Stats().VideoPackets <= before || viewer.States()[len(viewer.States())-1] != webrtc.PeerConnectionStateConnected {
+		t.Fatalf("the viewer after Redis came back: %+v %v", viewer.Stats(), viewer.States())
+	}
 
 	// A node killed drops out when its record expires.
 	_ = a.cmd.Process.Kill()
