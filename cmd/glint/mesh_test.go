@@ -17,6 +17,41 @@ import (
 	"github.com/glintlive/glint/relay"
 )
 
+// meshNode starts a glint process in the mesh on rs: stream demo with
+// key, named id, HLS off, and extra flags.
+func meshNode(t *testing.T, rs *testredis.Server, key, id string, extra ...string) *node {
+	t.Helper()
+	args := []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
+		"--log-level", "warn", "--stream-key", "demo=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off"}
+	return startNode(t, append(args, extra...)...)
+}
+
+// viewOn connects a pion viewer of demo on the node at base until the
+// test ends.
+func viewOn(t *testing.T, base string) *client.Viewer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	v, err := client.View(ctx, client.ViewerConfig{Endpoint: base + "/whep/demo", Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatalf("a viewer on %s: %v", base, err)
+	}
+	t.Cleanup(func() { _ = v.Close(context.Background()) })
+	return v
+}
+
+// growing waits for 50 more video packets at v.
+func growing(t *testing.T, what string, v *client.Viewer) {
+	t.Helper()
+	start := v.Stats().VideoPackets
+	for deadline := time.Now().Add(15 * time.Second); v.Stats().VideoPackets < start+50; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d video packets, then no more", what, v.Stats().VideoPackets)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // meshOf reads a node's GET /api/mesh.
 func meshOf(t *testing.T, base string) (int, meshView) {
 	t.Helper()
@@ -59,11 +94,7 @@ func TestMeshRelaysAStreamToTheViewersNode(t *testing.T) {
 	ffmpeg(t)
 	rs := testredis.Start(t)
 	const key = "mesh-test-stream-key"
-	args := func(id string) []string {
-		return []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
-			"--log-level", "warn", "--stream-key", "demo=" + key, "--stream-key", "other=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off"}
-	}
-	a, b := startNode(t, args("node-a")...), startNode(t, args("node-b")...)
+	a, b := meshNode(t, rs, key, "node-a", "--stream-key", "other="+key), meshNode(t, rs, key, "node-b", "--stream-key", "other="+key)
 	pub := publishH264Clip(t, a.base, key)
 	v := waitMesh(t, b.base, "both nodes and the stream's origin", func(v meshView) bool {
 		return len(v.Nodes) == 2 && v.Origins["demo"] == "node-a"
@@ -222,41 +253,16 @@ func TestMeshRelayTreeAndOriginFailover(t *testing.T) {
 	ffmpeg(t)
 	rs := testredis.Start(t)
 	const key = "mesh-tree-stream-key"
-	args := func(id string) []string {
-		return []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
-			"--log-level", "warn", "--stream-key", "demo=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off",
-			"--relay-fanout", "1"}
-	}
-	a, b, c := startNode(t, args("node-a")...), startNode(t, args("node-b")...), startNode(t, args("node-c")...)
+	a, b, c := meshNode(t, rs, key, "node-a", "--relay-fanout", "1"), meshNode(t, rs, key, "node-b", "--relay-fanout", "1"),
+		meshNode(t, rs, key, "node-c", "--relay-fanout", "1")
 	publishH264Clip(t, a.base, key)
 	waitMesh(t, b.base, "the origin", func(v meshView) bool { return len(v.Nodes) == 3 && v.Origins["demo"] == "node-a" })
 
-	view := func(base string) *client.Viewer {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		v, err := client.View(ctx, client.ViewerConfig{Endpoint: base + "/whep/demo", Options: client.Options{Loopback: true}})
-		if err != nil {
-			t.Fatalf("a viewer on %s: %v", base, err)
-		}
-		t.Cleanup(func() { _ = v.Close(context.Background()) })
-		return v
-	}
-	growing := func(what string, v *client.Viewer) {
-		t.Helper()
-		start := v.Stats().VideoPackets
-		for deadline := time.Now().Add(15 * time.Second); v.Stats().VideoPackets < start+50; {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d video packets, then no more", what, v.Stats().VideoPackets)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	vb := view(b.base)
-	growing("the viewer on B", vb)
+	vb := viewOn(t, b.base)
+	growing(t, "the viewer on B", vb)
 	waitMesh(t, a.base, "B relaying from A", func(v meshView) bool { return v.Nodes[1].Relays["demo"] == "node-a" && v.Nodes[0].Children == 1 })
-	vc := view(c.base)
-	growing("the viewer on C", vc)
+	vc := viewOn(t, c.base)
+	growing(t, "the viewer on C", vc)
 	waitMesh(t, a.base, "C relaying from B", func(v meshView) bool {
 		return v.Nodes[2].Relays["demo"] == "node-b" && v.Nodes[1].Children == 1 && v.Nodes[0].Children == 1
 	})
@@ -299,8 +305,8 @@ func TestMeshRelayTreeAndOriginFailover(t *testing.T) {
 	waitMesh(t, b.base, "C the origin, B relaying from it", func(v meshView) bool {
 		return v.Origins["demo"] == "node-c" && len(v.Nodes) == 2 && v.Nodes[0].Relays["demo"] == "node-c"
 	})
-	growing("the viewer on B after the failover", vb)
-	growing("the viewer on C after the failover", vc)
+	growing(t, "the viewer on B after the failover", vb)
+	growing(t, "the viewer on C after the failover", vc)
 	if len(vb.States()) > 0 && vb.States()[len(vb.States())-1] != webrtc.PeerConnectionStateConnected {
 		t.Fatalf("the viewer on B: %v", vb.States())
 	}
@@ -315,37 +321,12 @@ func TestMeshPublisherMovesToAnotherNode(t *testing.T) {
 	ffmpeg(t)
 	rs := testredis.Start(t)
 	const key = "mesh-move-stream-key"
-	args := func(id string) []string {
-		return []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
-			"--log-level", "warn", "--stream-key", "demo=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off"}
-	}
-	a, b := startNode(t, args("node-a")...), startNode(t, args("node-b")...)
+	a, b := meshNode(t, rs, key, "node-a"), meshNode(t, rs, key, "node-b")
 	first := publishH264Clip(t, a.base, key)
 	waitMesh(t, b.base, "the origin", func(v meshView) bool { return len(v.Nodes) == 2 && v.Origins["demo"] == "node-a" })
-	view := func(base string) *client.Viewer {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		v, err := client.View(ctx, client.ViewerConfig{Endpoint: base + "/whep/demo", Options: client.Options{Loopback: true}})
-		if err != nil {
-			t.Fatalf("a viewer on %s: %v", base, err)
-		}
-		t.Cleanup(func() { _ = v.Close(context.Background()) })
-		return v
-	}
-	growing := func(what string, v *client.Viewer) {
-		t.Helper()
-		start := v.Stats().VideoPackets
-		for deadline := time.Now().Add(15 * time.Second); v.Stats().VideoPackets < start+50; {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d video packets, then no more", what, v.Stats().VideoPackets)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	va, vb := view(a.base), view(b.base)
-	growing("the viewer on A", va)
-	growing("the viewer on B", vb)
+	va, vb := viewOn(t, a.base), viewOn(t, b.base)
+	growing(t, "the viewer on A", va)
+	growing(t, "the viewer on B", vb)
 
 	publishH264ClipTo(t, b.base, "demo", key)
 	v := waitMesh(t, a.base, "B the origin, A relaying from it", func(v meshView) bool {
@@ -354,8 +335,8 @@ func TestMeshPublisherMovesToAnotherNode(t *testing.T) {
 	if len(v.Nodes[0].Origins) != 0 {
 		t.Fatalf("A still claims the stream: %+v", v.Nodes[0])
 	}
-	growing("the viewer on A after the move", va)
-	growing("the viewer on B after the move", vb)
+	growing(t, "the viewer on A after the move", va)
+	growing(t, "the viewer on B after the move", vb)
 	for deadline := time.Now().Add(10 * time.Second); first.PC.ConnectionState() == webrtc.PeerConnectionStateConnected; {
 		if time.Now().After(deadline) {
 			t.Fatal("the publisher on A is still connected after the takeover")
@@ -370,12 +351,7 @@ func TestBrowserWatchFailsOverToAnotherNode(t *testing.T) {
 	ffmpeg(t)
 	rs := testredis.Start(t)
 	const key = "mesh-failover-stream-key"
-	args := func(id string) []string {
-		return []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
-			"--log-level", "warn", "--stream-key", "demo=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off",
-			"--cors-origin", "*"}
-	}
-	a, b := startNode(t, args("node-a")...), startNode(t, args("node-b")...)
+	a, b := meshNode(t, rs, key, "node-a", "--cors-origin", "*"), meshNode(t, rs, key, "node-b", "--cors-origin", "*")
 	publishH264Clip(t, a.base, key)
 	waitMesh(t, b.base, "the origin", func(v meshView) bool { return len(v.Nodes) == 2 && v.Origins["demo"] == "node-a" })
 	page := openPage(browser(t), t, b.base+"/watch/demo", "playing from B",
@@ -470,11 +446,7 @@ func TestBrowserChatAcrossTheMesh(t *testing.T) {
 	ffmpeg(t)
 	rs := testredis.Start(t)
 	const key = "mesh-chat-stream-key"
-	args := func(id string) []string {
-		return []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
-			"--log-level", "warn", "--stream-key", "demo=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off"}
-	}
-	a, b := startNode(t, args("node-a")...), startNode(t, args("node-b")...)
+	a, b := meshNode(t, rs, key, "node-a"), meshNode(t, rs, key, "node-b")
 	publishH264Clip(t, a.base, key)
 	waitMesh(t, b.base, "the origin", func(v meshView) bool { return len(v.Nodes) == 2 && v.Origins["demo"] == "node-a" })
 	root := browser(t)
