@@ -70,6 +70,9 @@ func Captions(ctx context.Context, ffmpeg string, command []string, dir, id stri
 		args = append(args, wav)
 	}
 	cmd := exec.CommandContext(cctx, command[0], args...)
+	// A wrapper's children may hold its output open past its end: stop
+	// waiting for them.
+	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer
 	stderr.Reset()
 	cmd.Stdout, cmd.Stderr = &limitWriter{w: &out, n: maxCaptions}, &stderr

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,7 +28,10 @@ var mapTag = regexp.MustCompile(`#EXT-X-MAP:URI="([^"]+)"`)
 
 // record runs one recorder per media playlist of the top rendition until
 // the session ends, then closes the playlists.
-func (s *session) record(dir string) error {
+func (s *session) record(dir string, meta recordingMeta) error {
+	if len(s.rends) == 0 {
+		return nil
+	}
 	top := s.rends[len(s.rends)-1]
 	select {
 	case <-top.ready:
@@ -35,6 +39,10 @@ func (s *session) record(dir string) error {
 		return nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(meta)
+	if err := writeFile(filepath.Join(dir, metaFile), b); err != nil {
 		return err
 	}
 	var master strings.Builder
@@ -100,6 +108,13 @@ func (s *session) recordPlaylist(r *rendition, file, dir string) error {
 		}
 		rec := httptest.NewRecorder()
 		r.mux.Handle(rec, httptest.NewRequestWithContext(context.Background(), http.MethodGet, url, nil))
+		if rec.Code == http.StatusBadRequest && !s.stopping() {
+			// Fallen behind the muxer's window (a slow disk): start again
+			// from what it has; the gap is lost.
+			s.log.Warn("hls: the recorder fell behind; some of the recording is lost", "playlist", file)
+			making.msn = -1
+			continue
+		}
 		if rec.Code != http.StatusOK || rec.Body.Len() == 0 {
 			break // the muxer closed: the stream ended
 		}
@@ -120,6 +135,9 @@ func (s *session) recordPlaylist(r *rendition, file, dir string) error {
 			}
 			name := "seg" + strconv.Itoa(sg.msn) + ".mp4"
 			if err := s.fetchTo(r, sg.uri, filepath.Join(dir, name)); err != nil {
+				if s.stopping() {
+					break // the muxer closed under the fetch: the stream ended
+				}
 				return err
 			}
 			if err := appendSegment(pl, sg.extinf, name); err != nil {
@@ -133,6 +151,9 @@ func (s *session) recordPlaylist(r *rendition, file, dir string) error {
 		for _, p := range m.parts[min(len(making.parts), len(m.parts)):] {
 			b, err := s.fetch(r, p.uri)
 			if err != nil {
+				if s.stopping() {
+					break
+				}
 				return err
 			}
 			making.parts = append(making.parts, b)
@@ -155,6 +176,17 @@ func (s *session) recordPlaylist(r *rendition, file, dir string) error {
 		return err
 	}
 	return pl.Sync()
+}
+
+// stopping reports whether the session is closing (its muxers about to,
+// or already, closed).
+func (s *session) stopping() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // appendSegment adds a segment written whole to a recording's playlist,

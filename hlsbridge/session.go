@@ -3,13 +3,11 @@ package hlsbridge
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -206,15 +204,7 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcod
 			case <-s.done:
 				return
 			}
-			err := os.MkdirAll(dir, 0o700)
-			if err == nil {
-				meta, _ := json.Marshal(recordingMeta{Stream: st.Name(), Origin: s.originWall.UTC()})
-				err = writeFile(filepath.Join(dir, metaFile), meta)
-			}
-			if err == nil {
-				err = s.record(dir)
-			}
-			if err != nil {
+			if err := s.record(dir, recordingMeta{Stream: st.Name(), Origin: s.originWall.UTC()}); err != nil {
 				msg := err.Error()
 				s.recErr.Store(&msg)
 				log.Error("hls: recording stopped; live viewing goes on", "dir", dir, "err", err)
@@ -334,7 +324,9 @@ func (s *session) adoptTranscoded(audio, video *sfu.Track) bool {
 	}
 	top := ls[len(ls)-1]
 	next := &layerSet{video: []*sfu.Layer{top}, audio: opusLayer(audio)}
-	if codec.KindOf(top.Codec().MimeType) != s.tc.kind || next.audio != nil && s.audio == nil {
+	// Another top layer (a taller one arriving after the first) makes
+	// another ladder: a new session.
+	if codec.KindOf(top.Codec().MimeType) != s.tc.kind || top.RID() != s.video[0].RID() || next.audio != nil && s.audio == nil {
 		return false
 	}
 	cur := s.accepted.Load()
@@ -515,8 +507,10 @@ func (s *session) close() {
 	s.rec.Wait()
 }
 
+// closeMuxers closes the renditions' muxers: after the worker (which
+// makes a transcoded session's) has stopped, or before it started.
 func (s *session) closeMuxers() {
-	for _, r := range s.renditions() {
+	for _, r := range s.rends {
 		r.mux.Close()
 	}
 }

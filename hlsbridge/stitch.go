@@ -223,12 +223,28 @@ func Stitch(ctx context.Context, ffmpeg, dir, id, out string, progress func(floa
 		return err
 	}
 	ms := int64(v.Duration * 1000)
-	meta := filepath.Join(rec, "chapters.ffmeta.tmp")
-	if err := os.WriteFile(meta, []byte(ffmetadata(stream+" "+start, readChapters(rec), first, ms)), 0o600); err != nil {
+	// Names of their own: the node and `glint vod export` may stitch the
+	// same recording at once.
+	mf, err := os.CreateTemp(rec, "chapters-*.ffmeta.tmp")
+	if err != nil {
 		return err
 	}
+	meta := mf.Name()
 	defer func() { _ = os.Remove(meta) }()
-	tmp := out + ".tmp"
+	_, err = mf.WriteString(ffmetadata(stream+" "+start, readChapters(rec), first, ms))
+	if err2 := mf.Close(); err == nil {
+		err = err2
+	}
+	if err != nil {
+		return err
+	}
+	of, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+"-*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := of.Name()
+	_ = of.Close()
+	defer func() { _ = os.Remove(tmp) }() // a no-op once renamed
 	cmd := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1", "-y",
 		"-i", filepath.Join(rec, "index.m3u8"), "-i", meta, "-map", "0:v", "-map", "0:a?", "-map_metadata", "1", "-map_chapters", "1",
 		"-c", "copy", "-movflags", "+faststart", "-f", "mp4", tmp)

@@ -42,6 +42,9 @@ type transcoder struct {
 	// which writes every muxer.
 	audioOnly bool
 
+	// keyLayer is the source layer for the child's keyframe requests
+	// (read off the worker).
+	keyLayer atomic.Pointer[sfu.Layer]
 	// The worker's own.
 	layer   *sfu.Layer
 	asm     *codec.Assembler
@@ -94,11 +97,13 @@ func newAudioTranscoder(s *session, ffmpeg string) *transcoder {
 
 func newTranscoder(s *session, ffmpeg string, enc transcode.Encoder, ladder []int, layer *sfu.Layer) *transcoder {
 	k := codec.KindOf(layer.Codec().MimeType)
-	return &transcoder{
+	tc := &transcoder{
 		s: s, ffmpeg: ffmpeg, enc: enc, ladder: ladder, kind: k,
 		layer: layer, asm: codec.NewAssembler(k),
 		frames: make(chan tcFrame, tcQueue),
 	}
+	tc.keyLayer.Store(layer)
+	return tc
 }
 
 // mkvCodec is the Matroska codec ID of the video codecs the transcoder
@@ -121,6 +126,7 @@ func mkvCodec(k codec.Kind) (string, bool) {
 // child goes on, given frames from the layer's next keyframe.
 func (tc *transcoder) adopt(l *sfu.Layer) {
 	tc.layer, tc.asm, tc.clock = l, codec.NewAssembler(tc.kind), rtpClock{}
+	tc.keyLayer.Store(l)
 	tc.needKey = true
 }
 
@@ -134,8 +140,8 @@ func (tc *transcoder) video(pkt *rtp.Packet, arrival int64) {
 		}
 		if f.key {
 			var ok bool
-			if f.w, f.h, ok = pictureSize(tc.kind, au); !ok {
-				tc.s.log.Debug("hls: a keyframe whose picture size does not read", "codec", tc.kind)
+			if f.w, f.h, ok = pictureSize(tc.kind, au); !ok || f.w < 16 || f.h < 16 {
+				tc.s.log.Debug("hls: a keyframe whose picture size does not read", "codec", tc.kind, "width", f.w, "height", f.h)
 				continue
 			}
 			if !tc.prepared() {
@@ -180,6 +186,9 @@ func (tc *transcoder) push(f tcFrame) {
 func (tc *transcoder) prepare(h int) {
 	s := tc.s
 	rungs := transcode.Rungs(h, tc.ladder)
+	if len(rungs) == 0 {
+		return
+	}
 	for i, j := 0, len(rungs)-1; i < j; i, j = i+1, j-1 {
 		rungs[i], rungs[j] = rungs[j], rungs[i]
 	}
@@ -195,6 +204,8 @@ func (tc *transcoder) prepare(h int) {
 		}
 		if err := s.startMuxer(rd, tracks); err != nil {
 			s.log.Error("hls: cannot start a muxer", "err", err)
+			s.closeMuxers()
+			s.rends = nil
 			return
 		}
 		s.rends = append(s.rends, rd)
@@ -273,7 +284,7 @@ func (tc *transcoder) feed(ctx context.Context, w io.Writer) error {
 	if tc.audioOnly {
 		return tc.feedAudio(ctx, w)
 	}
-	tc.layer.RequestKeyframe(sfu.Now())
+	tc.keyLayer.Load().RequestKeyframe(sfu.Now())
 	vcodec, _ := mkvCodec(tc.kind)
 	var m *transcode.MKV
 	for {
@@ -489,8 +500,8 @@ func lengthPrefixed(nalus [][]byte) []byte {
 var errNoParams = errors.New("no SPS and PPS")
 
 // avcC builds the H.264 decoder configuration (ISO/IEC 14496-15) from a
-// length-prefixed keyframe's SPS and PPS; nil when it lacks them (ffmpeg
-// then reads them in-band).
+// length-prefixed keyframe's SPS and PPS; nil when it lacks them (the
+// publisher's keyframes carry them: every WebRTC encoder sends them).
 func avcC(frame []byte) []byte {
 	sps, pps, err := paramSets(frame)
 	if err != nil {

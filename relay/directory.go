@@ -90,23 +90,49 @@ func (d *Directory) Announce(ctx context.Context, n Node) error {
 	if err != nil {
 		return err
 	}
-	p := d.c.TxPipeline()
+	p := d.c.Pipeline()
 	p.Set(ctx, d.nodeKey(n.ID), b, d.ttl)
 	for _, s := range n.Origins {
-		p.Set(ctx, d.originKey(s), n.ID, d.ttl)
+		claimScript.Eval(ctx, p, []string{d.originKey(s)}, n.ID, d.ttl.Milliseconds()) // EVAL: a pipeline cannot fall back from EVALSHA
 	}
 	_, err = p.Exec(ctx)
 	return err
 }
 
+// claimScript sets an origin key to a node unless another node holds it
+// (it expires when that node stops refreshing it): two nodes that both
+// have a publisher do not take the key from each other every heartbeat.
+//
+//nolint:gochecknoglobals // a compiled script, read-only
+var claimScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`)
+
+// releaseScript deletes an origin key if it names the node.
+//
+//nolint:gochecknoglobals // a compiled script, read-only
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// Release lets go of stream's origin key if node id holds it: a node
+// whose publisher moved elsewhere hands the stream on at once.
+func (d *Directory) Release(ctx context.Context, id, stream string) error {
+	return releaseScript.Run(ctx, d.c, []string{d.originKey(stream)}, id).Err()
+}
+
 // Withdraw removes node id's record and the origins it claims, as a node
 // that stops cleanly does.
 func (d *Directory) Withdraw(ctx context.Context, id string, origins []string) error {
-	keys := []string{d.nodeKey(id)}
+	err := d.c.Del(ctx, d.nodeKey(id)).Err()
 	for _, s := range origins {
-		keys = append(keys, d.originKey(s))
+		err = errors.Join(err, d.Release(ctx, id, s))
 	}
-	return d.c.Del(ctx, keys...).Err()
+	return err
 }
 
 // Nodes returns the live nodes, sorted by ID. A record that does not read

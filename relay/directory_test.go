@@ -85,6 +85,24 @@ func TestDirectory(t *testing.T) {
 	if nodes, _ := d.Nodes(ctx); len(nodes) != 0 {
 		t.Fatalf("a withdrawn node listed: %+v", nodes)
 	}
+	// Two nodes with a publisher each: the first keeps the origin until it
+	// lets go.
+	_ = d.Announce(ctx, Node{ID: "p", URL: "http://p", Origins: []string{"race"}})
+	_ = d.Announce(ctx, Node{ID: "q", URL: "http://q", Origins: []string{"race"}})
+	if o, _ := d.Origins(ctx); o["race"] != "p" {
+		t.Fatalf("the second claim took the origin: %v", o)
+	}
+	if err := d.Release(ctx, "q", "race"); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := d.Origins(ctx); o["race"] != "p" {
+		t.Fatalf("another node's release let go of the origin: %v", o)
+	}
+	_ = d.Release(ctx, "p", "race")
+	_ = d.Announce(ctx, Node{ID: "q", URL: "http://q", Origins: []string{"race"}})
+	if o, _ := d.Origins(ctx); o["race"] != "q" {
+		t.Fatalf("after the release: %v", o)
+	}
 	s1, err1 := d.SharedSecret(ctx, "first")
 	s2, err2 := d.SharedSecret(ctx, "second")
 	if err1 != nil || err2 != nil || s1 != "first" || s2 != "first" {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -40,6 +41,10 @@ type Edge struct {
 	Locate func(ctx context.Context, stream string) (id, base string, err error)
 	// Grace bounds that search (default 60 s, the core's reconnect grace).
 	Grace time.Duration
+	// Children, when set, says how many relay sessions of a stream this
+	// node serves to others (Origin.ChildrenOf): a relay with relays
+	// below it stays while they do.
+	Children func(stream string) int
 
 	mu    sync.Mutex
 	pulls map[string]*pull
@@ -49,17 +54,19 @@ type Edge struct {
 type pull struct {
 	e        *Edge
 	stream   *sfu.Stream
-	from     string // the upstream node's id
-	hops     int    // relays from the origin to here, this one included
+	from     string       // the upstream node's id
+	hops     atomic.Int64 // relays from the origin to here, this one included
 	pc       *webrtc.PeerConnection
 	pub      *sfu.Publication
 	mu       sync.Mutex
 	remote   map[*sfu.Layer]uint32 // the upstream SSRC of each layer, for keyframe requests
-	lastSeen time.Time             // the last time it had a viewer
-	ready    chan struct{}         // closed once started (err says how)
-	err      error
-	done     chan struct{}
-	once     sync.Once
+	lastSeen atomic.Int64          // unix ns of the last time it had a viewer (or a join)
+	// repointing: a search for another upstream is under way.
+	repointing atomic.Bool
+	ready      chan struct{} // closed once started (err says how)
+	err        error
+	done       chan struct{}
+	once       sync.Once
 }
 
 // Hops returns how many relays a stream crossed to reach this node: 0
@@ -68,7 +75,7 @@ func (e *Edge) Hops(stream string) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if p := e.pulls[stream]; p != nil {
-		return p.hops
+		return int(p.hops.Load())
 	}
 	return 0
 }
@@ -94,14 +101,15 @@ func (e *Edge) Pull(ctx context.Context, stream, from, base string) error {
 	}
 	if p, ok := e.pulls[stream]; ok {
 		e.mu.Unlock()
-		select { // another viewer started it: wait for it
+		p.lastSeen.Store(time.Now().UnixNano()) // a join: the linger starts again
+		select {                                // another viewer started it: wait for it
 		case <-p.ready:
 			return p.err
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	p := &pull{e: e, from: from, remote: map[*sfu.Layer]uint32{}, lastSeen: time.Now(), ready: make(chan struct{}), done: make(chan struct{})}
+	p := e.newPull(from)
 	e.pulls[stream] = p
 	e.mu.Unlock()
 	p.err = p.start(ctx, stream, base)
@@ -115,6 +123,12 @@ func (e *Edge) Pull(ctx context.Context, stream, from, base string) error {
 	}
 	close(p.ready)
 	return p.err
+}
+
+func (e *Edge) newPull(from string) *pull {
+	p := &pull{e: e, from: from, remote: map[*sfu.Layer]uint32{}, ready: make(chan struct{}), done: make(chan struct{})}
+	p.lastSeen.Store(time.Now().UnixNano())
+	return p
 }
 
 func (e *Edge) client() *http.Client {
@@ -163,7 +177,7 @@ func (p *pull) start(ctx context.Context, stream, base string) error {
 	if err := json.Unmarshal(desc.body, &ls); err != nil || len(ls.Video) == 0 {
 		return fmt.Errorf("relay: %s described the stream as %q", base, desc.body)
 	}
-	p.hops = ls.Hops + 1
+	p.hops.Store(int64(ls.Hops) + 1)
 	api, err := ls.api(e.Transport, false)
 	if err != nil {
 		return err
@@ -172,7 +186,9 @@ func (p *pull) start(ctx context.Context, stream, base string) error {
 	if err != nil {
 		return err
 	}
+	p.mu.Lock()
 	p.pc = pc
+	p.mu.Unlock()
 	for range ls.Video {
 		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 			return err
@@ -284,8 +300,8 @@ func (p *pull) RequestKeyframe(l *sfu.Layer) {
 	p.mu.Lock()
 	ssrc, ok := p.remote[l]
 	p.mu.Unlock()
-	if ok {
-		_ = p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	if pc := p.peer(); ok && pc != nil {
+		_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 	}
 }
 
@@ -299,6 +315,21 @@ func (p *pull) Close() error {
 	p.e.mu.Unlock()
 	go p.closeQuietly()
 	return nil
+}
+
+// StreamTime asks the node at base where stream's clock is now (ms), for
+// a node taking the stream over to keep it.
+func (e *Edge) StreamTime(ctx context.Context, stream, base string) (int64, error) {
+	sent := time.Now()
+	desc, err := e.request(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/relay/"+url.PathEscape(stream), nil)
+	if err != nil {
+		return 0, err
+	}
+	var ls Layers
+	if desc.code != http.StatusOK || json.Unmarshal(desc.body, &ls) != nil {
+		return 0, fmt.Errorf("relay: %s answered %d", base, desc.code)
+	}
+	return ls.StreamMS + time.Since(sent).Milliseconds()/2, nil
 }
 
 // Hand asks the node at base that has stream published to relay it from
@@ -339,9 +370,13 @@ func (p *pull) linger() {
 			return
 		case <-t.C:
 		}
-		if p.stream.Info(sfu.Now()).Viewers > 0 {
-			p.lastSeen = time.Now()
-		} else if time.Since(p.lastSeen) > linger {
+		children := 0
+		if p.e.Children != nil {
+			children = p.e.Children(p.stream.Name())
+		}
+		if p.stream.Info(sfu.Now()).Viewers > 0 || children > 0 { // relays below this one count as viewers
+			p.lastSeen.Store(time.Now().UnixNano())
+		} else if time.Since(time.Unix(0, p.lastSeen.Load())) > linger {
 			p.e.Log.Info("relay: no viewer left; the relay ends", "stream", p.stream.Name())
 			p.e.drop(p.stream.Name(), p)
 			return
@@ -353,12 +388,12 @@ func (p *pull) linger() {
 // (the stream reconnecting) while the edge looks for a node that has it,
 // each second, and pulls from that one — the new publication continues
 // on the viewers' sessions. Without one before the grace ends, the stream
-// ends here too.
+// ends here too. The old pull stands for the stream in the meantime.
 func (e *Edge) repoint(stream string, old *pull) {
-	e.mu.Lock()
-	current := e.pulls[stream] == old
-	e.mu.Unlock()
-	if !current || e.Locate == nil {
+	if !old.repointing.CompareAndSwap(false, true) {
+		return // a search for this relay is under way already
+	}
+	if !e.holds(stream, old) || e.Locate == nil {
 		e.drop(stream, old)
 		return
 	}
@@ -379,57 +414,66 @@ func (e *Edge) repoint(stream string, old *pull) {
 	until := time.Now().Add(grace)
 	for {
 		time.Sleep(time.Second)
+		if !e.holds(stream, old) {
+			return // shutdown, or a publisher here took the stream
+		}
 		if old.stream.State() == sfu.StateOffline || time.Now().After(until) {
 			e.Log.Warn("relay: no node has the stream; it ends here", "stream", stream)
 			e.drop(stream, old)
 			return
 		}
-		select {
-		case <-old.done:
+		if e.tryFrom(stream, old) {
 			return
-		default:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		id, base, err := e.Locate(ctx, stream)
-		if err == nil && base != "" {
-			next := &pull{e: e, from: id, remote: map[*sfu.Layer]uint32{}, lastSeen: time.Now(), ready: make(chan struct{}), done: make(chan struct{})}
-			e.mu.Lock()
-			replace := e.pulls[stream] == old
-			if replace {
-				e.pulls[stream] = next
-			}
-			e.mu.Unlock()
-			if !replace {
-				cancel()
-				return
-			}
-			next.err = next.start(ctx, stream, base)
-			close(next.ready)
-			if next.err == nil {
-				cancel()
-				old.closeQuietly()
-				e.Log.Info("relay: the stream continues from another node", "stream", stream, "from", id)
-				return
-			}
-			e.mu.Lock()
-			e.pulls[stream] = old
-			e.mu.Unlock()
-			if pub := next.publication(); pub != nil {
-				pub.Lost(sfu.Now()) // it took the stream over: it waits as the old one did
-				old.mu.Lock()
-				old.pub = pub
-				old.mu.Unlock()
-			}
-			next.closeQuietly()
-		}
-		cancel()
 	}
 }
 
-func (p *pull) publication() *sfu.Publication {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.pub
+// holds reports whether p stands for stream in the edge.
+func (e *Edge) holds(stream string, p *pull) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pulls != nil && e.pulls[stream] == p
+}
+
+// tryFrom makes one attempt to pull stream from wherever Locate says, in
+// place of old; it reports whether the stream is relayed again (or is no
+// longer old's to look for).
+func (e *Edge) tryFrom(stream string, old *pull) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, base, err := e.Locate(ctx, stream)
+	if err != nil || base == "" {
+		return false
+	}
+	next := e.newPull(id)
+	e.mu.Lock()
+	if e.pulls == nil || e.pulls[stream] != old {
+		e.mu.Unlock()
+		return true
+	}
+	e.pulls[stream] = next
+	e.mu.Unlock()
+	next.err = next.start(ctx, stream, base)
+	close(next.ready)
+	if next.err == nil {
+		old.closeQuietly()
+		e.Log.Info("relay: the stream continues from another node", "stream", stream, "from", id)
+		return true
+	}
+	e.mu.Lock()
+	restored := e.pulls != nil && e.pulls[stream] == next
+	if restored {
+		e.pulls[stream] = old
+	}
+	e.mu.Unlock()
+	if pub := next.publication(); pub != nil && restored {
+		pub.Lost(sfu.Now()) // it took the stream over: it waits as the old one did
+		old.mu.Lock()
+		old.pub = pub
+		old.mu.Unlock()
+	}
+	next.closeQuietly()
+	return !restored
 }
 
 // drop ends a relay and forgets it.
@@ -462,9 +506,15 @@ func (p *pull) closeQuietly() {
 }
 
 func (p *pull) closePC() {
-	if p.pc != nil {
-		_ = p.pc.Close()
+	if pc := p.peer(); pc != nil {
+		_ = pc.Close()
 	}
+}
+
+func (p *pull) peer() *webrtc.PeerConnection {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pc
 }
 
 // Close ends every relay.
@@ -476,4 +526,10 @@ func (e *Edge) Close() {
 	for _, p := range ps {
 		p.close()
 	}
+}
+
+func (p *pull) publication() *sfu.Publication {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pub
 }

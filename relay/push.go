@@ -180,6 +180,19 @@ type Origin struct {
 // Active is how many relay sessions the origin serves.
 func (o *Origin) Active() int { return int(o.active.Load()) }
 
+// ChildrenOf is how many relay sessions of stream the origin serves.
+func (o *Origin) ChildrenOf(stream string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for p := range o.sessions {
+		if p.st.Name() == stream {
+			n++
+		}
+	}
+	return n
+}
+
 // authorized checks the cluster secret, answering 401 or 403 when it is
 // missing or wrong.
 func authorized(w http.ResponseWriter, r *http.Request, secret string) bool {
@@ -383,9 +396,19 @@ func (o *Origin) start(st *sfu.Stream, ls Layers, offer string) (string, error) 
 		_ = pc.Close()
 		return "", errors.New("gathering candidates took too long")
 	}
+	// The sinks first: close (from here on) removes what it finds.
+	for _, t := range []*sfu.Track{video, audio} {
+		if t != nil {
+			t.AddSink(p)
+			p.subs = append(p.subs, t)
+		}
+	}
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
+		for _, t := range p.subs {
+			t.RemoveSink(p)
+		}
 		_ = pc.Close()
 		return "", errors.New("the node is shutting down")
 	}
@@ -395,18 +418,12 @@ func (o *Origin) start(st *sfu.Stream, ls Layers, offer string) (string, error) 
 	o.sessions[p] = struct{}{}
 	o.mu.Unlock()
 	o.active.Add(1)
+	go p.run()
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
 			go p.close()
 		}
 	})
-	go p.run()
-	for _, t := range []*sfu.Track{video, audio} {
-		if t != nil {
-			t.AddSink(p)
-			p.subs = append(p.subs, t)
-		}
-	}
 	for _, l := range all {
 		l.RequestKeyframe(sfu.Now()) // the edge starts from a keyframe
 	}

@@ -42,7 +42,9 @@ func (s *Server) placed(w http.ResponseWriter, r *http.Request, stream string, f
 	if s.place == nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	// Not the request's own context: a relay started for this viewer is
+	// shared with the next ones, and may take a WAN round trip or three.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
 	to, err := s.place(ctx, stream, full)
 	switch {

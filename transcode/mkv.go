@@ -158,12 +158,13 @@ func (m *MKV) Write(track int, ms int64, key bool, frame []byte) error {
 		return ErrMKVTrack
 	}
 	video := m.tracks[track].Codec[0] == 'V'
+	ms = max(ms, 0) // timestamps are unsigned in Matroska
 	rel := ms - m.cluster
 	b := m.buf[:0]
 	if !m.open || (video && key) || rel < math.MinInt16 || rel > math.MaxInt16 {
 		m.open, m.cluster, rel = true, ms, 0
 		b = append(appendID(b, idCluster), unknownSize...)
-		b = appendUint(b, idTimestamp, uint64(max(ms, 0)))
+		b = appendUint(b, idTimestamp, uint64(ms))
 	}
 	flags := byte(0)
 	if key || !video {

@@ -102,10 +102,14 @@ func newMesh(ctx context.Context, cfg Config, reg *sfu.Registry, srv *signaling.
 	m.fanout = max(cfg.Mesh.Fanout, 1)
 	m.edge = &relay.Edge{Registry: reg, Secret: secret, Transport: tr, Log: log, Locate: m.parent, Grace: cfg.SFU.ReconnectGrace, Linger: cfg.Mesh.Linger}
 	m.origin.Hops = m.edge.Hops
+	m.edge.Children = m.origin.ChildrenOf
 	m.origin.TakeOver = func(stream, id, base string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return m.edge.Pull(ctx, stream, id, base)
+		if err := m.edge.Pull(ctx, stream, id, base); err != nil {
+			return err
+		}
+		return m.dir.Release(ctx, m.id, stream) // the new origin claims it at once
 	}
 	m.member = &relay.Member{Dir: dir, Self: m.self}
 	srv.SetPlacement(m.place)
@@ -119,6 +123,7 @@ func (m *mesh) start(ctx context.Context, addr string, rtcPort int) {
 		host, port, _ := net.SplitHostPort(addr)
 		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 			host = "localhost"
+			m.log.Warn("mesh: advertising http://localhost: other machines cannot reach this node; set --advertise-url")
 		}
 		m.url = "http://" + net.JoinHostPort(host, port)
 	}
@@ -146,28 +151,47 @@ func (m *mesh) start(ctx context.Context, addr string, rtcPort int) {
 
 // claim makes a stream published here its origin mesh-wide: when another
 // node is the stream's origin (the publisher moved here, or a second one
-// took over), that node is asked to relay the stream from here, which
-// ends its publisher and keeps its viewers.
+// took over), this node takes the stream's clock from it and asks it to
+// relay the stream from here, which ends its publisher and keeps its
+// viewers. It tries a few times before leaving the directory to sort it
+// out when the other node's record expires.
 func (m *mesh) claim(ctx context.Context, stream string) {
-	select { // the publication this replaced, if a relay, lets go first
-	case <-time.After(200 * time.Millisecond):
-	case <-ctx.Done():
-		return
+	for attempt := range 3 {
+		select { // first: the publication this replaced, if a relay, lets go
+		case <-time.After(200*time.Millisecond + time.Duration(attempt)*2*time.Second):
+		case <-ctx.Done():
+			return
+		}
+		if m.edge.Relayed()[stream] != "" {
+			return // the new publication is a relay's
+		}
+		if m.handOver(ctx, stream) {
+			return
+		}
 	}
-	if m.edge.Relayed()[stream] != "" {
-		return // the new publication is a relay's
-	}
+}
+
+func (m *mesh) handOver(ctx context.Context, stream string) bool {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	origin, ok, err := m.dir.Origin(cctx, stream)
-	if err != nil || !ok || origin.ID == m.id {
-		return
+	if err != nil {
+		return false
+	}
+	if !ok || origin.ID == m.id {
+		return true
+	}
+	if ms, err := m.edge.StreamTime(cctx, stream, origin.URL); err == nil {
+		if st := m.reg.Lookup(stream); st != nil {
+			st.AlignStreamTime(ms, sfu.Now()) // the stream's clock goes on, not from 0
+		}
 	}
 	if err := m.edge.Hand(cctx, stream, origin.URL, m.id, m.url); err != nil {
 		m.log.Warn("mesh: the stream's former origin did not hand it over", "stream", stream, "origin", origin.ID, "err", err)
-		return
+		return false
 	}
 	m.log.Info("mesh: this node is the stream's origin now", "stream", stream, "was", origin.ID)
+	return true
 }
 
 // close ends the relays, waits for the heartbeat to withdraw the node,
@@ -237,10 +261,10 @@ func (m *mesh) placement(ctx context.Context, stream string, full bool) (string,
 	switch {
 	case err != nil:
 		return "", retry, err
-	case !ok || origin.ID == m.id:
+	case !ok || origin.ID == m.id && !full:
 		return "", none, nil
 	}
-	if !full {
+	if !full && origin.ID != m.id {
 		id, base, err := m.parent(ctx, stream)
 		if err == nil && base != "" {
 			if err = m.edge.Pull(ctx, stream, id, base); err == nil {
@@ -249,7 +273,9 @@ func (m *mesh) placement(ctx context.Context, stream string, full bool) (string,
 		}
 		m.log.Warn("mesh: cannot relay the stream here; sending the viewer elsewhere", "stream", stream, "origin", origin.ID, "err", err)
 	}
-	nodes, err := m.dir.Nodes(ctx)
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	nodes, err := m.dir.Nodes(nctx)
 	if err != nil {
 		return "", retry, err
 	}

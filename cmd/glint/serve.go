@@ -113,7 +113,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		publicMetrics = nil
 	}
 	hs := &http.Server{
-		Handler:           routes(srv, keys, chatAPI, hls, msh, vodDir, publicMetrics),
+		Handler:           routes(srv, keys, chatAPI, hls, msh, vodDir, publicMetrics, cfg.Signaling.CORSOrigins),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second, // bodies are at most 64 KiB
 		MaxHeaderBytes:    64 << 10,
@@ -196,10 +196,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 }
 
 // routes mounts the endpoints, the API, metrics and the pages.
-func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, hls *hlsbridge.Bridge, msh *mesh, vodDir string, metrics *prometheus.Registry) http.Handler {
+func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, hls *hlsbridge.Bridge, msh *mesh, vodDir string,
+	metrics *prometheus.Registry, cors []string) http.Handler {
 	m := http.NewServeMux()
 	if msh != nil {
-		m.HandleFunc("GET /api/mesh", msh.handleAPI)
+		// Watch pages of other nodes read it (and /healthz) to fail over.
+		m.Handle("GET /api/mesh", httpx.CORS(cors, http.HandlerFunc(msh.handleAPI)))
 		m.Handle("GET /relay/", msh.origin)
 		m.Handle("POST /relay/", msh.origin)
 	}
@@ -270,7 +272,7 @@ func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, h
 	if metrics != nil {
 		m.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	}
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	m.Handle("GET /healthz", httpx.CORS(cors, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })))
 	static := http.FileServerFS(web.FS)
 	m.Handle("GET /static/", http.StripPrefix("/static/", static))
 	m.HandleFunc("GET /{$}", page("index.html"))
