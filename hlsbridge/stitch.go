@@ -138,21 +138,16 @@ func firstSegmentMS(rec string) (int64, error) {
 	return int64(parts[0].Tracks[0].BaseTime)*1000/int64(init.Tracks[0].TimeScale) - fmp4Offset, nil
 }
 
-// ffmetadata writes chapters for an MP4 of duration ms that starts at
-// stream time start: the start of the recording, then each chapter.
+// ffmetadata writes chapters (a recording's, as ReadVOD gives them: the
+// first at its start) for an MP4 of duration ms that starts at stream
+// time start.
 func ffmetadata(title string, chapters []Chapter, start, ms int64) string {
 	var b strings.Builder
 	b.WriteString(";FFMETADATA1\ntitle=" + escapeMeta(title) + "\n")
-	all := []Chapter{{StreamMS: start, Title: "Start"}}
-	for _, c := range chapters {
-		if c.StreamMS > start && c.StreamMS < start+ms {
-			all = append(all, c)
-		}
-	}
-	for i, c := range all {
+	for i, c := range chapters {
 		end := start + ms
-		if i+1 < len(all) {
-			end = all[i+1].StreamMS
+		if i+1 < len(chapters) {
+			end = chapters[i+1].StreamMS
 		}
 		fmt.Fprintf(&b, "[CHAPTER]\nTIMEBASE=1/1000\nSTART=%d\nEND=%d\ntitle=%s\n", c.StreamMS-start, end-start, escapeMeta(c.Title))
 	}
@@ -191,7 +186,7 @@ func ReadVOD(dir, id string) (VODDetail, error) {
 	}
 	d := VODDetail{VOD: v, StreamStartMS: first, Chapters: []Chapter{{StreamMS: first, Title: "Start"}}}
 	for _, c := range readChapters(rec) {
-		if c.StreamMS > first {
+		if c.StreamMS > first && c.StreamMS < first+int64(v.Duration*1000) {
 			d.Chapters = append(d.Chapters, c)
 		}
 	}
@@ -203,26 +198,18 @@ func ReadVOD(dir, id string) (VODDetail, error) {
 // ffmpeg without re-encoding. progress, when set, hears the share done
 // (0 to 1) as ffmpeg reports it.
 func Stitch(ctx context.Context, ffmpeg, dir, id, out string, progress func(float64)) error {
-	stream, start, ok := strings.Cut(id, "/")
-	if !ok || !validSegment(stream) || !validSegment(start) {
-		return fmt.Errorf("%w: %q", ErrNoVOD, id)
-	}
-	v, ok := readVOD(dir, stream, start)
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrNoVOD, id)
-	}
-	if v.Live {
-		return fmt.Errorf("recording %s is still being made", id)
-	}
-	rec := filepath.Join(dir, stream, start)
-	if out == "" {
-		out = filepath.Join(rec, mp4File)
-	}
-	first, err := firstSegmentMS(rec)
+	d, err := ReadVOD(dir, id)
 	if err != nil {
 		return err
 	}
-	ms := int64(v.Duration * 1000)
+	if d.Live {
+		return fmt.Errorf("recording %s is still being made", id)
+	}
+	rec := filepath.Join(dir, filepath.FromSlash(id))
+	if out == "" {
+		out = filepath.Join(rec, mp4File)
+	}
+	ms := int64(d.Duration * 1000)
 	// Names of their own: the node and `glint vod export` may stitch the
 	// same recording at once.
 	mf, err := os.CreateTemp(rec, "chapters-*.ffmeta.tmp")
@@ -231,7 +218,7 @@ func Stitch(ctx context.Context, ffmpeg, dir, id, out string, progress func(floa
 	}
 	meta := mf.Name()
 	defer func() { _ = os.Remove(meta) }()
-	_, err = mf.WriteString(ffmetadata(stream+" "+start, readChapters(rec), first, ms))
+	_, err = mf.WriteString(ffmetadata(d.Stream+" "+d.Start.Format("2006-01-02 15:04:05Z"), d.Chapters, d.StreamStartMS, ms))
 	if err2 := mf.Close(); err == nil {
 		err = err2
 	}

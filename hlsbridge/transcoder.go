@@ -279,14 +279,14 @@ func (tc *transcoder) event(e transcode.Event) {
 }
 
 // feed writes the frames to one child as Matroska, from the next video
-// keyframe on (asking the publisher for one).
+// keyframe on (asking the publisher for one), or from the first Opus
+// packet when it transcodes audio alone.
 func (tc *transcoder) feed(ctx context.Context, w io.Writer) error {
-	if tc.audioOnly {
-		return tc.feedAudio(ctx, w)
+	if !tc.audioOnly {
+		tc.keyLayer.Load().RequestKeyframe(sfu.Now())
 	}
-	tc.keyLayer.Load().RequestKeyframe(sfu.Now())
-	vcodec, _ := mkvCodec(tc.kind)
 	var m *transcode.MKV
+	audioTrack := -1
 	for {
 		var f tcFrame
 		select {
@@ -295,28 +295,25 @@ func (tc *transcoder) feed(ctx context.Context, w io.Writer) error {
 		case f = <-tc.frames:
 		}
 		if m == nil {
-			if !f.video || !f.key {
+			tracks := tc.header(f)
+			if tracks == nil {
 				continue
-			}
-			tracks := []transcode.MKVTrack{{Codec: vcodec, Width: f.w, Height: f.h}}
-			if tc.kind == codec.H264 {
-				tracks[0].CodecPrivate = avcC(f.data)
-			}
-			if tc.s.audio != nil {
-				tracks = append(tracks, transcode.MKVTrack{Codec: "A_OPUS", Channels: 2})
 			}
 			var err error
 			if m, err = transcode.NewMKV(w, tracks...); err != nil {
 				return err
 			}
+			if tracks[len(tracks)-1].Codec == "A_OPUS" {
+				audioTrack = len(tracks) - 1
+			}
 			tc.base.Store(f.ms)
 		}
 		track := 0
 		if !f.video {
-			if tc.s.audio == nil {
+			if audioTrack < 0 {
 				continue
 			}
-			track = 1
+			track = audioTrack
 		}
 		if err := m.Write(track, f.ms, f.key, f.data); err != nil {
 			return err
@@ -324,27 +321,25 @@ func (tc *transcoder) feed(ctx context.Context, w io.Writer) error {
 	}
 }
 
-// feedAudio writes the Opus packets to one child as Matroska.
-func (tc *transcoder) feedAudio(ctx context.Context, w io.Writer) error {
-	var m *transcode.MKV
-	for {
-		var f tcFrame
-		select {
-		case <-ctx.Done():
+// header returns the tracks a child's Matroska starts with, or nil when
+// f cannot start it (video starts at a keyframe, whose size it gives).
+func (tc *transcoder) header(f tcFrame) []transcode.MKVTrack {
+	var tracks []transcode.MKVTrack
+	if !tc.audioOnly {
+		if !f.video || !f.key {
 			return nil
-		case f = <-tc.frames:
 		}
-		if m == nil {
-			var err error
-			if m, err = transcode.NewMKV(w, transcode.MKVTrack{Codec: "A_OPUS", Channels: 2}); err != nil {
-				return err
-			}
-			tc.base.Store(f.ms)
+		vcodec, _ := mkvCodec(tc.kind)
+		t := transcode.MKVTrack{Codec: vcodec, Width: f.w, Height: f.h}
+		if tc.kind == codec.H264 {
+			t.CodecPrivate = avcC(f.data)
 		}
-		if err := m.Write(0, f.ms, true, f.data); err != nil {
-			return err
-		}
+		tracks = append(tracks, t)
 	}
+	if tc.s.audio != nil {
+		tracks = append(tracks, transcode.MKVTrack{Codec: "A_OPUS", Channels: 2})
+	}
+	return tracks
 }
 
 // read packages one child's output: its H.264 streams into the
