@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/glintlive/glint/internal/redisx"
 )
 
 // Redis is the backplane for nodes that share a Redis: each stream's log
@@ -27,17 +29,9 @@ type Redis struct {
 
 // NewRedis connects to the Redis at url (redis://host:port/db).
 func NewRedis(ctx context.Context, url string) (*Redis, error) {
-	opt, err := redis.ParseURL(url)
+	c, err := redisx.Dial(ctx, url, 2*time.Second, 3*time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
-	}
-	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
-	c := redis.NewClient(opt)
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("redis %s: %w", opt.Addr, err)
+		return nil, err
 	}
 	return &Redis{c: c, prefix: "glint:chat:", seen: map[string]uint64{}}, nil
 }

@@ -36,14 +36,10 @@ func Captions(ctx context.Context, ffmpeg string, command []string, dir, id stri
 	if len(command) == 0 {
 		return nil
 	}
-	d, err := ReadVOD(dir, id)
+	d, rec, err := ended(dir, id)
 	if err != nil {
 		return err
 	}
-	if d.Live {
-		return fmt.Errorf("recording %s is still being made", id)
-	}
-	rec := filepath.Join(dir, filepath.FromSlash(id))
 	wav := filepath.Join(rec, "captions-audio.wav.tmp")
 	defer func() { _ = os.Remove(wav) }()
 	var stderr bytes.Buffer

@@ -193,19 +193,28 @@ func ReadVOD(dir, id string) (VODDetail, error) {
 	return d, nil
 }
 
+// ended reads recording id of dir for work done once it has ended (the
+// MP4, captions): its detail and its folder.
+func ended(dir, id string) (VODDetail, string, error) {
+	d, err := ReadVOD(dir, id)
+	if err != nil {
+		return d, "", err
+	}
+	if d.Live {
+		return d, "", fmt.Errorf("recording %s is still being made", id)
+	}
+	return d, filepath.Join(dir, filepath.FromSlash(id)), nil
+}
+
 // Stitch writes recording id of dir as one MP4 (out; empty is the
 // recording's own vod.mp4, served beside it), with its chapters, through
 // ffmpeg without re-encoding. progress, when set, hears the share done
 // (0 to 1) as ffmpeg reports it.
 func Stitch(ctx context.Context, ffmpeg, dir, id, out string, progress func(float64)) error {
-	d, err := ReadVOD(dir, id)
+	d, rec, err := ended(dir, id)
 	if err != nil {
 		return err
 	}
-	if d.Live {
-		return fmt.Errorf("recording %s is still being made", id)
-	}
-	rec := filepath.Join(dir, filepath.FromSlash(id))
 	if out == "" {
 		out = filepath.Join(rec, mp4File)
 	}

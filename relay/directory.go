@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/glintlive/glint/internal/redisx"
 )
 
 // Node is one node of the mesh as the directory holds it: where it is
@@ -61,17 +62,9 @@ const DefaultTTL = 6 * time.Second
 
 // Open connects to the Redis at url (redis://host:port/db).
 func Open(ctx context.Context, rawURL string, log *slog.Logger) (*Directory, error) {
-	opt, err := redis.ParseURL(rawURL)
+	c, err := redisx.Dial(ctx, rawURL, time.Second, 2*time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
-	}
-	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = time.Second, 2*time.Second, 2*time.Second
-	c := redis.NewClient(opt)
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("redis %s: %w", opt.Addr, err)
+		return nil, err
 	}
 	return &Directory{c: c, prefix: "glint:mesh:", ttl: DefaultTTL, log: log}, nil
 }
