@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"encoding/binary"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/pion/rtcp"
@@ -28,7 +29,11 @@ const (
 // DownTrack is one track as one viewer receives it: a forwarder that picks
 // the layer and rewrites headers, writing to the viewer's RTPWriter.
 type DownTrack struct {
-	sub   *Subscriber
+	sub  *Subscriber
+	kind Kind
+	slot int
+	// track is what the slot carries now (nil while empty); guarded by
+	// sub.mu, it changes when the slot passes to another broadcaster.
 	track *Track
 
 	// Set by Bind, before Start.
@@ -62,15 +67,57 @@ type DownTrack struct {
 	drops                                                     [numDropReasons]atomic.Uint64
 }
 
-func newDownTrack(s *Subscriber, t *Track) *DownTrack {
-	return &DownTrack{sub: s, track: t}
+func newDownTrack(s *Subscriber, k Kind, slot int) *DownTrack {
+	return &DownTrack{sub: s, kind: k, slot: slot}
 }
 
-// Track returns the track this down track carries.
-func (d *DownTrack) Track() *Track { return d.track }
+// Track returns the track this down track carries now, nil while its slot
+// is empty.
+func (d *DownTrack) Track() *Track {
+	d.sub.mu.Lock()
+	defer d.sub.mu.Unlock()
+	return d.track
+}
 
 // Kind returns the media kind.
-func (d *DownTrack) Kind() Kind { return d.track.kind }
+func (d *DownTrack) Kind() Kind { return d.kind }
+
+// Slot returns the index of the viewer's slot the down track belongs to.
+func (d *DownTrack) Slot() int { return d.slot }
+
+// ID names the down track in SDP: "host-video" for the first slot, which
+// the host always has, "slot1-audio" and so on for the others.
+func (d *DownTrack) ID() string {
+	if d.slot == 0 {
+		return HostID + "-" + d.kind.String()
+	}
+	return "slot" + strconv.Itoa(d.slot) + "-" + d.kind.String()
+}
+
+// rebindLocked points the down track at track t (nil: the slot empties).
+// The forwarder starts afresh on t at its next keyframe, or from its
+// cached one, with the output one continuous RTP stream.
+func (d *DownTrack) rebindLocked(t *Track) {
+	if d.track == t {
+		return
+	}
+	live := d.sub.started && d.w != nil
+	if live && d.track != nil {
+		d.track.RemoveSink(d)
+	}
+	d.track = t
+	d.pauseLocked()
+	if live && t != nil {
+		t.AddSink(d)
+	}
+}
+
+// pauseLocked stops forwarding until a layer is chosen again.
+func (d *DownTrack) pauseLocked() {
+	d.fw.cur, d.fw.target = nil, nil
+	d.cur.Store(nil)
+	d.target.Store(nil)
+}
 
 // Bind attaches the viewer's negotiated parameters: where to write, its
 // SSRC, the codecs it accepted (with its payload types) and header extension
@@ -80,12 +127,16 @@ func (d *DownTrack) Bind(w RTPWriter, ssrc uint32, codecs []Codec, exts ExtIDs) 
 	s := d.sub
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := d.track.Codec()
+	var c Codec
+	ok := false
+	if d.track != nil {
+		c, ok = d.track.Codec()
+	}
 	var best Codec
 	score := 0
 	for _, o := range codecs {
 		if !ok {
-			if o.Kind() == d.track.kind && score == 0 {
+			if o.Kind() == d.kind && score == 0 {
 				best, score = o, 1
 			}
 			continue
@@ -144,7 +195,7 @@ func (d *DownTrack) forwardLocked(l *Layer, p *Packet) {
 			d.noCodec.Add(1)
 		}
 	}
-	if d.send(p, r.seq, r.ts, r.pidOff, r.tl0Off, p.Arrival, false) && p.Marker && d.track.kind == KindVideo {
+	if d.send(p, r.seq, r.ts, r.pidOff, r.tl0Off, p.Arrival, false) && p.Marker && d.kind == KindVideo {
 		d.probeLocked(p.Arrival)
 	}
 }
@@ -286,14 +337,14 @@ func (d *DownTrack) OnNACK(pairs []rtcp.NackPair, now int64) {
 	if s.closed || d.w == nil {
 		return
 	}
-	cfg := &d.track.stream.reg.cfg
+	cfg := &d.sub.stream.reg.cfg
 	budget := cfg.RetransmitsPerNACK
 	s.refillRetransmits(now)
 	for _, pair := range pairs {
 		pair.Range(func(seq uint16) bool {
 			if budget == 0 {
 				d.rtxRefused.Add(1)
-				d.track.stream.reg.rtxRefused.Add(1)
+				d.sub.stream.reg.rtxRefused.Add(1)
 				return true // counted, not sent
 			}
 			budget--
@@ -327,7 +378,7 @@ func (d *DownTrack) retransmitLocked(out uint16, now int64) {
 		if d.sub.rtxTokens >= size && d.sendPadding(out, e.padTS, now, true) {
 			d.sub.rtxTokens -= size
 			d.retransmits.Add(1)
-			d.track.stream.reg.retransmits.Add(1)
+			d.sub.stream.reg.retransmits.Add(1)
 		}
 		return
 	}
@@ -338,13 +389,13 @@ func (d *DownTrack) retransmitLocked(out uint16, now int64) {
 	size := float64(p.size) + srtpOverhead
 	if d.sub.rtxTokens < size {
 		d.rtxRefused.Add(1)
-		d.track.stream.reg.rtxRefused.Add(1)
+		d.sub.stream.reg.rtxRefused.Add(1)
 		return
 	}
 	d.sub.rtxTokens -= size
 	d.send(p, out, p.Timestamp+e.tsOff, e.pidOff, e.tl0Off, now, true)
 	d.retransmits.Add(1)
-	d.track.stream.reg.retransmits.Add(1)
+	d.sub.stream.reg.retransmits.Add(1)
 }
 
 // OnPictureLoss handles a viewer's PLI or FIR: the request goes to the
@@ -374,7 +425,7 @@ func (d *DownTrack) setTarget(l *Layer, now int64) {
 	if l == d.fw.cur {
 		return
 	}
-	if !d.fw.started && d.replayKeyframe(l, now) {
+	if (!d.fw.started || d.fw.cur == nil) && d.replayKeyframe(l, now) {
 		return
 	}
 	l.RequestKeyframe(now)
@@ -418,10 +469,10 @@ func (d *DownTrack) replayKeyframe(l *Layer, now int64) bool {
 		}
 		d.send(p, r.seq, r.ts, r.pidOff, r.tl0Off, now, false)
 	}
-	if d.fw.started {
+	if d.fw.cur == l {
 		l.replays.Add(1)
 	}
-	return d.fw.started
+	return d.fw.cur == l
 }
 
 // allocate picks the video layer that fits budget bits per second and the
@@ -429,6 +480,9 @@ func (d *DownTrack) replayKeyframe(l *Layer, now int64) bool {
 // that just failed. It returns the rate the layer above it would need
 // when only the budget holds it back (0 otherwise): what to probe for.
 func (d *DownTrack) allocate(budget float64, prefs Preferences, congestedAt, now int64) (want float64) {
+	if d.track == nil {
+		return 0
+	}
 	layers := d.track.Layers()
 	if len(layers) == 0 {
 		return 0
@@ -590,7 +644,7 @@ type DownTrackInfo struct {
 
 func (d *DownTrack) infoLocked() DownTrackInfo {
 	in := DownTrackInfo{
-		Kind:               d.track.kind.String(),
+		Kind:               d.kind.String(),
 		Codec:              d.codec.MimeType,
 		Packets:            d.packets.Load(),
 		Retransmits:        d.retransmits.Load(),

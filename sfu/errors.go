@@ -22,4 +22,16 @@ var (
 
 	// ErrPublicationEnded is returned when adding a layer to an ended publication.
 	ErrPublicationEnded = errors.New("sfu: publication ended")
+
+	// ErrRoomFull is returned when a guest would be one broadcaster more
+	// than MaxBroadcasters.
+	ErrRoomFull = errors.New("sfu: the room is full")
+
+	// ErrNoParticipant is returned for a participant that is not
+	// broadcasting.
+	ErrNoParticipant = errors.New("sfu: no such broadcaster")
+
+	// ErrBadParticipant is returned for a guest id that is empty or the
+	// host's.
+	ErrBadParticipant = errors.New("sfu: invalid guest id")
 )

@@ -25,6 +25,13 @@ const (
 	// EventEnded: a participant's publication ended for good (goodbye, or
 	// the grace ran out). For the host, the stream is offline.
 	EventEnded
+	// EventJoined: a guest joined the host's room (its first
+	// publication; a return within its grace is EventPublication).
+	EventJoined
+	// EventSpeaker: Participant is now the active speaker.
+	EventSpeaker
+	// EventMuted: the host muted or unmuted Participant's audio or video.
+	EventMuted
 )
 
 func (k EventKind) String() string {
@@ -39,6 +46,12 @@ func (k EventKind) String() string {
 		return "publication"
 	case EventEnded:
 		return "ended"
+	case EventJoined:
+		return "joined"
+	case EventSpeaker:
+		return "speaker"
+	case EventMuted:
+		return "muted"
 	}
 	return "unknown"
 }
@@ -49,7 +62,7 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind        EventKind
 	Stream      string
-	Participant string // HostID for the main publisher
+	Participant string // HostID for the main publisher, else a guest's id
 	At          int64  // Now() units
 	Layers      int    // EventLayers: the publication's layers, audio included
 }

@@ -76,6 +76,12 @@ func (l *Layer) Ingest(b []byte, now int64) error {
 	if l.gone.Load() {
 		return ErrPublicationEnded
 	}
+	if l.track.muted.Load() {
+		// Muted for everyone: not cached, so not even a retransmission
+		// lets it out. The layer still counts as sending.
+		l.stats.lastArrival.Store(now)
+		return nil
+	}
 	p, err := l.ring.put(b, &l.exts, l.kind, now)
 	if err != nil {
 		l.stats.malformed.Add(1)
@@ -94,6 +100,10 @@ func (l *Layer) Ingest(b []byte, now int64) error {
 	}
 	if p.Keyframe && l.track.kind == KindVideo {
 		l.noteKeyframe(p)
+	}
+	if lvl, ok := p.AudioLevel(); ok {
+		l.track.loudSum.Add(int64(127 - lvl))
+		l.track.loudN.Add(1)
 	}
 	l.stats.onPacket(p)
 	reg := l.track.stream.reg

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/glintlive/glint/internal/codec"
 )
@@ -40,10 +41,13 @@ const HostID = "host"
 // later. Its tracks persist across publisher connections.
 type participant struct {
 	id     string
+	name   string // a guest's display name
 	audio  *Track
 	video  *Track
 	pub    *Publication // current publication, nil when none
 	lostAt int64        // when pub's connection dropped; 0 while connected
+	joined int64        // when a guest joined, for the order of tiles
+	spoke  int64        // when it last spoke, for viewers with few slots
 }
 
 // Stream is one stream: its participants' tracks and its viewers.
@@ -56,6 +60,11 @@ type Stream struct {
 	subs      map[*Subscriber]struct{}
 	liveSince int64
 	changed   chan struct{} // closed at the next lifecycle event
+	speaker   string        // the participant speaking now, or ""
+	// speakerVideo is the speaker's video track, read by allocation
+	// without the stream's lock.
+	speakerVideo atomic.Pointer[Track]
+	seatGen      uint64 // counts reseats, so a stale one is ignored
 }
 
 func newStream(reg *Registry, name string) *Stream {
@@ -122,37 +131,52 @@ func (r *Stream) AlignStreamTime(ms, now int64) {
 // publisher). A publisher already there is taken over: it is detached and
 // closed. Viewers keep their sessions either way.
 func (r *Stream) StartPublication(id string, src Source, now int64) *Publication {
-	pub := &Publication{stream: r, src: src}
 	r.mu.Lock()
-	p := r.participantLocked(id)
-	pub.part = p
-	old := p.pub
 	kind := EventPublication
 	if r.stateLocked() == StateOffline {
 		r.liveSince = now
 		kind = EventLive
 	}
-	p.pub, p.lostAt = pub, 0
-	r.emitLocked(Event{Kind: kind, Participant: id, At: now})
+	pub, old := r.publishLocked(r.participantLocked(id), src, kind, now)
 	r.mu.Unlock()
-	if old != nil {
-		old.detach()
-		_ = old.src.Close()
-	}
+	old.takenOver()
 	return pub
+}
+
+// publishLocked makes src p's publisher, announcing it as kind. It returns
+// the publication it replaced (nil if none), for the caller to close once
+// the stream's lock is released.
+func (r *Stream) publishLocked(p *participant, src Source, kind EventKind, now int64) (pub, old *Publication) {
+	pub = &Publication{stream: r, src: src, part: p}
+	old = p.pub
+	p.pub, p.lostAt = pub, 0
+	r.emitLocked(Event{Kind: kind, Participant: p.id, At: now})
+	return pub, old
 }
 
 // Subscribe adds a viewer of the stream's host. It fails with ErrNotLive when
 // nobody is publishing; while the host reconnects, viewers may still join.
-func (r *Stream) Subscribe(id string) (*Subscriber, error) {
+func (r *Stream) Subscribe(id string) (*Subscriber, error) { return r.SubscribeSlots(id, 1) }
+
+// SubscribeSlots adds a viewer with n slots (1 to MaxBroadcasters), each an
+// audio and a video down track: the host fills the first, guests the
+// others as they come (the most recent speakers when there are more
+// guests than slots). It fails with ErrNotLive when nobody is publishing.
+func (r *Stream) SubscribeSlots(id string, n int) (*Subscriber, error) {
+	n = min(max(n, 1), MaxBroadcasters)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stateLocked() == StateOffline {
 		return nil, ErrNotLive
 	}
 	s := newSubscriber(r, id)
-	host := r.parts[HostID]
-	s.tracks = []*DownTrack{newDownTrack(s, host.audio), newDownTrack(s, host.video)}
+	s.slots = make([]slotState, n)
+	for i := range n {
+		a, v := newDownTrack(s, KindAudio, i), newDownTrack(s, KindVideo, i)
+		s.slots[i] = slotState{audio: a, video: v}
+		s.tracks = append(s.tracks, a, v)
+	}
+	s.seatLocked(r.seatGen, r.seatsLocked())
 	r.subs[s] = struct{}{}
 	return s, nil
 }
@@ -190,19 +214,23 @@ func (r *Stream) Tracks() (audio, video *Track) {
 func (r *Stream) tick(now int64) {
 	r.mu.Lock()
 	var tracks []*Track
-	var expired *Publication
+	var expired []*Publication
 	for _, p := range r.parts {
 		tracks = append(tracks, p.audio, p.video)
 		if p.pub != nil && p.lostAt != 0 && now-p.lostAt >= r.reg.cfg.ReconnectGrace.Nanoseconds() {
-			expired = p.pub
+			expired = append(expired, p.pub)
 		}
 	}
+	spoke := r.listenLocked(now)
 	r.mu.Unlock()
 	for _, t := range tracks {
 		t.tick(now)
 	}
-	if expired != nil {
-		expired.End(now)
+	for _, pub := range expired {
+		pub.End(now)
+	}
+	if spoke {
+		r.reseat(now)
 	}
 	for _, s := range r.Subscribers() {
 		s.tick(now)
@@ -219,14 +247,32 @@ func (r *Stream) ended(pub *Publication, now int64) {
 		return
 	}
 	p.pub, p.lostAt = nil, 0
+	if r.speaker == p.id {
+		r.setSpeakerLocked("")
+	}
 	r.emitLocked(Event{Kind: EventEnded, Participant: p.id, At: now})
 	var subs []*Subscriber
+	var guests []*Publication
 	if p.id == HostID {
+		// The room lives while the host does.
 		subs = slices.Collect(maps.Keys(r.subs))
+		for _, g := range r.parts {
+			if g.pub != nil {
+				guests = append(guests, g.pub)
+			}
+		}
+	} else {
+		delete(r.parts, p.id)
 	}
 	r.mu.Unlock()
+	for _, g := range guests {
+		g.kick(now)
+	}
 	for _, s := range subs {
 		s.Close(ErrNotLive)
+	}
+	if p.id != HostID {
+		r.reseat(now)
 	}
 }
 
@@ -255,6 +301,8 @@ type Info struct {
 	Audio     *TrackInfo `json:"audio,omitempty"`
 	Video     *TrackInfo `json:"video,omitempty"`
 	Keyframes uint64     `json:"keyframe_requests"`
+	// Broadcasters lists a room's host and guests while it is live.
+	Broadcasters []Broadcaster `json:"broadcasters,omitempty"`
 }
 
 // TrackInfo is a snapshot of one track.
@@ -273,6 +321,7 @@ func (r *Stream) Info(now int64) Info {
 	}
 	h := r.parts[HostID]
 	r.mu.Unlock()
+	in.Broadcasters = r.Broadcasters()
 	for _, t := range []*Track{h.audio, h.video} {
 		ls := t.Layers()
 		if len(ls) == 0 {
@@ -384,6 +433,22 @@ func (p *Publication) detach() {
 	}
 	p.part.audio.detach(p)
 	p.part.video.detach(p)
+}
+
+// kick ends the publication and closes its source: the host removing a
+// guest, or the room ending.
+func (p *Publication) kick(now int64) {
+	p.End(now)
+	_ = p.src.Close()
+}
+
+// takenOver stops a publication another took the place of, and closes its
+// source. It does nothing on nil.
+func (p *Publication) takenOver() {
+	if p != nil {
+		p.detach()
+		_ = p.src.Close()
+	}
 }
 
 // Ended reports whether the publication has ended or was taken over.

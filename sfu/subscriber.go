@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/pion/rtcp"
@@ -24,7 +25,10 @@ type Subscriber struct {
 	lane   int // the fan-out lane its packets and jobs run on
 
 	mu      sync.Mutex
-	tracks  []*DownTrack
+	tracks  []*DownTrack // every slot's, audio then video
+	slots   []slotState
+	seatGen uint64
+	onRoom  func()
 	twccSeq uint16
 	bwe     estimator
 	// Scratch space for any of the viewer's down tracks, under mu: a
@@ -38,6 +42,21 @@ type Subscriber struct {
 	started   bool
 	closed    bool
 	onClose   func(reason error)
+}
+
+// slotState is one of a viewer's slots: an audio and a video down track,
+// and the participant they carry ("" while empty).
+type slotState struct {
+	audio, video *DownTrack
+	part         string
+}
+
+// Slot is a snapshot of one slot: which broadcaster it shows.
+type Slot struct {
+	Index       int
+	Participant string // "" while empty
+	Audio       *DownTrack
+	Video       *DownTrack
 }
 
 func newSubscriber(r *Stream, id string) *Subscriber {
@@ -65,8 +84,91 @@ func (s *Subscriber) ID() string { return s.id }
 // Stream returns the stream watched.
 func (s *Subscriber) Stream() *Stream { return s.stream }
 
-// DownTracks returns the subscriber's audio and video down tracks.
+// DownTracks returns the subscriber's down tracks: each slot's audio,
+// then its video.
 func (s *Subscriber) DownTracks() []*DownTrack { return s.tracks }
+
+// Slots returns which broadcaster each slot carries.
+func (s *Subscriber) Slots() []Slot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Slot, len(s.slots))
+	for i, sl := range s.slots {
+		out[i] = Slot{Index: i, Participant: sl.part, Audio: sl.audio, Video: sl.video}
+	}
+	return out
+}
+
+// OnRoom sets a function called after the room changes as this viewer
+// sees it: its slots (a guest came or left, or a viewer with few slots now
+// shows a more recent speaker), the speaker, or what the host muted. It
+// runs on whichever goroutine changed the room and must not block.
+func (s *Subscriber) OnRoom(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onRoom = fn
+}
+
+// seat refills the slots from seats, ranked participants, reruns the
+// allocation (the speaker or a mute may have changed) and calls OnRoom's
+// function, unless a newer reseat already ran.
+func (s *Subscriber) seat(gen uint64, seats []seat, now int64) {
+	s.mu.Lock()
+	if s.closed || gen < s.seatGen {
+		s.mu.Unlock()
+		return
+	}
+	s.seatLocked(gen, seats)
+	s.allocateLocked(now)
+	fn := s.onRoom
+	s.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+// seatLocked gives the slots to the first participants of seats, as many
+// as there are slots: a participant keeps the slot it has, one no longer
+// among them leaves its slot, and a newcomer takes the first empty one.
+func (s *Subscriber) seatLocked(gen uint64, seats []seat) {
+	s.seatGen = gen
+	want := seats[:min(len(seats), len(s.slots))]
+	wanted := func(id string) bool {
+		return slices.ContainsFunc(want, func(st seat) bool { return st.id == id })
+	}
+	for i := range s.slots {
+		if sl := &s.slots[i]; sl.part != "" && !wanted(sl.part) {
+			s.fillLocked(sl, seat{})
+		}
+	}
+	for _, st := range want {
+		if s.slotOfLocked(st.id) >= 0 {
+			continue
+		}
+		if i := s.slotOfLocked(""); i >= 0 {
+			s.fillLocked(&s.slots[i], st)
+		}
+	}
+}
+
+// slotOfLocked returns the index of the slot carrying participant id (""
+// for the first empty one), or -1.
+func (s *Subscriber) slotOfLocked(id string) int {
+	for i := range s.slots {
+		if s.slots[i].part == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// fillLocked points a slot's down tracks at st's tracks (none for the
+// zero seat).
+func (s *Subscriber) fillLocked(sl *slotState, st seat) {
+	sl.part = st.id
+	sl.audio.rebindLocked(st.audio)
+	sl.video.rebindLocked(st.video)
+}
 
 // OnClose sets a function called once when the subscriber ends, with the
 // reason (ErrNotLive when the stream ended). Set it before Start.
@@ -89,23 +191,16 @@ func (s *Subscriber) Start(now int64) {
 		s.mu.Unlock()
 		return
 	}
-	var bound []*DownTrack
+	// Sinks join under the lock, so a reseat in between cannot leave a
+	// down track on a track it no longer carries.
+	s.started = true
 	for _, d := range s.tracks {
-		if d.w != nil {
-			bound = append(bound, d)
+		if d.w != nil && d.track != nil {
+			d.track.AddSink(d)
 		}
 	}
-	s.mu.Unlock()
-	for _, d := range bound {
-		d.track.AddSink(d)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	s.started = true
 	s.allocateLocked(now)
+	s.mu.Unlock()
 }
 
 // Close ends the subscriber and calls the OnClose function. It is safe to
@@ -121,10 +216,12 @@ func (s *Subscriber) Close(reason error) {
 	if s.bwe.ext != nil {
 		s.bwe.ext.Close()
 	}
-	s.mu.Unlock()
 	for _, d := range s.tracks {
-		d.track.RemoveSink(d)
+		if d.track != nil {
+			d.track.RemoveSink(d)
+		}
 	}
+	s.mu.Unlock()
 	s.stream.removeSubscriber(s)
 	if fn != nil {
 		fn(reason)
@@ -203,53 +300,75 @@ func (s *Subscriber) tick(now int64) {
 }
 
 // allocateLocked splits the estimate between the viewer's tracks: audio
-// first, the rest shared by the video tracks.
+// first, then the active speaker's video (all but the lowest layers of the
+// other tiles), then the other video tracks share what is left.
 func (s *Subscriber) allocateLocked(now int64) {
 	if !s.started || s.closed {
 		return
 	}
-	budget := float64(s.bwe.estimate())
-	videos := 0
+	est := float64(s.bwe.estimate())
+	audio := 0.0
+	var videos [MaxBroadcasters]*DownTrack
+	nv := 0
+	speaker := s.stream.speakerVideo.Load()
 	for _, d := range s.tracks {
-		if d.w == nil {
-			continue
-		}
-		if d.track.kind == KindAudio {
-			ls := d.track.Layers()
-			if len(ls) > 0 {
+		switch {
+		case d.w == nil:
+		case d.track == nil || d.track.muted.Load():
+			d.pauseLocked()
+		case d.kind == KindAudio:
+			if ls := d.track.Layers(); len(ls) > 0 {
 				d.setTarget(ls[0], now)
-				budget -= float64(ls[0].stats.bitrate.Load())
+				audio += float64(ls[0].stats.bitrate.Load())
 			}
-			continue
+		default:
+			videos[nv] = d
+			if d.track == speaker {
+				videos[0], videos[nv] = d, videos[0]
+			}
+			nv++
 		}
-		videos++
 	}
-	if videos == 0 {
+	if nv == 0 {
 		return
 	}
-	share := budget / float64(videos)
+	budget := est - audio
+	lead := nv > 1 && videos[0].track == speaker
 	var want, sending float64 // video rates: what the layers above would need, and what goes out
-	for _, d := range s.tracks {
-		if d.w == nil || d.track.kind != KindVideo {
-			continue
+	for i, d := range videos[:nv] {
+		share := budget / float64(nv-i)
+		if lead && i == 0 {
+			share = budget - lowestRates(videos[1:nv])
 		}
 		w := d.allocate(share, s.prefs, s.bwe.congestedAt, now)
 		rate := 0.0
 		if l := d.fw.target; l != nil {
 			rate = float64(l.stats.bitrate.Load())
 		}
+		budget -= rate
 		sending += rate
 		want += max(w, rate)
 	}
 	// Before going up, test the path at the rate the next layer needs: a
 	// probe the path carries raises the estimate to it, one it does not
 	// costs a short burst instead of a failed switch.
-	if audio := float64(s.bwe.estimate()) - budget; want > sending && want > budget {
+	if want > sending && want > est-audio {
 		// One step at a time: at most probeStep above the estimate, so a
 		// probe into a path that is still full adds little to its queue.
-		target := min(want+audio, float64(s.bwe.estimate())*probeStep)
+		target := min(want+audio, est*probeStep)
 		s.bwe.startProbe(target, target-sending-audio, now)
 	}
+}
+
+// lowestRates sums the bitrates of the lowest layers of ds' tracks.
+func lowestRates(ds []*DownTrack) float64 {
+	sum := 0.0
+	for _, d := range ds {
+		if ls := d.track.Layers(); len(ls) > 0 {
+			sum += float64(ls[0].stats.bitrate.Load())
+		}
+	}
+	return sum
 }
 
 // SubscriberInfo is a snapshot of a viewer session.
@@ -271,7 +390,7 @@ func (s *Subscriber) Clock() (rtp uint32, st int64, clockRate uint32, ok bool) {
 	defer s.mu.Unlock()
 	for _, d := range s.tracks {
 		f := &d.fw
-		if d.track.kind != KindVideo || !f.started || !live {
+		if d.kind != KindVideo || !f.started || !live {
 			continue
 		}
 		return f.lastOutTS, (f.lastOutAt - since) / millisecond, f.clockRate, true

@@ -26,6 +26,10 @@ type Track struct {
 	layers    atomic.Pointer[[]*Layer]
 	sinks     atomic.Pointer[[][]Sink] // per lane
 	announced atomic.Pointer[Codec]    // negotiated before the first packet
+	muted     atomic.Bool              // the host muted it for everyone
+	// Audio loudness since the last tick: the sum of 127 minus each
+	// packet's RFC 6464 level, and how many packets carried one.
+	loudSum, loudN atomic.Int64
 }
 
 func newTrack(r *Stream, participant string, kind Kind) *Track {
@@ -33,6 +37,20 @@ func newTrack(r *Stream, participant string, kind Kind) *Track {
 	t.layers.Store(&[]*Layer{})
 	t.sinks.Store(&[][]Sink{})
 	return t
+}
+
+// Muted reports whether the host muted the track for everyone.
+func (t *Track) Muted() bool { return t.muted.Load() }
+
+// loudness returns the average loudness (127 minus the level in -dBov)
+// since it was last called, 0 with no levels.
+func (t *Track) loudness() int64 {
+	n := t.loudN.Swap(0)
+	sum := t.loudSum.Swap(0)
+	if n <= 0 {
+		return 0
+	}
+	return sum / n
 }
 
 // Kind returns the track's media kind.

@@ -131,7 +131,7 @@ func buildAnswer(o *Offer, tracks map[string]*answerTrack, stream, ufrag, pwd, f
 					fmt.Fprintf(&b, "a=extmap:%d %s\r\n", id, uri)
 				}
 			}
-			track := at.dt.Track().ID()
+			track := at.dt.ID()
 			fmt.Fprintf(&b, "a=msid:%s %s\r\na=ssrc:%d cname:%s\r\na=ssrc:%d msid:%s %s\r\n",
 				stream, track, at.ssrc, stream, at.ssrc, stream, track)
 		default:
@@ -147,14 +147,16 @@ func buildAnswer(o *Offer, tracks map[string]*answerTrack, stream, ufrag, pwd, f
 }
 
 // answerTracks binds the viewer's down tracks to the m-lines offered for
-// their kinds.
+// them: the n-th audio m-line to slot n's audio, the n-th video m-line to
+// slot n's video.
 func answerTracks(o *Offer, dts []*sfu.DownTrack, w sfu.RTPWriter) (map[string]*answerTrack, error) {
 	out := map[string]*answerTrack{}
 	for _, dt := range dts {
-		m, offered := o.mediaOf(dt.Kind())
-		if !offered {
+		ms := o.mediaList(dt.Kind())
+		if dt.Slot() >= len(ms) {
 			continue
 		}
+		m := ms[dt.Slot()]
 		var line *offerLine
 		for i := range o.lines {
 			if o.lines[i].mid == m.Mid {

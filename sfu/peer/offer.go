@@ -54,7 +54,7 @@ type Media struct {
 
 // ParseOffer parses an offer and checks what RFC 9725 and Glint require:
 // ICE credentials, a DTLS fingerprint, rtcp-mux, BUNDLE, at most one audio and
-// one video m-line in the right direction, and at least one codec Glint can
+// one video m-line (a viewer: one per Live Room slot) in the right direction, and at least one codec Glint can
 // forward. Errors wrap ErrBadOffer or ErrNoCodec and say what is wrong.
 func ParseOffer(text string, role Role) (*Offer, error) {
 	if len(text) > MaxOfferSize {
@@ -152,9 +152,13 @@ func ParseOffer(text string, role Role) (*Offer, error) {
 		}
 		o.Media = append(o.Media, med)
 	}
+	perKind := 1
+	if role == RoleViewer {
+		perKind = sfu.MaxBroadcasters // a slot per broadcaster of a Live Room
+	}
 	switch {
-	case audio > 1 || video > 1 || app > 1:
-		return nil, fmt.Errorf("%w: at most one audio, one video and one data channel m-line", ErrBadOffer)
+	case audio > perKind || video > perKind || app > 1:
+		return nil, fmt.Errorf("%w: at most %d audio, %d video and one data channel m-line", ErrBadOffer, perKind, perKind)
 	case audio+video == 0:
 		return nil, fmt.Errorf("%w: no audio or video", ErrBadOffer)
 	}
@@ -283,6 +287,23 @@ func answerCodecs(text string) []sfu.Codec {
 		}
 		if med, err := parseMedia(m, "", 0); err == nil && len(med.Codecs) > 0 {
 			out = append(out, med.Codecs[0])
+		}
+	}
+	return out
+}
+
+// Slots returns how many broadcasters a viewer's offer can receive at
+// once: its most m-lines of one kind.
+func (o *Offer) Slots() int {
+	return max(len(o.mediaList(sfu.KindAudio)), len(o.mediaList(sfu.KindVideo)))
+}
+
+// mediaList returns the offer's m-lines of kind k, in order.
+func (o *Offer) mediaList(k sfu.Kind) []Media {
+	var out []Media
+	for _, m := range o.Media {
+		if m.Kind == k {
+			out = append(out, m)
 		}
 	}
 	return out
