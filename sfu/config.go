@@ -11,6 +11,9 @@ type Config struct {
 	// ReconnectGrace is how long viewers stay connected after the publisher's
 	// connection drops, waiting for it to come back.
 	ReconnectGrace time.Duration
+	// GuestGrace is how long a Live Room guest's slot waits for the
+	// guest's dropped connection to return; 0 means ReconnectGrace.
+	GuestGrace time.Duration
 	// KeyframeInterval is the least time between two keyframe requests sent
 	// upstream for one layer; requests in between are coalesced.
 	KeyframeInterval time.Duration
@@ -64,8 +67,8 @@ func DefaultConfig() Config {
 // Validate reports the first setting that cannot work.
 func (c *Config) Validate() error {
 	switch {
-	case c.ReconnectGrace < 0:
-		return errors.New("reconnect grace must not be negative")
+	case c.ReconnectGrace < 0 || c.GuestGrace < 0:
+		return errors.New("reconnect and guest grace must not be negative")
 	case c.KeyframeInterval < 10*time.Millisecond:
 		return fmt.Errorf("keyframe interval %v is below 10ms", c.KeyframeInterval)
 	case c.KeyframeCache < 0 || c.KeyframeCache > 5*time.Second:

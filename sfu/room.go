@@ -103,6 +103,18 @@ func (r *Stream) Remove(id string, now int64) error {
 	return nil
 }
 
+// End ends the room: the host's publication ends (with it every guest's
+// and every viewer's session), and its connection closes. It does nothing
+// while the stream is offline.
+func (r *Stream) End(now int64) {
+	r.mu.Lock()
+	pub := r.parts[HostID].pub
+	r.mu.Unlock()
+	if pub != nil {
+		pub.kick(now)
+	}
+}
+
 // SetMuted mutes or unmutes participant id's audio or video for everyone:
 // its packets are dropped on arrival, before any cache, so no viewer,
 // relay or recording gets them (not even as a retransmission). Unmuted
@@ -136,8 +148,8 @@ func (r *Stream) SetMuted(id string, k Kind, muted bool, now int64) error {
 	return nil
 }
 
-// Broadcasters returns the room's participants: the host first, then
-// guests in the order they joined. It is empty while the stream is
+// Broadcasters returns the room's participants: the host (named as the
+// stream) first, then guests in the order they joined. It is empty while the stream is
 // offline.
 func (r *Stream) Broadcasters() []Broadcaster {
 	r.mu.Lock()
@@ -150,7 +162,7 @@ func (r *Stream) Broadcasters() []Broadcaster {
 			Speaking: r.speaker == p.id,
 		}
 		if p.id == HostID {
-			b.Role = RoleHost
+			b.Role, b.Name = RoleHost, r.name
 		}
 		if p.lostAt != 0 {
 			b.State = StateReconnecting.String()

@@ -217,7 +217,11 @@ func (r *Stream) tick(now int64) {
 	var expired []*Publication
 	for _, p := range r.parts {
 		tracks = append(tracks, p.audio, p.video)
-		if p.pub != nil && p.lostAt != 0 && now-p.lostAt >= r.reg.cfg.ReconnectGrace.Nanoseconds() {
+		grace := r.reg.cfg.ReconnectGrace
+		if p.id != HostID && r.reg.cfg.GuestGrace > 0 {
+			grace = r.reg.cfg.GuestGrace
+		}
+		if p.pub != nil && p.lostAt != 0 && now-p.lostAt >= grace.Nanoseconds() {
 			expired = append(expired, p.pub)
 		}
 	}

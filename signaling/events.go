@@ -27,9 +27,9 @@ func (s *Server) eventsSubscribe(w http.ResponseWriter, r *http.Request) {
 // eventInterval is how often a viewer's event stream reports.
 const eventInterval = time.Second
 
-// events streams active/inactive, layers and viewercount events for a
-// viewer session until it ends: state changes as they happen, the rest
-// once a second.
+// events streams active/inactive, layers, viewercount and room events
+// for a viewer session until it ends: state and room changes as they
+// happen, the rest once a second.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	sess := s.find(w, r, peer.RoleViewer)
 	if sess == nil {
@@ -60,7 +60,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	st := sub.Stream()
 	t := time.NewTicker(eventInterval)
 	defer t.Stop()
-	last := ""
+	last, lastRoom := "", ""
 	for {
 		// The stream's lifecycle events wake the loop at once (the
 		// publisher dropped, returned); the ticker paces the rest.
@@ -76,6 +76,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		writeEvent(w, "viewercount", map[string]int{"viewercount": st.Viewers()})
 		writeEvent(w, "layers", layersEvent(sub, st))
+		if room, _ := json.Marshal(roomOf(sess)); string(room) != lastRoom {
+			writeRaw(w, "room", room)
+			lastRoom = string(room)
+		}
 		fl.Flush()
 		select {
 		case <-r.Context().Done():
@@ -89,6 +93,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 			return
 		case <-changed:
+		case <-sess.wake:
 		case <-t.C:
 		}
 	}
@@ -136,7 +141,11 @@ func layersEvent(sub *sfu.Subscriber, st *sfu.Stream) layersPayload {
 
 func writeEvent(w io.Writer, name string, v any) {
 	b, _ := json.Marshal(v)
-	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, b)
+	writeRaw(w, name, b)
+}
+
+func writeRaw(w io.Writer, name string, data []byte) {
+	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, data)
 }
 
 // maxLayerDimension bounds a requested picture size.

@@ -82,7 +82,10 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 		httpx.Problem(w, http.StatusNotFound, "no stream called "+stream)
 		return
 	}
-	if role == peer.RolePublisher && !s.authorize(w, r, stream) {
+	// A Live Room guest publishes with its invite as bearer token.
+	bearer := httpx.Bearer(r)
+	isGuest := role == peer.RolePublisher && strings.HasPrefix(bearer, invitePrefix)
+	if role == peer.RolePublisher && !isGuest && !s.authorize(w, r, stream) {
 		return
 	}
 	body, ok := readBody(w, r)
@@ -90,6 +93,13 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 		return
 	}
 	st := s.dir.Stream(stream)
+	var guest *peer.Guest
+	release := func() {} // gives a claimed invite back if the guest does not get in
+	if isGuest {
+		if guest, release, ok = s.guestOffer(w, r, st, bearer); !ok {
+			return
+		}
+	}
 	if role == peer.RoleViewer && st.State() == sfu.StateOffline {
 		// The mesh may send the viewer elsewhere, or relay the stream here.
 		if s.placed(w, r, stream, false) {
@@ -100,8 +110,15 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 			return
 		}
 	}
-	sess := &session{id: randomHex(16), stream: st.Name(), role: role, addr: addr, etag: newETag()}
+	sess := &session{id: randomHex(16), stream: st.Name(), role: role, addr: addr, etag: newETag(), guest: guest}
+	if guest != nil {
+		sess.token = tokenHash(bearer)
+	}
+	if role == peer.RoleViewer {
+		sess.wake = make(chan struct{}, 1)
+	}
 	if no := s.reserve(sess); no != nil {
+		release()
 		if no.full && role == peer.RoleViewer && s.placed(w, r, stream, true) {
 			return
 		}
@@ -116,6 +133,7 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 	}
 	answer, err := s.connect(r.Context(), st, sess, body)
 	if err != nil {
+		release()
 		s.release(sess)
 		s.offerError(w, stream, err)
 		return
@@ -131,7 +149,7 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 	}
 	if role == peer.RoleViewer {
 		base := sessionPath(role, stream, sess.id)
-		h.Add("Link", fmt.Sprintf(`<%s/events>; rel="urn:ietf:params:whep:ext:core:server-sent-events"; events="active,inactive,layers,viewercount"`, base))
+		h.Add("Link", fmt.Sprintf(`<%s/events>; rel="urn:ietf:params:whep:ext:core:server-sent-events"; events="active,inactive,layers,viewercount,room"`, base))
 		h.Add("Link", fmt.Sprintf(`<%s/layer>; rel="urn:ietf:params:whep:ext:core:layer"`, base))
 	}
 	w.WriteHeader(http.StatusCreated)
@@ -149,7 +167,7 @@ func (s *Server) connect(ctx context.Context, st *sfu.Stream, sess *session, bod
 	var answer string
 	if sess.role == peer.RolePublisher {
 		var p *peer.Publisher
-		p, answer, err = s.node.Publish(ctx, st, sess.id, o)
+		p, answer, err = s.node.Publish(ctx, st, sess.id, o, sess.guest)
 		if err == nil {
 			sess.media = p
 		}
@@ -157,15 +175,27 @@ func (s *Server) connect(ctx context.Context, st *sfu.Stream, sess *session, bod
 		var v *peer.Viewer
 		v, answer, err = s.node.View(ctx, st, sess.id, o, sfu.Preferences{})
 		if err == nil {
-			sess.media, sess.sub = v, v.Subscriber()
+			sess.media, sess.sub, sess.mid = v, v.Subscriber(), v.Mid
+			sess.sub.OnRoom(func() { s.roomChanged(sess) })
 		}
 	}
 	if err != nil {
 		return "", err
 	}
-	if fn := s.onChannel; fn != nil && o.DataChannel {
-		stream, addr := st.Name(), sess.addr
-		sess.media.OnChannel(func(c *peer.Channel) { fn(stream, addr, c) })
+	if o.DataChannel {
+		fn, stream, addr := s.onChannel, st.Name(), sess.addr
+		sess.media.OnChannel(func(c *peer.Channel) {
+			if sess.role == peer.RoleViewer {
+				// The room goes on the same channel as chat.
+				sess.mu.Lock()
+				sess.ch = c
+				sess.mu.Unlock()
+				s.roomChanged(sess)
+			}
+			if fn != nil {
+				fn(stream, addr, c)
+			}
+		})
 	}
 	// The session id authorises PATCH and DELETE of a viewer's session: it
 	// is logged only at debug.
@@ -183,6 +213,8 @@ func (s *Server) offerError(w http.ResponseWriter, stream string, err error) {
 		httpx.Problem(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, sfu.ErrNotLive):
 		httpx.RetryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
+	case errors.Is(err, sfu.ErrRoomFull):
+		httpx.Problem(w, http.StatusConflict, fmt.Sprintf("the room is full: %d broadcasters at most", sfu.MaxBroadcasters))
 	case errors.Is(err, peer.ErrClosed):
 		httpx.RetryLater(w, http.StatusServiceUnavailable, retryBusy, "the node is shutting down")
 	default:

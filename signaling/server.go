@@ -2,12 +2,14 @@ package signaling
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glintlive/glint/internal/httpx"
@@ -55,6 +57,8 @@ type Config struct {
 	ICEServers []ICEServer
 	// OfferTimeout bounds answering one offer.
 	OfferTimeout time.Duration
+	// InviteTTL is how long a Live Room guest invite can be used.
+	InviteTTL time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -63,6 +67,7 @@ func DefaultConfig() Config {
 		MaxSessions: 2000, PublisherSlots: 50, MaxViewersPerAddress: 20,
 		OfferRate: 2, OfferBurst: 20, KeyFailures: 5,
 		CORSOrigins: []string{"*"}, OfferTimeout: 10 * time.Second,
+		InviteTTL: time.Hour,
 	}
 }
 
@@ -81,6 +86,8 @@ func (c *Config) Validate() error {
 		return errors.New("free key failures must be at least 1")
 	case c.OfferTimeout < time.Second:
 		return errors.New("offer timeout must be at least 1s")
+	case c.InviteTTL < time.Minute || c.InviteTTL > 7*24*time.Hour:
+		return errors.New("invite TTL must be between 1m and 168h")
 	}
 	for _, s := range c.ICEServers {
 		if s.URL == "" {
@@ -152,6 +159,7 @@ type Server struct {
 
 	offers  httpx.Limiter // per address
 	guesses httpx.Backoff // wrong stream keys per address
+	invites *invites
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -172,10 +180,24 @@ type session struct {
 	addr       netip.Addr
 	media      Session
 	sub        *sfu.Subscriber // a viewer's; nil for a publisher
+	// A Live Room guest's participant id and a hash of its invite token,
+	// which authorises its session's later requests.
+	guest *peer.Guest
+	token [32]byte
+
+	// A viewer's: the mid each down track is sent on, a wake-up for its
+	// event streams when the room changes, and the room as last sent on
+	// its data channel.
+	mid        func(*sfu.DownTrack) string
+	wake       chan struct{}
+	roomDirty  atomic.Bool
+	announcing atomic.Bool
+	lastRoom   string // owned by the announcing goroutine
 
 	mu     sync.Mutex // serialises PATCHes
 	etag   string
-	events int // open event streams
+	events int           // open event streams
+	ch     *peer.Channel // a viewer's data channel, once open
 }
 
 // maxEventStreams bounds the event streams one viewer session may hold open.
@@ -189,6 +211,7 @@ func New(cfg Config, keys StreamKeys, dir Directory, node *peer.Endpoint, log *s
 	return &Server{
 		cfg: cfg, keys: keys, dir: dir, node: node, log: log,
 		offers:   httpx.Limiter{Rate: cfg.OfferRate, Burst: cfg.OfferBurst},
+		invites:  newInvites(cfg.InviteTTL),
 		guesses:  httpx.Backoff{Free: cfg.KeyFailures, Max: time.Minute},
 		sessions: map[string]*session{}, byAddr: map[netip.Addr]int{}, byStream: map[string]int{},
 		quit: make(chan struct{}),
@@ -234,6 +257,7 @@ func (s *Server) Register(m *http.ServeMux) {
 	handle("OPTIONS /whep/{stream}/{id}/layer", s.preflight("OPTIONS, POST", false))
 	handle("GET /api/streams", s.listStreams)
 	handle("GET /api/streams/{stream}", s.getStream)
+	s.registerRoom(handle)
 }
 
 // refusal is why a slot was not given: the status and Retry-After to
@@ -328,6 +352,8 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request, role peer.Role) *s
 	case sess == nil:
 		httpx.Problem(w, http.StatusNotFound, "no such session")
 		return nil
+	case role == peer.RolePublisher && sess.guest != nil && subtle.ConstantTimeCompare(sess.token[:], tokenHashOf(httpx.Bearer(r))) == 1:
+		// A guest's own invite token.
 	case role == peer.RolePublisher && !s.authorize(w, r, sess.stream):
 		return nil
 	}

@@ -183,6 +183,8 @@ func (c *Config) settings() []*setting {
 				return strings.Trim(strings.Join(strings.Fields(fmt.Sprint(c.HLS.Ladder)), ","), "[]")
 			}},
 		dur("reconnect-grace", "how long viewers wait for a dropped publisher to come back", &c.SFU.ReconnectGrace),
+		dur("guest-grace", "how long a Live Room guest's tile waits for the guest's dropped connection to come back (0: reconnect-grace)", &c.SFU.GuestGrace),
+		dur("invite-ttl", "how long a Live Room guest invite can be used (1m to 168h)", &c.Signaling.InviteTTL),
 		dur("keyframe-interval", "least time between keyframe requests to a publisher (requests coalesce)", &c.SFU.KeyframeInterval),
 		dur("keyframe-cache", "a new viewer starts from a cached keyframe this recent instead of asking for one (adds up to this much latency at its start; 0 turns it off)", &c.SFU.KeyframeCache),
 		num("max-sessions", "most WHIP+WHEP sessions on this node; beyond it offers get 503", &c.Signaling.MaxSessions),

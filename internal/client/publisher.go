@@ -16,6 +16,7 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -36,6 +37,9 @@ type PublisherConfig struct {
 	// Video supplies H.264 access units (a real clip); nil uses synthetic
 	// frames. VP8 is always synthetic.
 	Video VideoSource
+	// Tag (0–15) marks every frame, so a viewer of several publishers (a
+	// Live Room) tells them apart: Marker.Tag.
+	Tag uint8
 	Options
 }
 
@@ -62,6 +66,7 @@ type Publisher struct {
 	frames   [3][frameRing]frameStart // per layer, by frame number
 
 	keyRequests atomic.Uint64
+	level       atomic.Uint32 // RFC 6464 level of the audio sent, 0 loudest … 127 silent
 	keyMu       sync.Mutex
 	keyTimes    map[string][]time.Time
 	cancel      context.CancelFunc
@@ -117,6 +122,9 @@ func Publish(ctx context.Context, cfg PublisherConfig) (*Publisher, error) {
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 		return nil, err
 	}
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
 	ir := &interceptor.Registry{}
 	for _, f := range cfg.Interceptors { // nearest the network: a test's lossy link
 		ir.Add(f)
@@ -145,6 +153,7 @@ func Publish(ctx context.Context, cfg PublisherConfig) (*Publisher, error) {
 		return nil, err
 	}
 	p := &Publisher{PC: pc, cfg: cfg, stamp: stamp, mux: mux}
+	p.level.Store(127)
 	connected := make(chan struct{})
 	var once sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
@@ -338,6 +347,7 @@ func (p *Publisher) run(ctx context.Context) {
 			}
 		case <-audio.C:
 			if p.audio != nil {
+				p.audio.level = uint8(p.level.Load())
 				_ = p.audio.write(aseq, ats, false, opusFrame())
 				aseq++
 				ats += 960
@@ -359,14 +369,15 @@ func (p *Publisher) sendFrame(l *pubLayer, now time.Time) {
 		size *= 3
 	}
 	var pkts [][]byte
+	mark := l.index | int(p.cfg.Tag&0x0f)<<4 // the marker's layer byte
 	switch {
 	case isH264(l.track.codec.MimeType) && p.cfg.Video != nil:
 		nals, _ := p.cfg.Video.Next(l.index, key)
-		pkts = h264AccessUnit(nals, l.index, l.frame, now)
+		pkts = h264AccessUnit(nals, mark, l.frame, now)
 	case isH264(l.track.codec.MimeType):
-		pkts = h264AccessUnit(syntheticH264(key, l.index, size), l.index, l.frame, now)
+		pkts = h264AccessUnit(syntheticH264(key, l.index, size), mark, l.frame, now)
 	default:
-		pkts = vp8Frame(key, l.pid, l.w, l.h, size, l.index, l.frame, now)
+		pkts = vp8Frame(key, l.pid, l.w, l.h, size, mark, l.frame, now)
 	}
 	if p.stamp != nil && l.index < len(p.frames) {
 		l.track.mu.Lock()
@@ -384,6 +395,10 @@ func (p *Publisher) sendFrame(l *pubLayer, now time.Time) {
 	l.pid = (l.pid + 1) & 0x7fff
 	l.frame++
 }
+
+// SetAudioLevel sets the RFC 6464 level (0 loudest … 127 silent) the
+// publisher's audio packets carry from now on: a synthetic voice.
+func (p *Publisher) SetAudioLevel(level uint8) { p.level.Store(uint32(min(level, 127))) }
 
 // KeyframeRequests returns how many PLI/FIR the server sent.
 func (p *Publisher) KeyframeRequests() uint64 { return p.keyRequests.Load() }

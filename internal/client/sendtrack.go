@@ -23,6 +23,8 @@ type sendTrack struct {
 	pt     uint8
 	midID  uint8
 	ridID  uint8
+	lvlID  uint8 // RFC 6464 audio level, when negotiated
+	level  uint8 // the level to write, set by the sending goroutine
 	hdrBuf rtp.Header
 }
 
@@ -40,6 +42,8 @@ func (t *sendTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 				t.midID = uint8(h.ID)
 			case sdp.SDESRTPStreamIDURI:
 				t.ridID = uint8(h.ID)
+			case sdp.AudioLevelURI:
+				t.lvlID = uint8(h.ID)
 			}
 		}
 		return c, nil
@@ -73,6 +77,9 @@ func (t *sendTrack) write(seq uint16, ts uint32, marker bool, payload []byte) er
 	}
 	if t.ridID != 0 && t.rid != "" {
 		_ = h.SetExtension(t.ridID, []byte(t.rid))
+	}
+	if t.lvlID != 0 && t.kind == webrtc.RTPCodecTypeAudio {
+		_ = h.SetExtension(t.lvlID, []byte{0x80 | t.level}) // voice activity set
 	}
 	_, err := t.w.WriteRTP(h, payload)
 	return err

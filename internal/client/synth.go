@@ -16,12 +16,15 @@ import (
 // markerMagic starts the marker in the first packet of every frame.
 var markerMagic = [4]byte{'G', 'L', 'N', 'T'} //nolint:gochecknoglobals // a constant array
 
-// markerSize is the marker's length: magic, layer, frame number, send time.
+// markerSize is the marker's length: magic, layer (the publisher's tag in
+// its high four bits), frame number, send time.
 const markerSize = 4 + 1 + 4 + 8
 
 // Marker is what a synthetic frame says about itself.
 type Marker struct {
 	Layer int
+	// Tag is the publisher's PublisherConfig.Tag, telling publishers apart.
+	Tag   uint8
 	Frame uint32
 	Sent  time.Time
 }
@@ -85,7 +88,8 @@ func parseMarker(b []byte, off int) (Marker, bool) {
 	}
 	m := b[off+4:]
 	return Marker{
-		Layer: int(m[0]),
+		Layer: int(m[0] & 0x0f),
+		Tag:   m[0] >> 4,
 		Frame: binary.BigEndian.Uint32(m[1:]),
 		Sent:  time.Unix(0, int64(binary.BigEndian.Uint64(m[5:]))),
 	}, true

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -21,7 +22,14 @@ type ViewerConfig struct {
 	HTTP            *http.Client
 	// NoAudio leaves audio out of the offer.
 	NoAudio bool
+	// Slots is how many broadcasters of a Live Room the viewer receives at
+	// once: an audio and a video m-line each (0 means 1). Stats describe
+	// the first slot; SlotStats every one.
+	Slots int
 	Options
+	// OnMessage, if set, opens the "glint" data channel and gets every
+	// message the server sends on it.
+	OnMessage func([]byte)
 	// OnPacket, if set, sees every received packet on the track's reader
 	// goroutine. p is reused for the next packet: copy what you keep.
 	OnPacket func(kind webrtc.RTPCodecType, mime string, p *rtp.Packet, at time.Time)
@@ -41,6 +49,24 @@ type Viewer struct {
 	stats  ViewerStats
 	seen   map[webrtc.RTPCodecType]*streamCheck
 	states []webrtc.PeerConnectionState
+	slots  map[string]*SlotStats // by mid
+	first  map[string]bool       // mids of the first slot
+}
+
+// SlotStats is what arrived on one m-line of a multi-slot viewer.
+type SlotStats struct {
+	Packets int
+	// SSRCs counts the SSRCs seen (one for a slot that changed hands
+	// without renegotiation); SeqJumps sequence numbers skipped.
+	SSRCs, SeqJumps int
+	// Tags counts video frames by their publisher's tag; LastTag is the
+	// latest frame's.
+	Tags    map[uint8]int
+	LastTag uint8
+	LastAt  time.Time
+
+	ssrc    uint32
+	lastSeq uint16
 }
 
 // ViewerStats is what a viewer observed.
@@ -147,26 +173,46 @@ func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
 		}
 		return nil, err
 	}
-	v := &Viewer{PC: pc, cfg: cfg, seen: map[webrtc.RTPCodecType]*streamCheck{}, stamp: stamp, mux: mux}
+	v := &Viewer{PC: pc, cfg: cfg, seen: map[webrtc.RTPCodecType]*streamCheck{}, stamp: stamp, mux: mux,
+		slots: map[string]*SlotStats{}, first: map[string]bool{}}
 	v.stats.Started = started
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		v.mu.Lock()
 		v.states = append(v.states, s)
 		v.mu.Unlock()
 	})
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+		mid := ""
+		for _, tr := range pc.GetTransceivers() {
+			if tr.Receiver() == r {
+				mid = tr.Mid()
+			}
+		}
 		v.wg.Add(1)
-		go v.read(t)
+		go v.read(t, mid)
 	})
 	kinds := []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo}
 	if !cfg.NoAudio {
 		kinds = append(kinds, webrtc.RTPCodecTypeAudio)
 	}
-	for _, k := range kinds {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+	var trs []*webrtc.RTPTransceiver
+	for range max(cfg.Slots, 1) {
+		for _, k := range kinds {
+			tr, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+			if err != nil {
+				_ = v.closePC()
+				return nil, err
+			}
+			trs = append(trs, tr)
+		}
+	}
+	if fn := cfg.OnMessage; fn != nil {
+		dc, err := pc.CreateDataChannel("glint", nil)
+		if err != nil {
 			_ = v.closePC()
 			return nil, err
 		}
+		dc.OnMessage(func(m webrtc.DataChannelMessage) { fn(m.Data) })
 	}
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
@@ -184,6 +230,9 @@ func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
 		_ = v.closePC()
 		return nil, ctx.Err()
 	}
+	for _, tr := range trs[:len(kinds)] {
+		v.first[tr.Mid()] = true
+	}
 	res, err := Post(ctx, cfg.HTTP, cfg.Endpoint, cfg.Token, pc.LocalDescription().SDP)
 	if err != nil {
 		_ = v.closePC()
@@ -199,7 +248,7 @@ func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
 
 // read is a track's loop: one buffer and one packet, reused, so hundreds
 // of viewers in one process do not load the garbage collector.
-func (v *Viewer) read(t *webrtc.TrackRemote) {
+func (v *Viewer) read(t *webrtc.TrackRemote, mid string) {
 	defer v.wg.Done()
 	buf := make([]byte, 1500)
 	var p rtp.Packet
@@ -213,11 +262,54 @@ func (v *Viewer) read(t *webrtc.TrackRemote) {
 			continue
 		}
 		now := time.Now()
-		v.note(kind, mime, &p, now)
+		v.noteSlot(mid, mime, &p, now)
+		if v.first[mid] || mid == "" {
+			v.note(kind, mime, &p, now)
+		}
 		if v.cfg.OnPacket != nil {
 			v.cfg.OnPacket(kind, mime, &p, now)
 		}
 	}
+}
+
+func (v *Viewer) noteSlot(mid, mime string, p *rtp.Packet, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := v.slots[mid]
+	if s == nil {
+		s = &SlotStats{Tags: map[uint8]int{}}
+		v.slots[mid] = s
+	}
+	switch {
+	case s.Packets == 0 || s.ssrc != p.SSRC:
+		s.SSRCs++
+		s.ssrc = p.SSRC
+	case int16(p.SequenceNumber-s.lastSeq) > 1:
+		s.SeqJumps++
+	}
+	if s.Packets == 0 || int16(p.SequenceNumber-s.lastSeq) > 0 {
+		s.lastSeq = p.SequenceNumber
+	}
+	s.Packets++
+	s.LastAt = now
+	if m, ok := ReadMarker(mime, p.Payload); ok {
+		s.Tags[m.Tag]++
+		s.LastTag = m.Tag
+	}
+}
+
+// SlotStats returns what arrived on the m-line mid (a copy), and whether
+// anything did.
+func (v *Viewer) SlotStats(mid string) (SlotStats, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := v.slots[mid]
+	if s == nil {
+		return SlotStats{}, false
+	}
+	c := *s
+	c.Tags = maps.Clone(s.Tags)
+	return c, true
 }
 
 func (v *Viewer) note(kind webrtc.RTPCodecType, mime string, p *rtp.Packet, now time.Time) {

@@ -99,3 +99,15 @@ func Bearer(r *http.Request) string {
 	}
 	return ""
 }
+
+// Origin returns the scheme and host a request was made to, as the client
+// named them ("https://example.com"), for absolute URLs in answers. Glint
+// trusts no forwarding header: behind a TLS-terminating proxy the scheme
+// is the proxy's hop, http.
+func Origin(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}

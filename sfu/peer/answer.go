@@ -64,6 +64,7 @@ func lineOf(m *sdp.MediaDescription) offerLine {
 
 // answerTrack is one down track as the answer describes it.
 type answerTrack struct {
+	mid    string
 	dt     *sfu.DownTrack
 	ssrc   uint32
 	codecs []sfu.Codec
@@ -173,7 +174,7 @@ func answerTracks(o *Offer, dts []*sfu.DownTrack, w sfu.RTPWriter) (map[string]*
 		if id, ok := line.exts[extAbsCaptureTime]; ok {
 			ids.AbsCaptureTime = uint8(id)
 		}
-		at := &answerTrack{dt: dt, ssrc: randomSSRC(), codecs: m.Codecs, exts: ids}
+		at := &answerTrack{mid: m.Mid, dt: dt, ssrc: randomSSRC(), codecs: m.Codecs, exts: ids}
 		if _, err := dt.Bind(w, at.ssrc, at.codecs, ids); err != nil {
 			return nil, err
 		}

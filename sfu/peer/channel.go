@@ -28,8 +28,9 @@ var ErrChannelStalled = errors.New("data channel: the peer stopped reading")
 
 // Channel is the "glint" data channel of a session, once open.
 type Channel struct {
-	dc  channelConn
-	low chan struct{}
+	dc     channelConn
+	low    chan struct{}
+	sendMu sync.Mutex // chat and room announcements share the channel
 }
 
 // channelConn is a data channel as pion's PeerConnection (publishers) or
@@ -57,9 +58,11 @@ func newChannel(dc channelConn) *Channel {
 }
 
 // Send queues a text message. It waits while more than 1 MB is queued for
-// the peer, and fails with ErrChannelStalled after 10 s of that. Call it
-// from one goroutine.
+// the peer, and fails with ErrChannelStalled after 10 s of that. Sends
+// from several goroutines go out one at a time.
 func (c *Channel) Send(b []byte) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
 	if c.dc.BufferedAmount() > maxBuffered {
 		t := time.NewTimer(sendWait)
 		defer t.Stop()

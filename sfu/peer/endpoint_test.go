@@ -72,7 +72,7 @@ func TestClosedNodeRefusesSessions(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if _, _, err := n.Publish(ctx, room, "id", o); err == nil {
+	if _, _, err := n.Publish(ctx, room, "id", o, nil); err == nil {
 		t.Fatal("a closed node accepted a publisher")
 	}
 }

@@ -26,9 +26,17 @@ type Publisher struct {
 	wg    sync.WaitGroup
 }
 
-// Publish answers a WHIP offer. On success the publisher becomes the stream's
-// host, taking over from any previous one.
-func (n *Endpoint) Publish(ctx context.Context, stream *sfu.Stream, id string, offer *Offer) (*Publisher, string, error) {
+// Guest names a Live Room guest a WHIP session publishes as.
+type Guest struct {
+	ID   string // the participant id, stable across its reconnects
+	Name string
+}
+
+// Publish answers a WHIP offer. On success the publisher becomes the
+// stream's host (guest nil), taking over from any previous one, or joins
+// the host's room as guest: sfu.ErrNotLive without a host, sfu.ErrRoomFull
+// when the room has no place.
+func (n *Endpoint) Publish(ctx context.Context, stream *sfu.Stream, id string, offer *Offer, guest *Guest) (*Publisher, string, error) {
 	pc, err := n.newPC(n.pubAPI)
 	if err != nil {
 		return nil, "", err
@@ -43,13 +51,19 @@ func (n *Endpoint) Publish(ctx context.Context, stream *sfu.Stream, id string, o
 	pc.OnConnectionStateChange(p.onState)
 	p.watchChannels()
 	answer, err := n.answer(ctx, pc, offer.SDP)
+	switch {
+	case err != nil:
+	case guest == nil:
+		p.pub = stream.StartPublication(sfu.HostID, p, sfu.Now())
+	default:
+		p.pub, err = stream.Join(guest.ID, guest.Name, p, sfu.Now())
+	}
 	if err != nil {
 		p.ended.Store(true)
 		close(p.ready)
 		_ = pc.Close()
 		return nil, "", err
 	}
-	p.pub = stream.StartPublication(sfu.HostID, p, sfu.Now())
 	for _, c := range answerCodecs(answer) {
 		p.pub.Announce(c)
 	}

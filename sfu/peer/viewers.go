@@ -226,6 +226,17 @@ func (v *Viewer) RemoteICE() ICE {
 	return ICE{Ufrag: ufrag, Pwd: pwd, Mid: v.mid}
 }
 
+// Mid returns the mid of the m-line dt is sent on, or "" when the offer
+// had no m-line for its slot.
+func (v *Viewer) Mid(dt *sfu.DownTrack) string {
+	for _, at := range v.tracks {
+		if at.dt == dt {
+			return at.mid
+		}
+	}
+	return ""
+}
+
 // Subscriber returns the core's view of this session.
 func (v *Viewer) Subscriber() *sfu.Subscriber { return v.sub }
 
