@@ -278,6 +278,7 @@ func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, h
 	m.HandleFunc("GET /{$}", page("index.html"))
 	m.HandleFunc("GET /live", page("live.html"))
 	m.HandleFunc("GET /watch/{stream}", page("watch.html"))
+	m.HandleFunc("GET /guest/{stream}", page("guest.html"))
 	return m
 }
 

@@ -128,6 +128,9 @@ export class Chat {
         return;
       case 'ack': case 'pong':
         return;
+      case 'room': // a Live Room's slots, on the same channel
+        if (this.onroom) this.onroom(e.body);
+        return;
     }
     if (!e.seq || this.seen.has(e.seq)) return;
     this.seen.add(e.seq);
