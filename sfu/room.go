@@ -172,6 +172,18 @@ func (r *Stream) Broadcasters() []Broadcaster {
 	return out
 }
 
+// Participant returns the tracks of broadcaster id (the host's for
+// HostID), or nils when it is not broadcasting.
+func (r *Stream) Participant(id string) (audio, video *Track) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.parts[id]
+	if p == nil || p.pub == nil {
+		return nil, nil
+	}
+	return p.audio, p.video
+}
+
 // Speaker returns the participant speaking now, or "".
 func (r *Stream) Speaker() string {
 	r.mu.Lock()

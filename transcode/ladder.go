@@ -87,6 +87,39 @@ type Job struct {
 	// GOP is the keyframe interval of every rung: the same instants in
 	// each, so segments line up across renditions.
 	GOP time.Duration
+	// Tiles, when 1 or more, composites that many video tracks (a Live
+	// Room) on a 16:9 canvas as tall as the top rung, before the ladder is
+	// made of it: one filling it, two side by side, three or four in a
+	// 2x2 grid. The canvas keeps its size as the room changes.
+	Tiles int
+	// Voices, when 2 or more, mixes that many audio tracks into one.
+	Voices int
+}
+
+// CompositeFPS is the frame rate of a composited room.
+const CompositeFPS = 30
+
+// composite writes the filters that lay n video tracks out on a w x h
+// canvas, into the label [room].
+func composite(g *strings.Builder, n, w, h int) {
+	cols, rows := min(n, 2), 1
+	if n > 2 {
+		rows = 2
+	}
+	tw, th := (w/cols)&^1, (h/rows)&^1
+	var layout []string
+	for i := range n {
+		fmt.Fprintf(g, "[0:v:%d]scale=%d:%d:force_original_aspect_ratio=decrease,pad=%d:%d:(ow-iw)/2:(oh-ih)/2,setsar=1[t%d];", i, tw, th, tw, th, i)
+		layout = append(layout, fmt.Sprintf("%d_%d", i%cols*tw, i/cols*th))
+	}
+	if n == 1 {
+		fmt.Fprintf(g, "[t0]fps=%d[room];", CompositeFPS) // xstack takes two or more
+		return
+	}
+	for i := range n {
+		fmt.Fprintf(g, "[t%d]", i)
+	}
+	fmt.Fprintf(g, "xstack=inputs=%d:layout=%s:fill=black,fps=%d[room];", n, strings.Join(layout, "|"), CompositeFPS)
 }
 
 // JobArgs returns ffmpeg's arguments for job with encoder e. Timestamps go
@@ -99,11 +132,17 @@ func (e Encoder) JobArgs(job Job) []string {
 	args = append(args, "-probesize", "32768", "-analyzeduration", "200000",
 		"-f", "matroska", "-i", "pipe:0", "-copyts", "-fps_mode", "passthrough")
 	var graph strings.Builder
+	src := "[0:v]"
+	if job.Tiles > 0 && len(job.Rungs) > 0 {
+		h := job.Rungs[0].Height
+		composite(&graph, job.Tiles, (h*16/9)&^1, h)
+		src = "[room]"
+	}
 	if n := len(job.Rungs); n > 0 {
 		if n == 1 {
-			graph.WriteString("[0:v]null[s0]")
+			graph.WriteString(src + "null[s0]")
 		} else {
-			graph.WriteString("[0:v]split=" + strconv.Itoa(n))
+			graph.WriteString(src + "split=" + strconv.Itoa(n))
 			for i := range n {
 				fmt.Fprintf(&graph, "[s%d]", i)
 			}
@@ -115,7 +154,20 @@ func (e Encoder) JobArgs(job Job) []string {
 			}
 			fmt.Fprintf(&graph, "[o%d]", i)
 		}
+	}
+	if job.Audio && job.Voices > 1 {
+		if graph.Len() > 0 {
+			graph.WriteString(";")
+		}
+		for i := range job.Voices {
+			fmt.Fprintf(&graph, "[0:a:%d]", i)
+		}
+		fmt.Fprintf(&graph, "amix=inputs=%d:duration=longest:normalize=0[mix]", job.Voices)
+	}
+	if graph.Len() > 0 {
 		args = append(args, "-filter_complex", graph.String())
+	}
+	if len(job.Rungs) > 0 {
 		for i := range job.Rungs {
 			args = append(args, "-map", "[o"+strconv.Itoa(i)+"]")
 		}
@@ -130,7 +182,11 @@ func (e Encoder) JobArgs(job Job) []string {
 		}
 	}
 	if job.Audio {
-		args = append(args, "-map", "0:a:0", "-c:a", "aac", "-b:a", strconv.Itoa(AudioBitrate), "-ar", "48000", "-ac", "2")
+		audio := "0:a:0"
+		if job.Voices > 1 {
+			audio = "[mix]"
+		}
+		args = append(args, "-map", audio, "-c:a", "aac", "-b:a", strconv.Itoa(AudioBitrate), "-ar", "48000", "-ac", "2")
 	}
 	return append(args, "-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-flush_packets", "1", "pipe:1")
 }

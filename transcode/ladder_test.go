@@ -252,3 +252,96 @@ func TestJobTakesVP9AndAV1(t *testing.T) {
 		}
 	}
 }
+
+// A Live Room: two and four video tracks are laid out on one canvas,
+// their audio mixed, on the input's clock.
+func TestJobCompositesARoom(t *testing.T) {
+	ff := ffmpegPath(t)
+	ctx := context.Background()
+	enc, err := Probe(ctx, ff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames, keys, err := load.EncodeVP8Clip(ctx, ff, 160, 90, 15, 100_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start = 3000
+	for _, n := range []int{1, 2, 4} {
+		var tracks []MKVTrack
+		for range n {
+			tracks = append(tracks, MKVTrack{Codec: "V_VP8", Width: 160, Height: 90})
+		}
+		for range n {
+			tracks = append(tracks, MKVTrack{Codec: "A_OPUS", Channels: 2})
+		}
+		var in bytes.Buffer
+		m, err := NewMKV(&in, tracks...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two seconds: 15 fps per tile, each a few ms after the last, and
+		// 20 ms Opus packets per voice.
+		for ms := int64(0); ms < 2000; ms += 20 {
+			if ms%66 < 20 { // about 15 fps on the 20 ms grid
+				i := int(ms * 15 / 1000)
+				for v := range n {
+					if err := m.Write(v, start+ms+int64(v), keys[i], frames[i]); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for a := range n {
+				if err := m.Write(n+a, start+ms, true, []byte{0xfc, 0xff, 0xfe}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		job := Job{Rungs: Rungs(180, []int{180}), Audio: true, GOP: time.Second, Tiles: n, Voices: n}
+		cmd := exec.Command(ff, enc.JobArgs(job)...)
+		cmd.Stdin = &in
+		var out, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%d tiles: ffmpeg %v: %v\n%s", n, enc.JobArgs(job), err, stderr.String())
+		}
+		r := &mpegts.Reader{R: &out}
+		if err := r.Initialize(); err != nil {
+			t.Fatal(err)
+		}
+		var w, h, video, audio int
+		first := int64(-1)
+		for _, tr := range r.Tracks() {
+			switch tr.Codec.(type) {
+			case *tscodecs.H264:
+				r.OnDataH264(tr, func(pts, _ int64, au [][]byte) error {
+					if first < 0 {
+						first = pts
+					}
+					video++
+					for _, nal := range au {
+						var sps h264.SPS
+						if h264.NALUType(nal[0]&0x1f) == h264.NALUTypeSPS && sps.Unmarshal(nal) == nil {
+							w, h = sps.Width(), sps.Height()
+						}
+					}
+					return nil
+				})
+			case *tscodecs.MPEG4Audio:
+				r.OnDataMPEG4Audio(tr, func(_ int64, aus [][]byte) error { audio += len(aus); return nil })
+			}
+		}
+		for r.Read() == nil {
+		}
+		if w != 320 || h != 180 {
+			t.Fatalf("%d tiles: canvas %dx%d, want 320x180", n, w, h)
+		}
+		if video < 50 || audio < 80 {
+			t.Fatalf("%d tiles: %d video frames and %d AAC frames for 2 s, want ~%d and ~94", n, video, audio, 2*CompositeFPS)
+		}
+		if d := first - start*90; d < -90 || d > 100*90 {
+			t.Errorf("%d tiles: the room starts at pts %d, want about %d", n, first, start*90)
+		}
+		t.Logf("%d tiles: %d frames, %d AAC frames, first pts %+d ms from the input's", n, video, audio, (first-start*90)/90)
+	}
+}
