@@ -257,7 +257,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		if ev.Participant != sfu.HostID {
+		if ev.Participant != sfu.HostID || ev.Kind == sfu.EventMuted {
+			if ev.Kind != sfu.EventSpeaker && ev.Kind != sfu.EventReconnecting {
+				b.room(ev.Stream)
+			}
 			continue
 		}
 		switch ev.Kind {
@@ -302,10 +305,18 @@ func (b *Bridge) start(name string) {
 	b.mu.Lock()
 	old := b.sessions[name]
 	b.mu.Unlock()
-	if old != nil && old.adopt(audio, video) {
+	// A room (a guest on stage, or a session that composited one) is
+	// composited; the host alone is packaged as usual.
+	room := len(st.Broadcasters()) > 1 || old != nil && old.isRoom()
+	tx := b.transcoding(video, room)
+	if room && tx.err != nil {
+		room = false // no compositor: the host alone, as usual
+		tx = b.transcoding(video, false)
+	}
+	if old != nil && old.isRoom() == room && old.adopt(audio, video) {
 		return
 	}
-	s, err := newSession(st, audio, video, b.cfg, b.transcoding(video), b.log.With("stream", name))
+	s, err := newSession(st, audio, video, b.cfg, tx, b.log.With("stream", name))
 	if err != nil {
 		if old != nil {
 			b.stop(name)
@@ -338,11 +349,11 @@ func (b *Bridge) ended(s *session) {
 
 // transcoding returns what a session for video needs to transcode it,
 // waiting for the probe only when it does.
-func (b *Bridge) transcoding(video *sfu.Track) transcoding {
+func (b *Bridge) transcoding(video *sfu.Track, room bool) transcoding {
 	// Opus becomes AAC wherever there is an ffmpeg, whatever its H.264
 	// encoders: no waiting for their probe.
-	tx := transcoding{ffmpeg: b.cfg.FFmpeg, ladder: b.cfg.Ladder, all: b.cfg.TranscodeAll, aac: b.ffmpegFound && !b.cfg.OpusAudio}
-	if c, ok := video.Codec(); ok && codec.KindOf(c.MimeType) == codec.H264 && !tx.all {
+	tx := transcoding{ffmpeg: b.cfg.FFmpeg, ladder: b.cfg.Ladder, all: b.cfg.TranscodeAll, aac: b.ffmpegFound && !b.cfg.OpusAudio, room: room}
+	if c, ok := video.Codec(); ok && codec.KindOf(c.MimeType) == codec.H264 && !tx.all && !room {
 		return tx
 	}
 	<-b.probed

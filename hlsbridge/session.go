@@ -30,9 +30,12 @@ import (
 type session struct {
 	log    *slog.Logger
 	cfg    Config
+	stream *sfu.Stream
 	video  []*sfu.Layer // the layers the session was made for
 	audio  *sfu.Layer
-	tracks []*sfu.Track
+	tmu    sync.Mutex
+	tracks []*sfu.Track      // whose sink the session is
+	guests map[string]string // a room's guests in the layout: id → name
 	rends  []*rendition
 	// accepted are the layers Deliver takes now: a returning publisher's
 	// replace the first ones (adopt).
@@ -80,6 +83,8 @@ type session struct {
 type layerSet struct {
 	video []*sfu.Layer
 	audio *sfu.Layer
+	// A Live Room's guests' video (after the host's in video) and audio.
+	guestAudio []*sfu.Layer
 }
 
 // item is one packet copied off the forwarding path.
@@ -117,6 +122,7 @@ type transcoding struct {
 	ladder []int
 	all    bool // transcode H.264 too: a ladder was configured
 	aac    bool // make AAC of the Opus of streams packaged as they come
+	room   bool // composite a Live Room's broadcasters
 }
 
 func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcoding, log *slog.Logger) (*session, error) {
@@ -147,7 +153,7 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcod
 	s.audio = opusLayer(audio)
 	top := layers[len(layers)-1]
 	kind := codec.KindOf(top.Codec().MimeType)
-	if kind != codec.H264 || tx.all {
+	if kind != codec.H264 || tx.all || tx.room {
 		if _, ok := mkvCodec(kind); !ok {
 			return nil, fmt.Errorf("video is %s: no transcoder takes it", top.Codec().MimeType)
 		}
@@ -155,7 +161,7 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcod
 			return nil, fmt.Errorf("video is %s: packaging it needs the transcoder: %w", top.Codec().MimeType, tx.err)
 		}
 		s.video = []*sfu.Layer{top}
-		s.tc = newTranscoder(s, tx.ffmpeg, tx.enc, tx.ladder, top)
+		s.tc = newTranscoder(s, tx.ffmpeg, tx.enc, tx.ladder, top, tx.room)
 	} else {
 		for _, l := range layers {
 			if codec.KindOf(l.Codec().MimeType) != codec.H264 {
@@ -211,6 +217,7 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcod
 			}
 		})
 	}
+	s.stream = st
 	s.tracks = []*sfu.Track{video}
 	video.AddSink(s)
 	if s.audio != nil {
@@ -219,6 +226,9 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcod
 	}
 	for _, l := range s.video {
 		l.RequestKeyframe(now) // segments start at keyframes: no waiting a whole interval
+	}
+	if tx.room {
+		s.recompose()
 	}
 	return s, nil
 }
@@ -336,7 +346,7 @@ func (s *session) adoptTranscoded(audio, video *sfu.Track) bool {
 	s.accepted.Store(next)
 	top.RequestKeyframe(sfu.Now())
 	s.ctl <- func() {
-		if top != s.tc.layer {
+		if top != s.tc.host().layer {
 			s.tc.adopt(top)
 		}
 		if next.audio != s.wAudio {
@@ -345,6 +355,9 @@ func (s *session) adoptTranscoded(audio, video *sfu.Track) bool {
 	}
 	s.log.Info("hls: the stream's new publication continues the same playlists (transcoded)")
 	s.reconnected()
+	if s.isRoom() {
+		s.recompose() // the guests stay in the layout
+	}
 	return true
 }
 
@@ -368,7 +381,7 @@ func (s *session) Deliver(l *sfu.Layer, p *sfu.Packet) {
 	if s.closed.Load() {
 		return
 	}
-	if ls := s.accepted.Load(); l != ls.audio && !slices.Contains(ls.video, l) {
+	if ls := s.accepted.Load(); l != ls.audio && !slices.Contains(ls.video, l) && !slices.Contains(ls.guestAudio, l) {
 		return
 	}
 	var it *item
@@ -403,9 +416,7 @@ func (s *session) run() {
 			case it.layer == s.wAudio && it.layer != nil:
 				s.writeOpus(&pkt, it.arrival)
 			case s.tc != nil:
-				if it.layer == s.tc.layer {
-					s.tc.video(&pkt, it.arrival)
-				}
+				s.tc.videoPacket(it.layer, &pkt, it.arrival)
 			default:
 				for _, r := range s.rends {
 					if r.layer == it.layer {
@@ -493,9 +504,11 @@ func (s *session) close() {
 	if !s.closed.CompareAndSwap(false, true) {
 		return
 	}
+	s.tmu.Lock()
 	for _, t := range s.tracks {
 		t.RemoveSink(s)
 	}
+	s.tmu.Unlock()
 	close(s.done)
 	s.wg.Wait()
 	for _, tc := range []*transcoder{s.tc, s.atc} {

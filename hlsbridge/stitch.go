@@ -186,7 +186,12 @@ func ReadVOD(dir, id string) (VODDetail, error) {
 	}
 	d := VODDetail{VOD: v, StreamStartMS: first, Chapters: []Chapter{{StreamMS: first, Title: "Start"}}}
 	for _, c := range readChapters(rec) {
-		if c.StreamMS > first && c.StreamMS < first+int64(v.Duration*1000) {
+		switch {
+		case c.StreamMS <= first:
+			// Marked before the video began (a room recording starts with
+			// its guests): part of the start.
+			d.Chapters[0].Title += " · " + c.Title
+		case c.StreamMS < first+int64(v.Duration*1000):
 			d.Chapters = append(d.Chapters, c)
 		}
 	}

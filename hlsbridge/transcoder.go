@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,29 +32,36 @@ import (
 // rung of the ladder, each with AAC audio. Frames go to ffmpeg as live
 // Matroska timestamped on the stream clock and come back as MPEG-TS with
 // those timestamps, so audio and video stay in sync through the encoder,
-// across its restarts and across a publisher's reconnects.
+// across its restarts and across a publisher's reconnects. A Live Room's
+// transcoder takes every broadcaster (sources) and ffmpeg composites them;
+// as they come and go it starts a child with the new layout, into the
+// same renditions.
 type transcoder struct {
 	s      *session
 	ffmpeg string
 	enc    transcode.Encoder
 	ladder []int
-	kind   codec.Kind // the source's video codec
+	kind   codec.Kind // the host's video codec
 	// audioOnly: the transcoder makes the AAC of renditions whose video
 	// is packaged as it comes; what it makes goes to the session's worker,
 	// which writes every muxer.
 	audioOnly bool
+	// room: the renditions are the room composited (Job.Tiles), on a
+	// canvas that keeps its size as broadcasters come and go.
+	room bool
 
-	// keyLayer is the source layer for the child's keyframe requests
-	// (read off the worker).
-	keyLayer atomic.Pointer[sfu.Layer]
-	// The worker's own.
-	layer   *sfu.Layer
-	asm     *codec.Assembler
-	clock   rtpClock
-	needKey bool
+	// The worker's own: the broadcasters, host first, and the job the
+	// renditions were made for (once prepared).
+	srcs    []*tcSource
+	job     transcode.Job
+	gen     uint64
+	laidOut string // the layoutKey of the running child
 
+	// layout is what the running child's feed writes (set by the worker
+	// before it starts a child).
+	layout atomic.Pointer[tcLayout]
 	// frames carries frames from the worker to the child's feed; full, it
-	// drops them (and video up to the next keyframe).
+	// drops them (and that source's video up to its next keyframe).
 	frames  chan tcFrame
 	dropped atomic.Uint64
 	// base is the stream time (ms) of the first frame the running child
@@ -69,7 +78,46 @@ type transcoder struct {
 	wg     sync.WaitGroup
 }
 
+// tcSource is one broadcaster the transcoder takes, on the worker.
+type tcSource struct {
+	id      string
+	layer   *sfu.Layer // its top video layer; nil for none (or muted)
+	kind    codec.Kind
+	asm     *codec.Assembler
+	clock   rtpClock
+	needKey bool
+	// A guest's Opus (the host's comes through the session's own).
+	audio  *sfu.Layer
+	opus   *codec.Assembler
+	aclock rtpClock
+	// Its Matroska tracks in the current layout; -1 for none.
+	vtrack, atrack int
+}
+
+func newSource(id string, video, audio *sfu.Layer) *tcSource {
+	src := &tcSource{id: id, layer: video, audio: audio, vtrack: -1, atrack: -1}
+	if video != nil {
+		src.kind = codec.KindOf(video.Codec().MimeType)
+		src.asm = codec.NewAssembler(src.kind)
+	}
+	if audio != nil {
+		src.opus = codec.NewAssembler(codec.Opus)
+	}
+	return src
+}
+
+// tcLayout is the tracks of one child's Matroska: the video tracks (their
+// layers, for keyframe requests, and codecs), then audio tracks.
+type tcLayout struct {
+	gen    uint64
+	video  []*sfu.Layer
+	kinds  []codec.Kind
+	audios int
+}
+
 type tcFrame struct {
+	gen        uint64 // the layout it was made for
+	track      int    // its Matroska track
 	video, key bool
 	ms         int64
 	data       []byte
@@ -90,19 +138,19 @@ const tcQueue = 512
 // started at once.
 func newAudioTranscoder(s *session, ffmpeg string) *transcoder {
 	tc := &transcoder{s: s, ffmpeg: ffmpeg, enc: transcode.Encoder{Name: "aac", Why: "Opus to AAC, which every HLS player plays"}, audioOnly: true, frames: make(chan tcFrame, tcQueue)}
+	tc.srcs = []*tcSource{newSource(sfu.HostID, nil, nil)}
 	tc.rungs.Store(&[]int{})
-	tc.start(transcode.Job{Audio: true})
+	tc.job = transcode.Job{Audio: true}
+	tc.relayout()
 	return tc
 }
 
-func newTranscoder(s *session, ffmpeg string, enc transcode.Encoder, ladder []int, layer *sfu.Layer) *transcoder {
-	k := codec.KindOf(layer.Codec().MimeType)
+func newTranscoder(s *session, ffmpeg string, enc transcode.Encoder, ladder []int, layer *sfu.Layer, room bool) *transcoder {
 	tc := &transcoder{
-		s: s, ffmpeg: ffmpeg, enc: enc, ladder: ladder, kind: k,
-		layer: layer, asm: codec.NewAssembler(k),
+		s: s, ffmpeg: ffmpeg, enc: enc, ladder: ladder, kind: codec.KindOf(layer.Codec().MimeType), room: room,
+		srcs:   []*tcSource{newSource(sfu.HostID, layer, nil)},
 		frames: make(chan tcFrame, tcQueue),
 	}
-	tc.keyLayer.Store(layer)
 	return tc
 }
 
@@ -122,66 +170,124 @@ func mkvCodec(k codec.Kind) (string, bool) {
 	return "", false
 }
 
-// adopt moves the transcoder onto a returning publisher's layer; the
-// child goes on, given frames from the layer's next keyframe.
+// host is the host's source.
+func (tc *transcoder) host() *tcSource { return tc.srcs[0] }
+
+// adopt moves the transcoder onto a returning host's layer; the child
+// goes on, given frames from the layer's next keyframe.
 func (tc *transcoder) adopt(l *sfu.Layer) {
-	tc.layer, tc.asm, tc.clock = l, codec.NewAssembler(tc.kind), rtpClock{}
-	tc.keyLayer.Store(l)
-	tc.needKey = true
+	h := tc.host()
+	h.layer, h.asm, h.clock, h.needKey = l, codec.NewAssembler(tc.kind), rtpClock{}, true
+	if lay := tc.layout.Load(); lay != nil && h.vtrack >= 0 {
+		// Keyframe requests go to the new layer.
+		next := *lay
+		next.video = slices.Clone(lay.video)
+		next.video[h.vtrack] = l
+		tc.layout.Store(&next)
+	}
 }
 
-// video takes a packet of the source layer, on the worker.
-func (tc *transcoder) video(pkt *rtp.Packet, arrival int64) {
-	for _, au := range tc.asm.Push(pkt) {
-		pts := tc.clock.pts(au.Timestamp, arrival-tc.s.originNow, 90000)
-		f := tcFrame{video: true, key: au.Keyframe, ms: pts / 90, data: au.Data}
-		if tc.kind == codec.H264 {
+// setSources takes a room's broadcasters, host first, on the worker: a
+// source already there keeps its state, and a changed set starts a child
+// with the new layout.
+func (tc *transcoder) setSources(next []*tcSource) {
+	for i, n := range next {
+		for _, o := range tc.srcs {
+			if o.id == n.id && o.layer == n.layer && o.audio == n.audio {
+				next[i] = o
+			}
+		}
+	}
+	tc.srcs = next
+	if tc.prepared() && tc.layoutKey() != tc.laidOut {
+		tc.relayout()
+	}
+}
+
+// layoutKey says what a layout of the sources would hold: who shows and
+// who is heard.
+func (tc *transcoder) layoutKey() string {
+	var b strings.Builder
+	for i, src := range tc.srcs {
+		a := src.audio
+		if i == 0 {
+			a = tc.s.audio
+		}
+		fmt.Fprintf(&b, "%s:%t:%t;", src.id, src.layer != nil && !src.layer.Track().Muted(), a != nil && !a.Track().Muted())
+	}
+	return b.String()
+}
+
+// videoPacket takes a packet of a source's video layer, on the worker.
+func (tc *transcoder) videoPacket(l *sfu.Layer, pkt *rtp.Packet, arrival int64) bool {
+	for _, src := range tc.srcs {
+		if src.layer == l {
+			tc.video(src, pkt, arrival)
+			return true
+		}
+		if src.audio == l && l != nil {
+			for _, au := range src.opus.Push(pkt) {
+				pts := src.aclock.pts(au.Timestamp, arrival-tc.s.originNow, 48000)
+				tc.push(src, tcFrame{track: src.atrack, ms: pts / 48, data: au.Data})
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// video takes a packet of src's video, on the worker.
+func (tc *transcoder) video(src *tcSource, pkt *rtp.Packet, arrival int64) {
+	for _, au := range src.asm.Push(pkt) {
+		pts := src.clock.pts(au.Timestamp, arrival-tc.s.originNow, 90000)
+		f := tcFrame{video: true, key: au.Keyframe, ms: pts / 90, data: au.Data, track: src.vtrack}
+		if src.kind == codec.H264 {
 			f.data = lengthPrefixed(au.NALUs)
 		}
 		if f.key {
 			var ok bool
-			if f.w, f.h, ok = pictureSize(tc.kind, au); !ok || f.w < 16 || f.h < 16 {
-				tc.s.log.Debug("hls: a keyframe whose picture size does not read", "codec", tc.kind, "width", f.w, "height", f.h)
+			if f.w, f.h, ok = pictureSize(src.kind, au); !ok || f.w < 16 || f.h < 16 {
+				tc.s.log.Debug("hls: a keyframe whose picture size does not read", "codec", src.kind, "width", f.w, "height", f.h)
 				continue
 			}
-			if !tc.prepared() {
+			if !tc.prepared() && src == tc.host() {
 				tc.prepare(f.h)
 			}
 		}
-		if tc.prepared() {
-			tc.push(f)
-		}
+		tc.push(src, f)
 	}
 }
 
-// audio takes an Opus packet at pts (48 kHz), on the worker.
+// audio takes the host's Opus packet at pts (48 kHz), on the worker.
 func (tc *transcoder) audio(data []byte, pts int64) {
-	if tc.prepared() {
-		tc.push(tcFrame{ms: pts / 48, data: data})
-	}
+	tc.push(tc.host(), tcFrame{track: tc.host().atrack, ms: pts / 48, data: data})
 }
 
 func (tc *transcoder) prepared() bool { return tc.rungs.Load() != nil }
 
-func (tc *transcoder) push(f tcFrame) {
-	if f.video && tc.needKey {
+func (tc *transcoder) push(src *tcSource, f tcFrame) {
+	if !tc.prepared() || f.track < 0 {
+		return
+	}
+	if f.video && src.needKey {
 		if !f.key {
 			return
 		}
-		tc.needKey = false
+		src.needKey = false
 	}
+	f.gen = tc.gen
 	select {
 	case tc.frames <- f:
 	default:
 		tc.dropped.Add(1)
 		if f.video {
-			tc.needKey = true
-			tc.layer.RequestKeyframe(sfu.Now())
+			src.needKey = true
+			src.layer.RequestKeyframe(sfu.Now())
 		}
 	}
 }
 
-// prepare makes the renditions for a source of height h, lowest first,
+// prepare makes the renditions for a host of height h, lowest first,
 // and starts ffmpeg.
 func (tc *transcoder) prepare(h int) {
 	s := tc.s
@@ -212,8 +318,53 @@ func (tc *transcoder) prepare(h int) {
 	}
 	tc.rungs.Store(&heights)
 	close(s.prepared)
-	s.log.Info("hls: transcoding", "source", tc.kind, "height", h, "renditions", heights, "encoder", tc.enc.Name)
-	tc.start(transcode.Job{Rungs: rungs, Audio: s.audio != nil, GOP: s.cfg.SegmentDuration})
+	s.log.Info("hls: transcoding", "source", tc.kind, "height", h, "renditions", heights, "encoder", tc.enc.Name, "room", tc.room)
+	tc.job = transcode.Job{Rungs: rungs, Audio: s.audio != nil, GOP: s.cfg.SegmentDuration}
+	tc.relayout()
+}
+
+// relayout numbers the sources' Matroska tracks (video first, then audio)
+// and starts a child for them, stopping the one running: on the worker.
+// A muted track is left out, so the mix and the grid never wait on it.
+func (tc *transcoder) relayout() {
+	tc.gen++
+	tc.laidOut = tc.layoutKey()
+	lay := &tcLayout{gen: tc.gen}
+	n := 0
+	for _, src := range tc.srcs {
+		src.vtrack = -1
+		if src.layer != nil && !src.layer.Track().Muted() {
+			src.vtrack = n
+			n++
+			lay.video = append(lay.video, src.layer)
+			lay.kinds = append(lay.kinds, src.kind)
+			src.needKey = true
+		}
+	}
+	for i, src := range tc.srcs {
+		src.atrack = -1
+		a := src.audio
+		if i == 0 {
+			a = tc.s.audio
+		}
+		if a != nil && !a.Track().Muted() {
+			src.atrack = n
+			n++
+			lay.audios++
+		}
+	}
+	job := tc.job
+	job.Audio = job.Audio && lay.audios > 0
+	if tc.room {
+		job.Tiles, job.Voices = len(lay.video), lay.audios
+	}
+	if !tc.audioOnly && len(lay.video) == 0 {
+		tc.stop() // nobody shows: the renditions wait
+		return
+	}
+	tc.stop()
+	tc.layout.Store(lay)
+	tc.start(job)
 }
 
 // aacTrack is the transcoder's audio as a muxer track.
@@ -250,6 +401,7 @@ func (tc *transcoder) start(job transcode.Job) {
 func (tc *transcoder) stop() {
 	if tc.cancel != nil {
 		tc.cancel()
+		tc.cancel = nil
 	}
 	tc.wg.Wait()
 }
@@ -278,15 +430,20 @@ func (tc *transcoder) event(e transcode.Event) {
 	}
 }
 
-// feed writes the frames to one child as Matroska, from the next video
-// keyframe on (asking the publisher for one), or from the first Opus
-// packet when it transcodes audio alone.
+// feed writes the frames of the current layout to one child as
+// Matroska, starting once every video track has given a keyframe (asking
+// for them), or at the first Opus packet when it transcodes audio alone.
 func (tc *transcoder) feed(ctx context.Context, w io.Writer) error {
-	if !tc.audioOnly {
-		tc.keyLayer.Load().RequestKeyframe(sfu.Now())
+	lay := tc.layout.Load()
+	ask := func() {
+		for _, l := range lay.video {
+			l.RequestKeyframe(sfu.Now())
+		}
 	}
+	ask()
 	var m *transcode.MKV
-	audioTrack := -1
+	var pending []tcFrame
+	keys := make([]*tcFrame, len(lay.video))
 	for {
 		var f tcFrame
 		select {
@@ -294,49 +451,56 @@ func (tc *transcoder) feed(ctx context.Context, w io.Writer) error {
 			return nil
 		case f = <-tc.frames:
 		}
+		if f.gen != lay.gen {
+			continue // made for another layout
+		}
 		if m == nil {
-			tracks := tc.header(f)
-			if tracks == nil {
+			if f.video && keys[f.track] == nil {
+				if !f.key {
+					continue
+				}
+				keys[f.track] = &f
+			}
+			pending = append(pending, f)
+			if slices.Contains(keys, nil) {
+				if len(pending) > tcQueue { // a track that never keys: start over
+					pending, keys = pending[:0], make([]*tcFrame, len(lay.video))
+					ask()
+				}
 				continue
 			}
 			var err error
-			if m, err = transcode.NewMKV(w, tracks...); err != nil {
+			if m, err = transcode.NewMKV(w, tc.header(lay, keys)...); err != nil {
 				return err
 			}
-			if tracks[len(tracks)-1].Codec == "A_OPUS" {
-				audioTrack = len(tracks) - 1
+			tc.base.Store(pending[0].ms)
+			for _, p := range pending {
+				if err := m.Write(p.track, p.ms, p.key, p.data); err != nil {
+					return err
+				}
 			}
-			tc.base.Store(f.ms)
+			pending = nil
+			continue
 		}
-		track := 0
-		if !f.video {
-			if audioTrack < 0 {
-				continue
-			}
-			track = audioTrack
-		}
-		if err := m.Write(track, f.ms, f.key, f.data); err != nil {
+		if err := m.Write(f.track, f.ms, f.key, f.data); err != nil {
 			return err
 		}
 	}
 }
 
-// header returns the tracks a child's Matroska starts with, or nil when
-// f cannot start it (video starts at a keyframe, whose size it gives).
-func (tc *transcoder) header(f tcFrame) []transcode.MKVTrack {
+// header returns the tracks a child's Matroska starts with: each video
+// track sized by its first keyframe, then the audio.
+func (tc *transcoder) header(lay *tcLayout, keys []*tcFrame) []transcode.MKVTrack {
 	var tracks []transcode.MKVTrack
-	if !tc.audioOnly {
-		if !f.video || !f.key {
-			return nil
-		}
-		vcodec, _ := mkvCodec(tc.kind)
-		t := transcode.MKVTrack{Codec: vcodec, Width: f.w, Height: f.h}
-		if tc.kind == codec.H264 {
-			t.CodecPrivate = avcC(f.data)
+	for i, k := range keys {
+		vcodec, _ := mkvCodec(lay.kinds[i])
+		t := transcode.MKVTrack{Codec: vcodec, Width: k.w, Height: k.h}
+		if lay.kinds[i] == codec.H264 {
+			t.CodecPrivate = avcC(k.data)
 		}
 		tracks = append(tracks, t)
 	}
-	if tc.s.audio != nil {
+	for range lay.audios {
 		tracks = append(tracks, transcode.MKVTrack{Codec: "A_OPUS", Channels: 2})
 	}
 	return tracks
@@ -416,6 +580,9 @@ func (tc *transcoder) status() *TranscoderStatus {
 	if r := tc.rungs.Load(); r != nil {
 		st.Heights = *r
 	}
+	if lay := tc.layout.Load(); lay != nil && tc.room {
+		st.Tiles = len(lay.video)
+	}
 	if e := tc.lastErr.Load(); e != nil {
 		st.LastError = *e
 	}
@@ -437,6 +604,8 @@ type TranscoderStatus struct {
 	LastError string `json:"lastError,omitempty"`
 	// Dropped counts frames dropped because ffmpeg fell behind.
 	Dropped uint64 `json:"dropped"`
+	// Tiles is how many broadcasters a Live Room's composite shows now.
+	Tiles int `json:"tiles,omitempty"`
 }
 
 // pictureSize reads a keyframe's picture size.

@@ -88,7 +88,7 @@ type Job struct {
 	// each, so segments line up across renditions.
 	GOP time.Duration
 	// Tiles, when 1 or more, composites that many video tracks (a Live
-	// Room) on a 16:9 canvas as tall as the top rung, before the ladder is
+	// Room) on a 16:9 canvas as tall as the tallest rung, before the ladder is
 	// made of it: one filling it, two side by side, three or four in a
 	// 2x2 grid. The canvas keeps its size as the room changes.
 	Tiles int
@@ -134,8 +134,13 @@ func (e Encoder) JobArgs(job Job) []string {
 	var graph strings.Builder
 	src := "[0:v]"
 	if job.Tiles > 0 && len(job.Rungs) > 0 {
-		h := job.Rungs[0].Height
-		composite(&graph, job.Tiles, (h*16/9)&^1, h)
+		h := 0
+		for _, r := range job.Rungs {
+			h = max(h, r.Height)
+		}
+		// Multiples of 4: halves of the canvas are even, so every layout
+		// fills exactly the same canvas.
+		composite(&graph, job.Tiles, (h*16/9)&^3, h&^3)
 		src = "[room]"
 	}
 	if n := len(job.Rungs); n > 0 {

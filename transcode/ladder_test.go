@@ -333,7 +333,7 @@ func TestJobCompositesARoom(t *testing.T) {
 		}
 		for r.Read() == nil {
 		}
-		if w != 320 || h != 180 {
+		if w != 320 || h != 180 { // 320 = 180·16/9 rounded down to a multiple of 4
 			t.Fatalf("%d tiles: canvas %dx%d, want 320x180", n, w, h)
 		}
 		if video < 50 || audio < 80 {
