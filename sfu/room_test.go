@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 )
@@ -321,5 +322,127 @@ func TestMutedVideoReachesNobodyAndResumesAtAKeyframe(t *testing.T) {
 	}
 	if err := st.SetMuted("nobody", KindVideo, true, now); !errors.Is(err, ErrNoParticipant) {
 		t.Fatalf("muting nobody: %v", err)
+	}
+}
+
+// simulcastGuest is a guest sending three simulcast layers with measured
+// bitrates.
+func simulcastGuest(t *testing.T, st *Stream, id string, ssrc uint32, now int64) []*video {
+	t.Helper()
+	pub, err := st.Join(id, id, &testSource{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*video
+	for i, rid := range []string{"l", "m", "h"} {
+		l, err := pub.AddLayer(rid, vp8Codec, ExtIDs{}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := &video{l: l, ssrc: ssrc + uint32(i), w: 320 << i, h: 180 << i}
+		v.frame(t, true, 2, now)
+		l.stats.bitrate.Store([]uint64{150_000, 500_000, 1_200_000}[i])
+		out = append(out, v)
+	}
+	return out
+}
+
+// The speaker's tile gets the layer the budget allows once the other
+// tiles keep their lowest; when the speaker changes, so do the layers.
+func TestSpeakerIsAllocatedFirst(t *testing.T) {
+	now := second
+	cfg := testConfig()
+	cfg.KeyframeCache = 0
+	reg := NewRegistry(cfg)
+	s := newSimulcast(t, reg, now)
+	s.frameAll(t, true, now)
+	for i, br := range []uint64{150_000, 500_000, 1_200_000} {
+		s.layers[i].l.stats.bitrate.Store(br)
+	}
+	simulcastGuest(t, s.stream, "g1", 2000, now)
+	sub, err := s.stream.SubscribeSlots("v", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range sub.DownTracks() {
+		c := vp8Codec
+		if d.Kind() == KindAudio {
+			c = opusCodec
+		}
+		if _, err := d.Bind(&nullWriter{}, 1, []Codec{c}, ExtIDs{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub.Start(now)
+	layers := func(speaker string) (host, guest string) {
+		t.Helper()
+		s.stream.mu.Lock()
+		s.stream.setSpeakerLocked(speaker)
+		s.stream.mu.Unlock()
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		sub.bwe.est = 1_600_000 // the top layer for one tile, not for two
+		sub.allocateLocked(now)
+		rid := func(d *DownTrack) string {
+			if d.fw.target == nil {
+				return ""
+			}
+			return d.fw.target.rid
+		}
+		return rid(sub.slots[0].video), rid(sub.slots[1].video)
+	}
+	if h, g := layers("g1"); h != "l" || g != "h" {
+		t.Fatalf("g1 speaking: host on %q, g1 on %q; want l and h", h, g)
+	}
+	if h, g := layers(HostID); h != "h" || g != "l" {
+		t.Fatalf("the host speaking: host on %q, g1 on %q; want h and l", h, g)
+	}
+	if h, g := layers(""); h == "h" && g == "h" {
+		t.Fatalf("nobody speaking: both on h over a budget for one")
+	}
+}
+
+// A guest whose connection drops keeps its slot through its grace and
+// returns to it; past the grace the slot empties. The host's reconnect
+// keeps the room.
+func TestGuestGrace(t *testing.T) {
+	cfg := testConfig()
+	cfg.GuestGrace = time.Second
+	reg := NewRegistry(cfg)
+	st := reg.Stream("room")
+	now := Now()
+	host := newBroadcaster(t, st, HostID, 1000, now)
+	host.v.frame(t, true, 1, now)
+	g1 := newBroadcaster(t, st, "g1", 2000, now)
+	rv := newRoomViewer(t, st, 3, now)
+	g1.v.frame(t, true, 2, now)
+	g1.pub.Lost(now)
+	reg.Tick(now + second/2)
+	if bs := st.Broadcasters(); len(bs) != 2 || bs[1].State != "reconnecting" {
+		t.Fatalf("a dropped guest within its grace: %+v", bs)
+	}
+	back, err := st.Join("g1", "ignored", &testSource{}, now+second/2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rv.slots(); !equalSlots(got, HostID, "g1", "") {
+		t.Fatalf("slots after g1 returned = %q", got)
+	}
+	if bs := st.Broadcasters(); bs[1].Name != "guest g1" || bs[1].State != "live" {
+		t.Fatalf("the returning guest: %+v (keeps its name)", bs[1])
+	}
+	// The host drops: the room waits with its guests.
+	host.pub.Lost(now + second)
+	reg.Tick(now + second + second/2)
+	if st.State() != StateReconnecting || len(st.Broadcasters()) != 2 {
+		t.Fatalf("the host reconnecting: %v, %+v", st.State(), st.Broadcasters())
+	}
+	host.pub = st.StartPublication(HostID, host.src, now+2*second)
+	// g1 drops for good: gone after its grace (1 s), well inside the
+	// host's (2 s).
+	back.Lost(now + 2*second)
+	reg.Tick(now + 3*second + 1)
+	if got := rv.slots(); !equalSlots(got, HostID, "", "") {
+		t.Fatalf("slots after g1's grace = %q", got)
 	}
 }

@@ -65,3 +65,34 @@ func TestLoadAgainstGlint(t *testing.T) {
 		})
 	}
 }
+
+// With --guests, a room's fan-out is measured: each viewer receives the
+// host and every guest.
+func TestLoadWithGuests(t *testing.T) {
+	base, _ := startServe(t, "--stream-key", "demo=load-test-key-123", "--hls-off")
+	run := func(guests int) load.Report {
+		t.Helper()
+		var out, errs bytes.Buffer
+		err := loadCmd(context.Background(), []string{
+			"--whip", base + "/whip/demo", "--token", "load-test-key-123", "--viewers", "2", "--ramp", "200ms", "--settle", "500ms",
+			"--window", "2s", "--media", "synthetic", "--bitrate", "300000", "--guests", fmt.Sprint(guests), "--json",
+		}, &out, &errs)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, errs.String())
+		}
+		var r load.Report
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("%v: %s", err, out.String())
+		}
+		return r
+	}
+	alone := run(0)
+	room := run(3)
+	if room.Joined != 2 || room.Config.Guests != 3 || room.Latency.N < 10 {
+		t.Fatalf("room run: %+v", room)
+	}
+	// Four broadcasters at the host's rate: about four times the packets.
+	if ratio := room.PacketsPerSecond / alone.PacketsPerSecond; ratio < 3 || ratio > 5 {
+		t.Fatalf("%.0f packets/s with 3 guests, %.0f alone: ratio %.1f, want about 4", room.PacketsPerSecond, alone.PacketsPerSecond, ratio)
+	}
+}

@@ -298,6 +298,17 @@ func (v *Viewer) noteSlot(mid, mime string, p *rtp.Packet, now time.Time) {
 	}
 }
 
+// Packets returns how many media packets arrived, on every m-line.
+func (v *Viewer) Packets() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for _, s := range v.slots {
+		n += s.Packets
+	}
+	return n
+}
+
 // SlotStats returns what arrived on the m-line mid (a copy), and whether
 // anything did.
 func (v *Viewer) SlotStats(mid string) (SlotStats, bool) {

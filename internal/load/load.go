@@ -2,11 +2,13 @@ package load
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,10 @@ type Config struct {
 	MetricsURL  string
 	Concurrency int  // joins in flight at once
 	Loopback    bool // keep the clients on 127.0.0.1
+	// Guests (0-3) join the publisher as Live Room guests (a Glint node:
+	// invites are made with Token), each publishing like it; viewers then
+	// receive every broadcaster. Latency figures are the host's frames.
+	Guests int
 	// Progress receives a status line several times a second; nil for none.
 	Progress io.Writer
 }
@@ -63,6 +69,10 @@ func (c *Config) Validate() error {
 		return errors.New("concurrency must be at least 1")
 	case c.Media != "auto" && c.Media != "clip" && c.Media != "synthetic":
 		return fmt.Errorf("media %q: use auto, clip or synthetic", c.Media)
+	case c.Guests < 0 || c.Guests > 3:
+		return fmt.Errorf("guests %d: a room has 0 to 3", c.Guests)
+	case c.Guests > 0 && !strings.Contains(c.WHIP, "/whip/"):
+		return errors.New("guests need a Glint WHIP endpoint (…/whip/{stream}) to make invites at")
 	}
 	return nil
 }
@@ -105,7 +115,7 @@ func (vw *viewer) onPacket(_ webrtc.RTPCodecType, mime string, p *rtp.Packet, at
 	vw.mu.Lock()
 	defer vw.mu.Unlock()
 	vw.packets++
-	if m, ok := client.ReadMarker(mime, p.Payload); ok {
+	if m, ok := client.ReadMarker(mime, p.Payload); ok && m.Tag == 0 { // the host's frames
 		f := frameSample{layer: m.Layer, frame: m.Frame, latency: at.Sub(m.Sent)}
 		arrived, ok := vw.v.Arrival(p.SSRC, p.SequenceNumber)
 		sent, ok2 := vw.pub.FrameSent(m.Layer, m.Frame)
@@ -171,7 +181,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
-	defer pub.Stop()        //nolint:errcheck // the run's result is what matters
+	defer pub.Stop() //nolint:errcheck // the run's result is what matters
+	var guests []*client.Publisher
+	defer func() {
+		for _, g := range guests {
+			_ = g.Stop()
+		}
+	}()
+	for i := range cfg.Guests {
+		prog.set(fmt.Sprintf("guest %d joining…", i+1))
+		g, err := joinGuest(ctx, hc, cfg, uint8(i+1), br, video)
+		if err != nil {
+			return nil, fmt.Errorf("guest %d: %w", i+1, err)
+		}
+		guests = append(guests, g)
+	}
 	time.Sleep(time.Second) // let the server see the first frames
 
 	var baseRSS int64
@@ -207,7 +231,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
 			vw.v, vw.joinErr = client.View(jctx, client.ViewerConfig{
-				Endpoint: cfg.WHEP, Token: cfg.ViewerToken, HTTP: hc, NoAudio: !cfg.Audio,
+				Endpoint: cfg.WHEP, Token: cfg.ViewerToken, HTTP: hc, NoAudio: !cfg.Audio, Slots: 1 + cfg.Guests,
 				Options: client.Options{Loopback: cfg.Loopback, Stamp: cfg.Loopback}, OnPacket: vw.onPacket,
 			})
 			if vw.joinErr != nil {
@@ -299,6 +323,38 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
+// joinGuest makes an invite with the stream key and publishes as a guest
+// with it, tagged so its frames are told from the host's. video, when
+// set, is shared with the host: a forwarder does not mind.
+func joinGuest(ctx context.Context, hc *http.Client, cfg Config, tag uint8, br [3]int, video client.VideoSource) (*client.Publisher, error) {
+	api := strings.Replace(cfg.WHIP, "/whip/", "/api/streams/", 1) + "/invites"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api, strings.NewReader(`{"name":"load guest"}`))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+cfg.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	var inv struct{ Token string }
+	err = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&inv)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return nil, fmt.Errorf("invite at %s: HTTP %d", api, resp.StatusCode)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("invite at %s: %w", api, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return client.Publish(pctx, client.PublisherConfig{
+		Endpoint: cfg.WHIP, Token: inv.Token, HTTP: hc, Simulcast: cfg.Simulcast, Audio: cfg.Audio, Tag: tag,
+		Codec: cfg.Codec, FPS: cfg.FPS, Bitrates: br, Video: video, Options: client.Options{Loopback: cfg.Loopback},
+	})
+}
+
 func cpuOf(pid int) (float64, error) {
 	if pid == 0 {
 		return 0, nil
@@ -320,7 +376,7 @@ func snapshot(vs []*viewer) counters {
 			continue
 		}
 		s := vw.v.Stats()
-		c.delivered += s.VideoPackets + s.AudioPackets
+		c.delivered += vw.v.Packets() // every slot's
 		c.expected += s.Expected
 		c.missing += s.Missing
 		vw.mu.Lock()

@@ -63,6 +63,7 @@ type ReportConfig struct {
 	Bitrate    int    `json:"bitrate"`
 	FPS        int    `json:"fps"`
 	Window     string `json:"window"`
+	Guests     int    `json:"guests,omitempty"`
 }
 
 // ServerFigures come from /proc for the server's pid.
@@ -77,7 +78,7 @@ type ServerFigures struct {
 
 func reportConfig(c Config) ReportConfig {
 	return ReportConfig{WHIP: c.WHIP, WHEP: c.WHEP, Viewers: c.Viewers, Codec: c.Codec, Simulcast: c.Simulcast,
-		Bitrate: c.Bitrate, FPS: c.FPS, Window: c.Window.String()}
+		Bitrate: c.Bitrate, FPS: c.FPS, Window: c.Window.String(), Guests: c.Guests}
 }
 
 func (r *Report) fill(vs []*viewer, before, after counters, elapsed time.Duration) {
@@ -159,7 +160,11 @@ func (r *Report) Write(w io.Writer) {
 	if c.Simulcast {
 		layers = "3-layer simulcast"
 	}
-	fmt.Fprintf(w, "Load: 1 publisher (%s %s %s, %.1f Mbit/s top layer, %d fps) → %d viewers\n", c.Media, c.Codec, layers, float64(c.Bitrate)/1e6, c.FPS, c.Viewers)
+	guests := ""
+	if c.Guests > 0 {
+		guests = fmt.Sprintf(" and %d Live Room guests like it", c.Guests)
+	}
+	fmt.Fprintf(w, "Load: 1 publisher (%s %s %s, %.1f Mbit/s top layer, %d fps)%s → %d viewers\n", c.Media, c.Codec, layers, float64(c.Bitrate)/1e6, c.FPS, guests, c.Viewers)
 	fmt.Fprintf(w, "  WHIP %s\n  WHEP %s\n", c.WHIP, c.WHEP)
 	fmt.Fprintf(w, "  viewers joined          %d (%d failed)\n", r.Joined, r.Failed)
 	if r.FirstError != "" {
