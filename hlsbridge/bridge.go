@@ -230,6 +230,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	var probing sync.WaitGroup
 	defer probing.Wait()
 	probing.Go(func() { b.probe(ctx) })
+	// Stops before closeAll: no recompose of a closing session.
+	rctx, stopRooms := context.WithCancel(ctx)
+	var rooms sync.WaitGroup
+	defer rooms.Wait()
+	defer stopRooms()
+	rooms.Go(func() { b.watchRooms(rctx) })
 	b.ctx = ctx
 	defer b.stitching.Wait()
 	if b.cfg.RecordDir != "" {
@@ -258,7 +264,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			return err
 		}
 		if ev.Participant != sfu.HostID || ev.Kind == sfu.EventMuted {
-			if ev.Kind != sfu.EventSpeaker && ev.Kind != sfu.EventReconnecting {
+			if ev.Kind != sfu.EventSpeaker {
 				b.room(ev.Stream)
 			}
 			continue
@@ -317,6 +323,9 @@ func (b *Bridge) start(name string) {
 		return
 	}
 	s, err := newSession(st, audio, video, b.cfg, tx, b.log.With("stream", name))
+	if err != nil && room && old != nil && !old.isRoom() && old.adopt(audio, video) {
+		return // no room session yet (the host's layers are not there): the host alone goes on
+	}
 	if err != nil {
 		if old != nil {
 			b.stop(name)

@@ -1,8 +1,10 @@
 package hlsbridge
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/glintlive/glint/sfu"
 )
@@ -20,23 +22,25 @@ func (s *session) isRoom() bool { return s.tc != nil && s.tc.room }
 // their top video layer and Opus in the layout (muted ones left out by
 // the transcoder), a chapter for each guest who came or went.
 func (s *session) recompose() {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
 	st := s.stream
 	srcs := []*tcSource{nil} // the host's: the transcoder's own, set on the worker
 	cur := s.accepted.Load()
 	next := &layerSet{video: []*sfu.Layer{cur.video[0]}, audio: cur.audio}
 	guests := map[string]string{}
 	var tracks []*sfu.Track
+	now := sfu.Now()
 	for _, b := range st.Broadcasters() {
-		if b.Role != sfu.RoleGuest {
-			continue
+		if b.Role != sfu.RoleGuest || b.State != sfu.StateLive.String() {
+			continue // a reconnecting guest sends nothing: the grid would wait
 		}
 		audio, video := st.Participant(b.ID)
 		if video == nil {
 			continue // left meanwhile
 		}
-		var vl *sfu.Layer
-		if ls := video.Layers(); len(ls) > 0 {
-			vl = ls[len(ls)-1]
+		vl := topActive(video, now)
+		if vl != nil {
 			next.video = append(next.video, vl)
 		}
 		al := opusLayer(audio)
@@ -62,7 +66,7 @@ func (s *session) recompose() {
 	}
 	keep := s.tracks[:0]
 	for i, t := range s.tracks {
-		if i < 2 || slices.Contains(tracks, t) { // the host's stay
+		if i < s.hostTracks || slices.Contains(tracks, t) { // the host's stay
 			keep = append(keep, t)
 		} else {
 			t.RemoveSink(s)
@@ -87,7 +91,52 @@ func (s *session) recompose() {
 		srcs[0] = s.tc.host()
 		s.tc.setSources(srcs)
 	}:
-	case <-s.done:
+	default:
+		// The worker is busy (starting a child): the next look at the
+		// room (roomEvery) brings the layout up to date.
+	}
+}
+
+// topActive returns the track's highest layer that is sending (a
+// publisher pauses layers it cannot afford), or its highest.
+func topActive(t *sfu.Track, now int64) *sfu.Layer {
+	ls := t.Layers()
+	for i := len(ls) - 1; i >= 0; i-- {
+		if ls[i].Info(now).Active {
+			return ls[i]
+		}
+	}
+	if len(ls) > 0 {
+		return ls[len(ls)-1]
+	}
+	return nil
+}
+
+// roomEvery is how often a room's layout is checked against the room
+// (layers paused or resumed, a change an event did not bring).
+const roomEvery = 2 * time.Second
+
+// watchRooms recomposes every room session each roomEvery until ctx ends.
+func (b *Bridge) watchRooms(ctx context.Context) {
+	t := time.NewTicker(roomEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		var rooms []*session
+		for _, s := range b.sessions {
+			if s.isRoom() {
+				rooms = append(rooms, s)
+			}
+		}
+		b.mu.Unlock()
+		for _, s := range rooms {
+			s.recompose()
+		}
 	}
 }
 

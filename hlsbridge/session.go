@@ -28,15 +28,17 @@ import (
 // session packages one live stream: a rendition per H.264 layer, each
 // with the stream's Opus audio.
 type session struct {
-	log    *slog.Logger
-	cfg    Config
-	stream *sfu.Stream
-	video  []*sfu.Layer // the layers the session was made for
-	audio  *sfu.Layer
-	tmu    sync.Mutex
-	tracks []*sfu.Track      // whose sink the session is
-	guests map[string]string // a room's guests in the layout: id → name
-	rends  []*rendition
+	log        *slog.Logger
+	cfg        Config
+	stream     *sfu.Stream
+	video      []*sfu.Layer // the layers the session was made for
+	audio      *sfu.Layer
+	tmu        sync.Mutex
+	tracks     []*sfu.Track // whose sink the session is: the host's first
+	hostTracks int
+	guests     map[string]string // a room's guests in the layout: id → name
+	rmu        sync.Mutex        // one recompose at a time
+	rends      []*rendition
 	// accepted are the layers Deliver takes now: a returning publisher's
 	// replace the first ones (adopt).
 	accepted atomic.Pointer[layerSet]
@@ -224,6 +226,7 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcod
 		s.tracks = append(s.tracks, audio)
 		audio.AddSink(s)
 	}
+	s.hostTracks = len(s.tracks)
 	for _, l := range s.video {
 		l.RequestKeyframe(now) // segments start at keyframes: no waiting a whole interval
 	}

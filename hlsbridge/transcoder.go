@@ -204,8 +204,8 @@ func (tc *transcoder) setSources(next []*tcSource) {
 	}
 }
 
-// layoutKey says what a layout of the sources would hold: who shows and
-// who is heard.
+// layoutKey says what a layout of the sources would hold: which layers
+// show and which are heard.
 func (tc *transcoder) layoutKey() string {
 	var b strings.Builder
 	for i, src := range tc.srcs {
@@ -213,9 +213,19 @@ func (tc *transcoder) layoutKey() string {
 		if i == 0 {
 			a = tc.s.audio
 		}
-		fmt.Fprintf(&b, "%s:%t:%t;", src.id, src.layer != nil && !src.layer.Track().Muted(), a != nil && !a.Track().Muted())
+		fmt.Fprintf(&b, "%s:%p:%p;", src.id, tc.shown(src.layer), tc.shown(a))
 	}
 	return b.String()
+}
+
+// shown returns l when it goes into a layout: not nil, and not muted in
+// a room (a stream packaged alone ignores mutes, which a room's host
+// would carry into its next broadcast).
+func (tc *transcoder) shown(l *sfu.Layer) *sfu.Layer {
+	if l == nil || tc.room && l.Track().Muted() {
+		return nil
+	}
+	return l
 }
 
 // videoPacket takes a packet of a source's video layer, on the worker.
@@ -228,7 +238,7 @@ func (tc *transcoder) videoPacket(l *sfu.Layer, pkt *rtp.Packet, arrival int64) 
 		if src.audio == l && l != nil {
 			for _, au := range src.opus.Push(pkt) {
 				pts := src.aclock.pts(au.Timestamp, arrival-tc.s.originNow, 48000)
-				tc.push(src, tcFrame{track: src.atrack, ms: pts / 48, data: au.Data})
+				tc.push(src, tcFrame{ms: pts / 48, data: au.Data})
 			}
 			return true
 		}
@@ -240,7 +250,7 @@ func (tc *transcoder) videoPacket(l *sfu.Layer, pkt *rtp.Packet, arrival int64) 
 func (tc *transcoder) video(src *tcSource, pkt *rtp.Packet, arrival int64) {
 	for _, au := range src.asm.Push(pkt) {
 		pts := src.clock.pts(au.Timestamp, arrival-tc.s.originNow, 90000)
-		f := tcFrame{video: true, key: au.Keyframe, ms: pts / 90, data: au.Data, track: src.vtrack}
+		f := tcFrame{video: true, key: au.Keyframe, ms: pts / 90, data: au.Data}
 		if src.kind == codec.H264 {
 			f.data = lengthPrefixed(au.NALUs)
 		}
@@ -260,12 +270,18 @@ func (tc *transcoder) video(src *tcSource, pkt *rtp.Packet, arrival int64) {
 
 // audio takes the host's Opus packet at pts (48 kHz), on the worker.
 func (tc *transcoder) audio(data []byte, pts int64) {
-	tc.push(tc.host(), tcFrame{track: tc.host().atrack, ms: pts / 48, data: data})
+	tc.push(tc.host(), tcFrame{ms: pts / 48, data: data})
 }
 
 func (tc *transcoder) prepared() bool { return tc.rungs.Load() != nil }
 
+// push queues a frame of src for the running child, on its track in the
+// current layout (none: dropped).
 func (tc *transcoder) push(src *tcSource, f tcFrame) {
+	f.track = src.atrack
+	if f.video {
+		f.track = src.vtrack
+	}
 	if !tc.prepared() || f.track < 0 {
 		return
 	}
@@ -333,7 +349,7 @@ func (tc *transcoder) relayout() {
 	n := 0
 	for _, src := range tc.srcs {
 		src.vtrack = -1
-		if src.layer != nil && !src.layer.Track().Muted() {
+		if tc.shown(src.layer) != nil {
 			src.vtrack = n
 			n++
 			lay.video = append(lay.video, src.layer)
@@ -347,7 +363,7 @@ func (tc *transcoder) relayout() {
 		if i == 0 {
 			a = tc.s.audio
 		}
-		if a != nil && !a.Track().Muted() {
+		if tc.shown(a) != nil {
 			src.atrack = n
 			n++
 			lay.audios++
@@ -358,12 +374,12 @@ func (tc *transcoder) relayout() {
 	if tc.room {
 		job.Tiles, job.Voices = len(lay.video), lay.audios
 	}
-	if !tc.audioOnly && len(lay.video) == 0 {
-		tc.stop() // nobody shows: the renditions wait
-		return
-	}
 	tc.stop()
 	tc.layout.Store(lay)
+	if !tc.audioOnly && len(lay.video) == 0 {
+		tc.running.Store(false) // nobody shows: the renditions wait
+		return
+	}
 	tc.start(job)
 }
 
@@ -436,7 +452,11 @@ func (tc *transcoder) event(e transcode.Event) {
 func (tc *transcoder) feed(ctx context.Context, w io.Writer) error {
 	lay := tc.layout.Load()
 	ask := func() {
-		for _, l := range lay.video {
+		cur := tc.layout.Load() // a returning host's layer, adopted since
+		if cur.gen != lay.gen {
+			return
+		}
+		for _, l := range cur.video {
 			l.RequestKeyframe(sfu.Now())
 		}
 	}
