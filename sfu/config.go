@@ -50,6 +50,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		ReconnectGrace:   60 * time.Second,
+		GuestGrace:       20 * time.Second,
 		KeyframeInterval: 500 * time.Millisecond,
 		KeyframeCache:    250 * time.Millisecond,
 		InitialBitrate:   2_500_000,

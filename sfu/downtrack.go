@@ -112,6 +112,21 @@ func (d *DownTrack) rebindLocked(t *Track) {
 	}
 }
 
+// canCarryLocked reports whether the viewer's m-line takes the codec of
+// the track the slot carries (a guest may send one the host does not).
+func (d *DownTrack) canCarryLocked() bool {
+	c, ok := d.track.Codec()
+	if !ok {
+		return true
+	}
+	for _, o := range d.codecs {
+		if c.Compatible(o) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // pauseLocked stops forwarding until a layer is chosen again.
 func (d *DownTrack) pauseLocked() {
 	d.fw.cur, d.fw.target = nil, nil

@@ -61,6 +61,9 @@ type roomViewer struct {
 	sub    *Subscriber
 	videos []*recorder
 	rooms  atomic.Int32 // OnRoom calls
+	// notHost counts OnRoom calls that found someone but the host in
+	// slot 0, which is the host's.
+	notHost atomic.Int32
 }
 
 func newRoomViewer(t *testing.T, st *Stream, n int, now int64) *roomViewer {
@@ -70,7 +73,12 @@ func newRoomViewer(t *testing.T, st *Stream, n int, now int64) *roomViewer {
 		t.Fatal(err)
 	}
 	rv := &roomViewer{sub: sub}
-	sub.OnRoom(func() { rv.rooms.Add(1) })
+	sub.OnRoom(func() {
+		rv.rooms.Add(1)
+		if p := sub.Slots()[0].Participant; p != HostID && p != "" {
+			rv.notHost.Add(1)
+		}
+	})
 	for _, d := range sub.DownTracks() {
 		c := opusCodec
 		var w RTPWriter = &nullWriter{}
@@ -205,6 +213,9 @@ func TestRoomFillsAndEmptiesSlotsWithoutRenegotiation(t *testing.T) {
 	if bs := st.Broadcasters(); len(bs) != 0 {
 		t.Fatalf("broadcasters after the room ended: %+v", bs)
 	}
+	if n := rv.notHost.Load(); n != 0 {
+		t.Fatalf("slot 0 carried a guest %d times (on the room's way out)", n)
+	}
 }
 
 func TestGuestNeedsALiveHost(t *testing.T) {
@@ -322,6 +333,15 @@ func TestMutedVideoReachesNobodyAndResumesAtAKeyframe(t *testing.T) {
 	}
 	if err := st.SetMuted("nobody", KindVideo, true, now); !errors.Is(err, ErrNoParticipant) {
 		t.Fatalf("muting nobody: %v", err)
+	}
+	// What the host muted ends with the broadcast.
+	if err := st.SetMuted(HostID, KindAudio, true, now); err != nil {
+		t.Fatal(err)
+	}
+	host.pub.End(now + 2*second)
+	st.StartPublication(HostID, &testSource{}, now+3*second)
+	if bs := st.Broadcasters(); len(bs) != 1 || bs[0].AudioMuted {
+		t.Fatalf("the next broadcast: %+v, want the host unmuted", bs)
 	}
 }
 

@@ -133,11 +133,15 @@ func (r *Stream) AlignStreamTime(ms, now int64) {
 func (r *Stream) StartPublication(id string, src Source, now int64) *Publication {
 	r.mu.Lock()
 	kind := EventPublication
+	p := r.participantLocked(id)
 	if r.stateLocked() == StateOffline {
 		r.liveSince = now
 		kind = EventLive
+		// A new broadcast: what the host muted in the last one is not.
+		p.audio.muted.Store(false)
+		p.video.muted.Store(false)
 	}
-	pub, old := r.publishLocked(r.participantLocked(id), src, kind, now)
+	pub, old := r.publishLocked(p, src, kind, now)
 	r.mu.Unlock()
 	old.takenOver()
 	return pub
@@ -269,11 +273,13 @@ func (r *Stream) ended(pub *Publication, now int64) {
 		delete(r.parts, p.id)
 	}
 	r.mu.Unlock()
-	for _, g := range guests {
-		g.kick(now)
-	}
+	// Viewers first: kicked guests must not be reseated into the host's
+	// slot on their way out.
 	for _, s := range subs {
 		s.Close(ErrNotLive)
+	}
+	for _, g := range guests {
+		g.kick(now)
 	}
 	if p.id != HostID {
 		r.reseat(now)

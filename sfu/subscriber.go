@@ -314,7 +314,7 @@ func (s *Subscriber) allocateLocked(now int64) {
 	for _, d := range s.tracks {
 		switch {
 		case d.w == nil:
-		case d.track == nil || d.track.muted.Load():
+		case d.track == nil || d.track.muted.Load() || !d.canCarryLocked():
 			d.pauseLocked()
 		case d.kind == KindAudio:
 			if ls := d.track.Layers(); len(ls) > 0 {

@@ -144,6 +144,11 @@ func (t *Track) detach(pub *Publication) {
 // tick updates layer rates and re-sorts layers once sizes and bitrates are
 // known.
 func (t *Track) tick(now int64) {
+	if t.muted.Load() {
+		// Nothing arrives: the rates stay as they were for the unmute,
+		// and no keyframe is asked for.
+		return
+	}
 	ls := t.Layers()
 	for _, l := range ls {
 		l.stats.tick(now)

@@ -61,6 +61,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	t := time.NewTicker(eventInterval)
 	defer t.Stop()
 	last, lastRoom := "", ""
+	tick := true // the once-a-second events are due
 	for {
 		// The stream's lifecycle events wake the loop at once (the
 		// publisher dropped, returned); the ticker paces the rest.
@@ -74,8 +75,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			writeEvent(w, ev, map[string]string{"state": state})
 			last = state
 		}
-		writeEvent(w, "viewercount", map[string]int{"viewercount": st.Viewers()})
-		writeEvent(w, "layers", layersEvent(sub, st))
+		if tick {
+			writeEvent(w, "viewercount", map[string]int{"viewercount": st.Viewers()})
+			writeEvent(w, "layers", layersEvent(sub, st))
+			tick = false
+		}
 		if room, _ := json.Marshal(roomOf(sess)); string(room) != lastRoom {
 			writeRaw(w, "room", room)
 			lastRoom = string(room)
@@ -95,6 +99,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-changed:
 		case <-sess.wake:
 		case <-t.C:
+			tick = true
 		}
 	}
 }
@@ -126,8 +131,9 @@ func layersEvent(sub *sfu.Subscriber, st *sfu.Stream) layersPayload {
 	in := sub.Info()
 	p := layersPayload{Estimate: in.Estimate}
 	for _, t := range in.Tracks {
-		if t.Kind == "video" {
+		if t.Kind == "video" { // the first slot's: the host's
 			p.Active, p.Target, p.Width, p.Height, p.Bitrate = t.Layer, t.Target, t.Width, t.Height, t.Bitrate
+			break
 		}
 	}
 	if ri := st.Info(sfu.Now()); ri.Video != nil {

@@ -103,13 +103,34 @@ func (v *invites) create(stream, name string, now time.Time) (*invite, string, e
 
 var errTooManyInvites = errors.New("too many invites")
 
-// pruneLocked forgets invites past their expiry.
+// pruneLocked forgets invites past their expiry; a used one a day later,
+// so a guest on stage for long can still return within its grace.
 func (v *invites) pruneLocked(now time.Time) {
 	for id, iv := range v.all {
-		if now.After(iv.Expires) {
+		end := iv.Expires
+		if iv.State == inviteUsed {
+			end = end.Add(24 * time.Hour)
+		}
+		if now.After(end) {
 			delete(v.all, id)
 		}
 	}
+}
+
+// revokeGuest revokes the invite guest participant id came in with, so a
+// removed guest cannot come back with it.
+func (v *invites) revokeGuest(stream, participant string) {
+	if id, ok := strings.CutPrefix(participant, "g"); ok {
+		v.revoke(stream, id)
+	}
+}
+
+// revoked reports whether invite id was revoked.
+func (v *invites) revoked(id string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	iv := v.all[id]
+	return iv != nil && iv.State == inviteRevoked
 }
 
 // claim checks token for stream in constant time and takes its invite:
@@ -127,21 +148,24 @@ func (v *invites) claim(stream, token string, inRoom func(participant string) bo
 	if err != nil || err2 != nil || !hmac.Equal(mac, v.sign(stream, f[0], exp)) {
 		return nil, nil, ErrBadInvite
 	}
-	if now.Unix() > exp {
-		return nil, nil, ErrInviteExpired
-	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	iv = v.all[f[0]]
 	switch {
+	case iv == nil && now.Unix() > exp:
+		return nil, nil, ErrInviteExpired
 	case iv == nil:
 		return nil, nil, ErrBadInvite // forgotten by a restart
 	case iv.State == inviteRevoked:
 		return nil, nil, ErrInviteRevoked
-	case iv.State == inviteUsed && !inRoom(iv.participant()):
-		return nil, nil, ErrInviteUsed
-	case iv.State == inviteUsed:
+	case iv.State == inviteUsed && inRoom(iv.participant()):
+		// Its guest returning within its grace, however long it has
+		// been on stage.
 		return iv, func() {}, nil
+	case now.Unix() > exp:
+		return nil, nil, ErrInviteExpired
+	case iv.State == inviteUsed:
+		return nil, nil, ErrInviteUsed
 	}
 	iv.State = inviteUsed
 	return iv, func() {

@@ -58,6 +58,19 @@ func TestInviteLifecycle(t *testing.T) {
 	if _, _, err := v.create("demo", "", now.Add(2*time.Hour)); err != nil {
 		t.Fatalf("expired invites were not forgotten: %v", err)
 	}
+	// A guest on stage past its invite's expiry still returns with it.
+	w := newInvites(time.Hour)
+	iv2, tok3, _ := w.create("demo", "", now)
+	if _, _, err := w.claim("demo", tok3, nobody, now); err != nil {
+		t.Fatal(err)
+	}
+	late := now.Add(3 * time.Hour)
+	if _, _, err := w.claim("demo", tok3, func(id string) bool { return id == iv2.participant() }, late); err != nil {
+		t.Fatalf("a guest on stage for 3 h returning: %v", err)
+	}
+	if _, _, err := w.claim("demo", tok3, nobody, late); !errors.Is(err, ErrInviteExpired) {
+		t.Fatalf("an expired invite of a guest who left: %v", err)
+	}
 }
 
 func TestGuestNames(t *testing.T) {

@@ -132,6 +132,11 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 		return
 	}
 	answer, err := s.connect(r.Context(), st, sess, body)
+	if err == nil && guest != nil && s.invites.revoked(strings.TrimPrefix(guest.ID, "g")) {
+		// Removed (its invite revoked) while the offer was answered.
+		_ = sess.media.End()
+		err = fmt.Errorf("%w: %w", errGuestRemoved, ErrInviteRevoked)
+	}
 	if err != nil {
 		release()
 		s.release(sess)
@@ -213,6 +218,8 @@ func (s *Server) offerError(w http.ResponseWriter, stream string, err error) {
 		httpx.Problem(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, sfu.ErrNotLive):
 		httpx.RetryLater(w, http.StatusConflict, retryOffline, stream+" is not live")
+	case errors.Is(err, errGuestRemoved):
+		httpx.Problem(w, http.StatusForbidden, err.Error())
 	case errors.Is(err, sfu.ErrRoomFull):
 		httpx.Problem(w, http.StatusConflict, fmt.Sprintf("the room is full: %d broadcasters at most", sfu.MaxBroadcasters))
 	case errors.Is(err, peer.ErrClosed):
@@ -222,6 +229,10 @@ func (s *Server) offerError(w http.ResponseWriter, stream string, err error) {
 		httpx.Problem(w, http.StatusInternalServerError, "could not answer the offer")
 	}
 }
+
+// errGuestRemoved is a guest whose invite was revoked while its offer
+// was answered.
+var errGuestRemoved = errors.New("the host removed this guest")
 
 func sessionPath(role peer.Role, stream, id string) string {
 	if role == peer.RolePublisher {

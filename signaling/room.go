@@ -139,11 +139,26 @@ func (s *Server) room(w http.ResponseWriter, r *http.Request) *sfu.Stream {
 		return nil
 	}
 	st := s.dir.Lookup(name)
-	if st == nil || st.State() == sfu.StateOffline {
+	switch {
+	case st == nil || st.State() == sfu.StateOffline:
 		httpx.RetryLater(w, http.StatusConflict, retryOffline, name+" is not live")
+		return nil
+	case s.relayedHere(name):
+		httpx.Problem(w, http.StatusConflict, errRelayedRoom(name))
 		return nil
 	}
 	return st
+}
+
+// SetRelayed tells the server which streams this node relays from another
+// node (the mesh): their Live Room is run on the origin, where the host
+// is, so guests and the host's controls are refused here.
+func (s *Server) SetRelayed(f func(stream string) bool) { s.relayed = f }
+
+func (s *Server) relayedHere(stream string) bool { return s.relayed != nil && s.relayed(stream) }
+
+func errRelayedRoom(stream string) string {
+	return "this node relays " + stream + " from the node its host publishes to: a Live Room is run there (guests publish and the host controls it on that node)"
 }
 
 // muteBroadcaster answers PATCH /api/streams/{stream}/broadcasters/{id}
@@ -198,6 +213,7 @@ func (s *Server) removeBroadcaster(w http.ResponseWriter, r *http.Request) {
 		httpx.Problem(w, http.StatusBadRequest, "the host ends the room with POST /api/streams/"+st.Name()+"/end")
 		return
 	}
+	s.invites.revokeGuest(st.Name(), id) // it does not let them back in
 	if err := st.Remove(id, sfu.Now()); err != nil {
 		httpx.Problem(w, http.StatusNotFound, "no guest "+id)
 		return
@@ -229,6 +245,10 @@ func (s *Server) guestOffer(w http.ResponseWriter, r *http.Request, st *sfu.Stre
 			}
 		}
 		return false
+	}
+	if s.relayedHere(st.Name()) {
+		httpx.Problem(w, http.StatusConflict, errRelayedRoom(st.Name()))
+		return nil, nil, false
 	}
 	iv, release, err := s.invites.claim(st.Name(), token, inRoom, time.Now())
 	if err != nil {
@@ -341,9 +361,11 @@ func (s *Server) announce(sess *session) {
 		Type string          `json:"type"`
 		Body json.RawMessage `json:"body"`
 	}{"room", body})
-	if err := ch.Send(msg); err != nil && !errors.Is(err, peer.ErrChannelStalled) {
-		s.log.Debug("room announcement", "err", err)
-		return
+	if err := ch.Send(msg); err != nil {
+		if !errors.Is(err, peer.ErrChannelStalled) {
+			s.log.Debug("room announcement", "err", err)
+		}
+		return // sent again at the next change
 	}
 	sess.lastRoom = string(body)
 }

@@ -300,6 +300,9 @@ func TestLiveRoom(t *testing.T) {
 		t.Fatalf("remove: %d %s", resp.StatusCode, body)
 	}
 	eventually(t, 5*time.Second, "Ann's slot empty", func() bool { return sse.get().Slots[ann].Broadcaster == nil })
+	if _, err := guest(t, n, tok1, 2); !client.IsStatus(err, http.StatusForbidden) {
+		t.Fatalf("a removed guest back with its invite: %v, want 403", err)
+	}
 	eventually(t, 5*time.Second, "Ann's connection closed", func() bool {
 		st := g1.PC.ConnectionState()
 		return st == webrtc.PeerConnectionStateClosed || st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateDisconnected
@@ -376,4 +379,20 @@ func TestActiveSpeakerIsAnnounced(t *testing.T) {
 	g2.SetAudioLevel(127)
 	g1.SetAudioLevel(10)
 	eventually(t, 5*time.Second, "Ann speaking", func() bool { return speaker() == "Ann" })
+}
+
+// A node that relays a stream from another does not run its room: guests
+// and the host's controls are sent to the origin with a 409 saying so.
+func TestRelayedStreamRefusesRoomRequests(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	n.Srv.SetRelayed(func(stream string) bool { return stream == "demo" })
+	n.publish(t, client.PublisherConfig{Audio: true})
+	eventually(t, 5*time.Second, "live", func() bool { return roomState(n) == "live" })
+	tok, _ := invite(t, n, "Ann")
+	if _, err := guest(t, n, tok, 2); !client.IsStatus(err, http.StatusConflict) {
+		t.Fatalf("a guest on a relaying node: %v, want 409", err)
+	}
+	if resp, body := do(t, n.URL, req{method: "POST", path: "/api/streams/demo/end", token: testKey}); resp.StatusCode != http.StatusConflict || !strings.Contains(body, "relays") {
+		t.Fatalf("ending the room on a relaying node: %d %s", resp.StatusCode, body)
+	}
 }

@@ -152,8 +152,10 @@ type Server struct {
 	node *peer.Endpoint
 	log  *slog.Logger
 	hls  func(stream string) (status any, playlist string)
-	// place, when set, says where a viewer this node cannot serve goes.
-	place Placement
+	// place, when set, says where a viewer this node cannot serve goes;
+	// relayed which streams the node relays from another.
+	place   Placement
+	relayed func(stream string) bool
 
 	onChannel func(stream string, addr netip.Addr, ch *peer.Channel)
 

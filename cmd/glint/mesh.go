@@ -113,6 +113,8 @@ func newMesh(ctx context.Context, cfg Config, reg *sfu.Registry, srv *signaling.
 	}
 	m.member = &relay.Member{Dir: dir, Self: m.self}
 	srv.SetPlacement(m.place)
+	// A Live Room runs where its host publishes: an edge relays the host.
+	srv.SetRelayed(func(stream string) bool { return m.edge.Relayed()[stream] != "" })
 	return m, nil
 }
 

@@ -29,21 +29,40 @@ export function slotOf(pc, transceiver) {
 // an existing .tile (the watch page's, whose <video> its stats and chat
 // clock read); until the first announcement only it shows.
 export class Tiles {
-  constructor(container, { first = null, skip = '' } = {}) {
+  constructor(container, { first = null, skip = '', muted = true } = {}) {
     this.box = container;
     this.skip = skip; // a broadcaster not to show (the page's own)
     this.tiles = [];  // by slot: {el, video, name, stream, frames, …}
     this.first = first;
     this.room = null;
     this.onroom = null; // called with every announcement
-    this.muted = true;
+    this.muted = muted; // a page opened by a click may play sound at once
     if (first) this.tile(0);
   }
 
-  // addTrack adds a received track to its slot's tile.
+  // addTrack puts a received track in its slot's tile, in place of the
+  // one of its kind a previous connection left (a reconnect).
   addTrack(slot, track) {
     const t = this.tile(slot);
+    for (const old of t.stream.getTracks()) if (old.kind === track.kind && old !== track) t.stream.removeTrack(old);
     if (!t.stream.getTracks().includes(track)) t.stream.addTrack(track);
+    if (slot === 0 && !this.room) this.show(t, true); // the host's, before any announcement
+  }
+
+  // show puts the tile's stream on its <video>, or takes it off.
+  show(t, on) {
+    t.el.hidden = !on;
+    if (on && t.video.srcObject !== t.stream) t.video.srcObject = t.stream;
+    if (!on && t.video.srcObject) t.video.srcObject = null;
+  }
+
+  // reset shows slot 0 alone again (the watch page going to LL-HLS,
+  // whose picture is the room composited).
+  reset() {
+    this.room = null;
+    for (const [i, t] of this.tiles.entries()) if (t && i > 0) this.show(t, false);
+    if (this.tiles[0]) { this.tiles[0].name.textContent = ''; this.tiles[0].el.classList.remove('speaking', 'video-off'); }
+    this.box.dataset.count = '1';
   }
 
   tile(slot) {
@@ -62,7 +81,9 @@ export class Tiles {
     const video = el.querySelector('video');
     video.autoplay = true; video.playsInline = true; video.muted = this.muted;
     const t = { el, video, name: el.querySelector('.tile-name'), stream: new MediaStream(), frames: 0, width: 0, height: 0, id: '' };
-    video.srcObject = t.stream;
+    // The stream goes on the <video> only while the tile shows someone:
+    // an element on the tracks of an empty slot, which never play, would
+    // hold the page's load event back for good.
     const count = (_, meta) => { t.frames++; t.width = meta.width; t.height = meta.height; video.requestVideoFrameCallback(count); };
     if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(count);
     this.tiles[slot] = t;
@@ -78,9 +99,9 @@ export class Tiles {
     for (const s of room.slots) {
       const b = s.broadcaster;
       const t = this.tile(s.slot);
-      if (!b || b.id === this.skip) { t.el.hidden = true; t.id = ''; continue; }
+      if (!b || b.id === this.skip) { this.show(t, false); t.id = ''; continue; }
       shown++;
-      t.el.hidden = false;
+      this.show(t, true);
       t.id = b.id;
       t.name.textContent = (b.name || b.id) + (b.role === 'host' ? ' · host' : '') +
         (b.audio_muted ? ' · muted' : '') + (b.video_muted ? ' · camera off' : '') +

@@ -51,6 +51,18 @@ func (c *clip) Next(layer int, key bool) ([][]byte, bool) {
 	return au, k
 }
 
+// fork returns the clip with cursors of its own: another publisher of
+// the same frames, each decodable.
+func (c *clip) fork() *clip {
+	f := &clip{}
+	for i, lc := range c.layers {
+		if lc != nil {
+			f.layers[i] = &layerClip{aus: lc.aus, keys: lc.keys}
+		}
+	}
+	return f
+}
+
 // clipSeconds is the length of the looped clip.
 const clipSeconds = 4
 

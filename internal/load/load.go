@@ -324,9 +324,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // joinGuest makes an invite with the stream key and publishes as a guest
-// with it, tagged so its frames are told from the host's. video, when
-// set, is shared with the host: a forwarder does not mind.
+// with it, tagged so its frames are told from the host's: the host's
+// clip, from cursors of its own.
 func joinGuest(ctx context.Context, hc *http.Client, cfg Config, tag uint8, br [3]int, video client.VideoSource) (*client.Publisher, error) {
+	if c, ok := video.(*clip); ok {
+		video = c.fork()
+	}
 	api := strings.Replace(cfg.WHIP, "/whip/", "/api/streams/", 1) + "/invites"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api, strings.NewReader(`{"name":"load guest"}`))
 	if err != nil {

@@ -83,7 +83,7 @@ func buildAnswer(o *Offer, tracks map[string]*answerTrack, stream, ufrag, pwd, f
 			mids = append(mids, l.mid)
 		}
 	}
-	fmt.Fprintf(&b, "a=group:BUNDLE %s\r\na=msid-semantic: WMS %s\r\n", strings.Join(mids, " "), stream)
+	fmt.Fprintf(&b, "a=group:BUNDLE %s\r\na=msid-semantic: WMS *\r\n", strings.Join(mids, " "))
 	setup := "passive"
 	if o.remote.Active {
 		setup = "active"
@@ -132,9 +132,14 @@ func buildAnswer(o *Offer, tracks map[string]*answerTrack, stream, ufrag, pwd, f
 					fmt.Fprintf(&b, "a=extmap:%d %s\r\n", id, uri)
 				}
 			}
-			track := at.dt.ID()
+			// Each slot is its own media stream: a browser syncs the audio
+			// and video of one broadcaster, not everyone's to the host's.
+			track, ms := at.dt.ID(), stream
+			if slot := at.dt.Slot(); slot > 0 {
+				ms = stream + "-" + strconv.Itoa(slot)
+			}
 			fmt.Fprintf(&b, "a=msid:%s %s\r\na=ssrc:%d cname:%s\r\na=ssrc:%d msid:%s %s\r\n",
-				stream, track, at.ssrc, stream, at.ssrc, stream, track)
+				ms, track, at.ssrc, ms, at.ssrc, ms, track)
 		default:
 			// A rejected m-line repeats one format, whatever the offer listed.
 			format := "0"
