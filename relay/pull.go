@@ -50,10 +50,13 @@ type Edge struct {
 	pulls map[string]*pull
 }
 
-// pull is one stream relayed in from its origin.
+// pull is one stream relayed in from its origin: its host, or (a guest
+// pull, which a host pull's followRoom starts) one Live Room guest.
 type pull struct {
 	e        *Edge
 	stream   *sfu.Stream
+	part     string       // sfu.HostID, or a guest's id
+	name     string       // a guest's name
 	from     string       // the upstream node's id
 	hops     atomic.Int64 // relays from the origin to here, this one included
 	pc       *webrtc.PeerConnection
@@ -126,7 +129,7 @@ func (e *Edge) Pull(ctx context.Context, stream, from, base string) error {
 }
 
 func (e *Edge) newPull(from string) *pull {
-	p := &pull{e: e, from: from, remote: map[*sfu.Layer]uint32{}, ready: make(chan struct{}), done: make(chan struct{})}
+	p := &pull{e: e, part: sfu.HostID, from: from, remote: map[*sfu.Layer]uint32{}, ready: make(chan struct{}), done: make(chan struct{})}
 	p.lastSeen.Store(time.Now().UnixNano())
 	return p
 }
@@ -166,6 +169,10 @@ func (e *Edge) request(ctx context.Context, method, u string, body []byte) (repl
 func (p *pull) start(ctx context.Context, stream, base string) error {
 	e := p.e
 	u := strings.TrimSuffix(base, "/") + "/relay/" + url.PathEscape(stream)
+	guest := p.part != sfu.HostID
+	if guest {
+		u += "?participant=" + url.QueryEscape(p.part)
+	}
 	desc, err := e.request(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
@@ -224,11 +231,25 @@ func (p *pull) start(ctx context.Context, stream, base string) error {
 	streamMS += time.Since(sent).Milliseconds() / 2 // the answer's half of the round trip
 
 	p.stream = e.Registry.Stream(stream)
-	pub := p.stream.StartPublication(sfu.HostID, p, sfu.Now())
+	var pub *sfu.Publication
+	if guest {
+		// A guest joins the relayed host's room here as it did there.
+		if pub, err = p.stream.Join(p.part, p.name, p, sfu.Now()); err != nil {
+			return err
+		}
+		if p.ended() { // it left the origin's room meanwhile
+			pub.End(sfu.Now())
+			return errGuestLeft
+		}
+	} else {
+		pub = p.stream.StartPublication(sfu.HostID, p, sfu.Now())
+	}
 	p.mu.Lock()
 	p.pub = pub
 	p.mu.Unlock()
-	p.stream.AlignStreamTime(streamMS, sfu.Now())
+	if !guest {
+		p.stream.AlignStreamTime(streamMS, sfu.Now())
+	}
 	byID := map[string]LayerInfo{}
 	for _, v := range ls.Video {
 		byID["v-"+v.RID] = v
@@ -258,9 +279,14 @@ func (p *pull) start(ctx context.Context, stream, base string) error {
 		go p.read(t, l)
 	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
-			go p.e.repoint(stream, p)
+		if s != webrtc.PeerConnectionStateFailed && s != webrtc.PeerConnectionStateClosed {
+			return
 		}
+		if guest {
+			go p.close() // the guest left (or its node went): its slot empties
+			return
+		}
+		go p.e.repoint(stream, p)
 	})
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(ans.body)}); err != nil {
 		return err
@@ -270,8 +296,12 @@ func (p *pull) start(ctx context.Context, stream, base string) error {
 	case <-ctx.Done():
 		return fmt.Errorf("relay: no video from %s: %w", base, ctx.Err())
 	}
-	e.Log.Info("relay: pulling a stream", "stream", stream, "from", from(base), "layers", len(ls.Video))
-	go p.linger()
+	e.Log.Info("relay: pulling a stream", "stream", stream, "participant", p.part, "from", from(base), "layers", len(ls.Video))
+	if !guest {
+		go p.linger()
+		// It outlives this start: the host pull's end stops it.
+		go p.followRoom(context.WithoutCancel(ctx), stream, base)
+	}
 	return nil
 }
 

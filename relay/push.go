@@ -72,6 +72,12 @@ type Layers struct {
 	Hops  int         `json:"hops"`
 	Video []LayerInfo `json:"video"`
 	Audio *LayerInfo  `json:"audio,omitempty"`
+	// Guests are a Live Room's guests (on the host's description): an
+	// edge relays each in a session of its own (?participant=ID).
+	Guests  []sfu.Broadcaster `json:"guests,omitempty"`
+	Speaker string            `json:"speaker,omitempty"`
+	// Hosted is the host as a broadcaster (its mutes).
+	Hosted sfu.Broadcaster `json:"host"`
 }
 
 // LayerInfo is one layer's rid and codec.
@@ -180,13 +186,15 @@ type Origin struct {
 // Active is how many relay sessions the origin serves.
 func (o *Origin) Active() int { return int(o.active.Load()) }
 
-// ChildrenOf is how many relay sessions of stream the origin serves.
+// ChildrenOf is how many nodes the origin relays stream to: its host's
+// relay sessions (a Live Room's guests ride in sessions of their own to
+// the same nodes, which do not count again).
 func (o *Origin) ChildrenOf(stream string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n := 0
 	for p := range o.sessions {
-		if p.st.Name() == stream {
+		if p.st.Name() == stream && p.part == sfu.HostID {
 			n++
 		}
 	}
@@ -209,14 +217,25 @@ func authorized(w http.ResponseWriter, r *http.Request, secret string) bool {
 	return true
 }
 
-// layersOf describes a live stream, or false when it is not live here.
-func layersOf(st *sfu.Stream) (Layers, bool) {
+// layersOf describes a live stream's participant (sfu.HostID: the
+// stream, with its room's guests), or false when it is not live here.
+func layersOf(st *sfu.Stream, part string) (Layers, bool) {
 	ms, ok := st.StreamTime(sfu.Now())
 	if !ok {
 		return Layers{}, false
 	}
-	audio, video := st.Tracks()
+	audio, video := st.Participant(part)
 	ls := Layers{StreamMS: ms}
+	if part == sfu.HostID {
+		for _, b := range st.Broadcasters() {
+			if b.Role == sfu.RoleGuest {
+				ls.Guests = append(ls.Guests, b)
+			} else {
+				ls.Hosted = b
+			}
+		}
+		ls.Speaker = st.Speaker()
+	}
 	if video != nil {
 		for _, l := range video.Layers() {
 			ls.Video = append(ls.Video, infoOf(l))
@@ -246,7 +265,11 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such stream", http.StatusNotFound)
 		return
 	}
-	ls, ok := layersOf(st)
+	part := r.URL.Query().Get("participant")
+	if part == "" {
+		part = sfu.HostID
+	}
+	ls, ok := layersOf(st, part)
 	if o.Hops != nil {
 		ls.Hops = o.Hops(name)
 	}
@@ -265,7 +288,7 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "reading the offer", http.StatusBadRequest)
 		return
 	}
-	answer, err := o.start(st, ls, string(offer))
+	answer, err := o.start(st, part, ls, string(offer))
 	if err != nil {
 		o.Log.Warn("relay: cannot serve a relay session", "stream", name, "err", err)
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -305,9 +328,10 @@ func (o *Origin) takeover(w http.ResponseWriter, r *http.Request, stream string)
 // push is one relay session at the origin: a sink on the stream's tracks
 // whose packets a worker writes to one pion track per layer.
 type push struct {
-	o  *Origin
-	st *sfu.Stream
-	pc *webrtc.PeerConnection
+	o    *Origin
+	st   *sfu.Stream
+	part string // the participant relayed: sfu.HostID, or a guest
+	pc   *webrtc.PeerConnection
 	// tracks are the pion tracks by trackID: a layer's kind and rid, so a
 	// publisher that returns (new layers) goes on in the same tracks.
 	tracks map[string]*webrtc.TrackLocalStaticRTP
@@ -339,7 +363,7 @@ func trackID(l *sfu.Layer) string {
 // relay that falls behind drops packets (its edge NACKs them).
 const pushQueue = 1024
 
-func (o *Origin) start(st *sfu.Stream, ls Layers, offer string) (string, error) {
+func (o *Origin) start(st *sfu.Stream, part string, ls Layers, offer string) (string, error) {
 	api, err := ls.api(o.Transport, true)
 	if err != nil {
 		return "", err
@@ -348,7 +372,7 @@ func (o *Origin) start(st *sfu.Stream, ls Layers, offer string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	p := &push{o: o, st: st, pc: pc, tracks: map[string]*webrtc.TrackLocalStaticRTP{},
+	p := &push{o: o, st: st, part: part, pc: pc, tracks: map[string]*webrtc.TrackLocalStaticRTP{},
 		free: make(chan *item, pushQueue), work: make(chan *item, pushQueue), done: make(chan struct{})}
 	for range pushQueue {
 		p.free <- &item{}
@@ -357,7 +381,7 @@ func (o *Origin) start(st *sfu.Stream, ls Layers, offer string) (string, error) 
 		_ = pc.Close()
 		return "", err
 	}
-	audio, video := st.Tracks()
+	audio, video := st.Participant(part)
 	var all []*sfu.Layer
 	if video != nil {
 		all = append(all, video.Layers()...)
@@ -427,7 +451,7 @@ func (o *Origin) start(st *sfu.Stream, ls Layers, offer string) (string, error) 
 	for _, l := range all {
 		l.RequestKeyframe(sfu.Now()) // the edge starts from a keyframe
 	}
-	o.Log.Info("relay: serving a relay session", "stream", st.Name(), "layers", len(p.tracks))
+	o.Log.Info("relay: serving a relay session", "stream", st.Name(), "participant", part, "layers", len(p.tracks))
 	return pc.LocalDescription().SDP, nil
 }
 
@@ -456,8 +480,8 @@ func (p *push) run() {
 		case <-p.done:
 			return
 		case <-check.C:
-			if p.st.State() == sfu.StateOffline {
-				go p.close() // the stream ended here: so does its relay
+			if _, v := p.st.Participant(p.part); v == nil {
+				go p.close() // the stream (or the guest) ended here: so does its relay
 			}
 		case it := <-p.work:
 			_, _ = it.tr.Write(it.buf[:it.n])
@@ -477,7 +501,7 @@ func (p *push) readRTCP(s *webrtc.RTPSender, id string) {
 		for _, pk := range pkts {
 			switch pk.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				if _, video := p.st.Tracks(); video != nil {
+				if _, video := p.st.Participant(p.part); video != nil {
 					for _, l := range video.Layers() {
 						if trackID(l) == id {
 							l.RequestKeyframe(sfu.Now())

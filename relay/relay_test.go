@@ -167,3 +167,80 @@ func feed(ctx context.Context, layers []*sfu.Layer, audio *sfu.Layer) {
 		_ = audio.Ingest(b, sfu.Now())
 	}
 }
+
+// A Live Room across the mesh: the edge relaying the host relays each
+// guest too, who joins the edge's copy of the room; mutes are mirrored,
+// and a guest leaving at the origin leaves at the edge.
+func TestEdgeRelaysTheRoom(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	secret := func() string { return "a-cluster-secret-of-32-characters!" }
+	tr := Transport{IPs: []string{"127.0.0.1"}}
+	regA, regB := sfu.NewRegistry(sfu.DefaultConfig()), sfu.NewRegistry(sfu.DefaultConfig())
+	defer regA.Close()
+	defer regB.Close()
+	origin := &Origin{Registry: regA, Secret: secret, Transport: tr, Log: log}
+	hs := httptest.NewServer(origin)
+	defer hs.Close()
+	defer origin.Close()
+	stA := regA.Stream("demo")
+	var feeding sync.WaitGroup
+	defer feeding.Wait()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	add := func(pub *sfu.Publication) {
+		v, err := pub.AddLayer("", sfu.Codec{MimeType: "video/VP8", ClockRate: 90000}, sfu.ExtIDs{}, sfu.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := pub.AddLayer("", sfu.Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2}, sfu.ExtIDs{}, sfu.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		feeding.Go(func() { feed(ctx, []*sfu.Layer{v}, a) })
+	}
+	add(stA.StartPublication(sfu.HostID, &keySource{}, sfu.Now()))
+	guest, err := stA.Join("g1", "Ann", &keySource{}, sfu.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(guest)
+
+	edge := &Edge{Registry: regB, Secret: secret, Transport: tr, Log: log, Linger: time.Minute}
+	defer edge.Close()
+	pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := edge.Pull(pctx, "demo", "a", hs.URL); err != nil {
+		t.Fatal(err)
+	}
+	stB := regB.Lookup("demo")
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s: edge %+v", what, stB.Broadcasters())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor("the guest at the edge", func() bool {
+		bs := stB.Broadcasters()
+		return len(bs) == 2 && bs[1].ID == "g1" && bs[1].Name == "Ann"
+	})
+	c := &counter{n: map[string]int{}}
+	_, gv := stB.Participant("g1")
+	gv.AddSink(c)
+	waitFor("the guest's video at the edge", func() bool { return c.get("") > 20 })
+	if origin.Active() != 2 || origin.ChildrenOf("demo") != 1 {
+		t.Fatalf("origin serves %d relay sessions, %d children of demo; want 2 (host and guest) to 1 node", origin.Active(), origin.ChildrenOf("demo"))
+	}
+	if err := stA.SetMuted("g1", sfu.KindVideo, true, sfu.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the guest shown muted at the edge", func() bool {
+		bs := stB.Broadcasters()
+		return len(bs) == 2 && bs[1].VideoMuted
+	})
+	guest.End(sfu.Now())
+	waitFor("the guest gone at the edge", func() bool { return len(stB.Broadcasters()) == 1 })
+}

@@ -184,6 +184,24 @@ func (r *Stream) Participant(id string) (audio, video *Track) {
 	return p.audio, p.video
 }
 
+// SetSpeaker makes id the active speaker ("" for nobody) of a stream
+// whose audio levels are read elsewhere: a relay mirrors its origin's.
+func (r *Stream) SetSpeaker(id string, now int64) {
+	r.mu.Lock()
+	p := r.parts[id]
+	if r.speaker == id || id != "" && (p == nil || p.pub == nil) {
+		r.mu.Unlock()
+		return
+	}
+	r.setSpeakerLocked(id)
+	if p != nil {
+		p.spoke = now
+	}
+	r.emitLocked(Event{Kind: EventSpeaker, Participant: id, At: now})
+	r.mu.Unlock()
+	r.reseat(now)
+}
+
 // Speaker returns the participant speaking now, or "".
 func (r *Stream) Speaker() string {
 	r.mu.Lock()

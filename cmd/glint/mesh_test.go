@@ -481,3 +481,64 @@ func TestBrowserChatAcrossTheMesh(t *testing.T) {
 		}
 	}
 }
+
+// A Live Room across the mesh: the host and a guest publish to node A; a
+// viewer with two slots on node B gets both, the guest relayed in a
+// session of its own; a guest trying node B, which relays the stream, is
+// told to go where the host is (409).
+func TestMeshRelaysTheRoom(t *testing.T) {
+	fullSuiteOnly(t, "two glint processes and redis-server")
+	ffmpeg(t)
+	rs := testredis.Start(t)
+	const key = "mesh-room-stream-key"
+	a, b := meshNode(t, rs, key, "node-a"), meshNode(t, rs, key, "node-b")
+	publishH264Clip(t, a.base, key)
+	waitMesh(t, b.base, "the origin", func(v meshView) bool { return len(v.Nodes) == 2 && v.Origins["demo"] == "node-a" })
+	invite := func() string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, a.base+"/api/streams/demo/invites", strings.NewReader(`{"name":"Ann"}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct{ Token string }
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("invite: %d %v", resp.StatusCode, err)
+		}
+		return out.Token
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	g, err := client.Publish(ctx, client.PublisherConfig{Endpoint: a.base + "/whip/demo", Token: invite(), Audio: true, Tag: 2,
+		Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = g.Stop() }()
+	v, err := client.View(ctx, client.ViewerConfig{Endpoint: b.base + "/whep/demo", Slots: 2, Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = v.Close(context.Background()) }()
+	// Transceivers go video, audio per slot: slot 1's video is mid 2.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		st, _ := v.SlotStats("2")
+		if st.Tags[2] > 20 && st.LastTag == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, body := get(t, b.base+"/api/streams/demo")
+			t.Fatalf("the guest's video never reached the viewer on B: %+v; B says %s", st, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st, _ := v.SlotStats("0"); st.Packets < 20 {
+		t.Fatalf("the host's video on B: %+v", st)
+	}
+	_, err = client.Publish(ctx, client.PublisherConfig{Endpoint: b.base + "/whip/demo", Token: invite(), Options: client.Options{Loopback: true}})
+	if !client.IsStatus(err, http.StatusConflict) {
+		t.Fatalf("a guest on the relaying node: %v, want 409", err)
+	}
+}
