@@ -320,7 +320,7 @@ func (tc *transcoder) prepare(h int) {
 		rd := &rendition{name: fmt.Sprintf("r%d", i), ready: make(chan struct{})}
 		rd.video = &gohlslib.Track{Codec: &codecs.H264{}, ClockRate: 90000}
 		tracks := []*gohlslib.Track{rd.video}
-		if s.audio != nil {
+		if s.audio != nil || tc.room { // a room's guests may be heard when its host is not
 			rd.audio = aacTrack()
 			tracks = append(tracks, rd.audio)
 		}
@@ -335,7 +335,7 @@ func (tc *transcoder) prepare(h int) {
 	tc.rungs.Store(&heights)
 	close(s.prepared)
 	s.log.Info("hls: transcoding", "source", tc.kind, "height", h, "renditions", heights, "encoder", tc.enc.Name, "room", tc.room)
-	tc.job = transcode.Job{Rungs: rungs, Audio: s.audio != nil, GOP: s.cfg.SegmentDuration}
+	tc.job = transcode.Job{Rungs: rungs, Audio: s.audio != nil || tc.room, GOP: s.cfg.SegmentDuration}
 	tc.relayout()
 }
 
