@@ -80,7 +80,7 @@ const AudioBitrate = 128_000
 
 // Job is one transcode: a live Matroska stream in on stdin (MKV), an
 // MPEG-TS stream out on stdout with an H.264 stream per rung (in order)
-// and then, with Audio, stereo AAC-LC at 48 kHz.
+// and then, with Audio, stereo AAC-LC at 48 kHz (Opus for WebRTC).
 type Job struct {
 	Rungs []Rung
 	Audio bool
@@ -94,7 +94,15 @@ type Job struct {
 	Tiles int
 	// Voices, when 2 or more, mixes that many audio tracks into one.
 	Voices int
+	// WebRTC makes what a browser's WebRTC stack decodes, for an RTMP or
+	// SRT source's WebRTC viewers: H.264 constrained baseline (no
+	// B-frames, parameter sets before every keyframe) and 48 kHz stereo
+	// Opus instead of AAC.
+	WebRTC bool
 }
+
+// OpusBitrate is the Opus bitrate of a WebRTC job's audio.
+const OpusBitrate = 96_000
 
 // CompositeFPS is the frame rate of a composited room.
 const CompositeFPS = 30
@@ -178,6 +186,9 @@ func (e Encoder) JobArgs(job Job) []string {
 		}
 		args = append(args, e.Args...)
 		gop := max(job.GOP, 100*time.Millisecond).Seconds()
+		if job.WebRTC {
+			args = append(args, "-profile:v", "baseline", "-pix_fmt", "yuv420p")
+		}
 		args = append(args, "-sc_threshold", "0", "-bf", "0",
 			"-force_key_frames", fmt.Sprintf("expr:if(isnan(prev_forced_t),1,gte(t,prev_forced_t+%.3f))", gop))
 		for i, r := range job.Rungs {
@@ -191,7 +202,12 @@ func (e Encoder) JobArgs(job Job) []string {
 		if job.Voices > 1 {
 			audio = "[mix]"
 		}
-		args = append(args, "-map", audio, "-c:a", "aac", "-b:a", strconv.Itoa(AudioBitrate), "-ar", "48000", "-ac", "2")
+		if job.WebRTC {
+			args = append(args, "-map", audio, "-c:a", "libopus", "-b:a", strconv.Itoa(OpusBitrate), "-ar", "48000", "-ac", "2",
+				"-frame_duration", "20", "-application", "lowdelay")
+		} else {
+			args = append(args, "-map", audio, "-c:a", "aac", "-b:a", strconv.Itoa(AudioBitrate), "-ar", "48000", "-ac", "2")
+		}
 	}
 	return append(args, "-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-flush_packets", "1", "pipe:1")
 }

@@ -3,6 +3,7 @@ package transcode
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os/exec"
@@ -344,4 +345,146 @@ func TestJobCompositesARoom(t *testing.T) {
 		}
 		t.Logf("%d tiles: %d frames, %d AAC frames, first pts %+d ms from the input's", n, video, audio, (first-start*90)/90)
 	}
+}
+
+// An RTMP or SRT source's frames — H.264 with B-frames and AAC, as
+// encoders send them — become what WebRTC viewers decode: constrained
+// baseline H.264 without B-frames, and Opus, on the input's clock.
+func TestJobMakesWebRTCOfH264WithBFramesAndAAC(t *testing.T) {
+	ff := ffmpegPath(t)
+	ctx := context.Background()
+	enc, err := Probe(ctx, ff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := exec.CommandContext(ctx, ff, "-hide_banner", "-loglevel", "error", "-nostdin",
+		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "2",
+		"-c:v", "libx264", "-profile:v", "high", "-bf", "2", "-g", "15", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "64k", "-f", "mpegts", "pipe:1").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The source, read as an ingest would: access units with PTS and DTS.
+	r := &mpegts.Reader{R: bytes.NewReader(src)}
+	if err := r.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	type frame struct {
+		video, key bool
+		pts, dts   int64
+		data       []byte
+	}
+	var frames []frame
+	var asc []byte
+	var sps, pps []byte
+	bframes := 0
+	for _, tr := range r.Tracks() {
+		switch c := tr.Codec.(type) {
+		case *tscodecs.H264:
+			r.OnDataH264(tr, func(pts, dts int64, au [][]byte) error {
+				if pts != dts {
+					bframes++
+				}
+				var b []byte
+				for _, n := range au {
+					switch h264.NALUType(n[0] & 0x1f) {
+					case h264.NALUTypeSPS:
+						sps = n
+					case h264.NALUTypePPS:
+						pps = n
+					}
+					b = binary.BigEndian.AppendUint32(b, uint32(len(n)))
+					b = append(b, n...)
+				}
+				frames = append(frames, frame{video: true, key: h264.IsRandomAccess(au), pts: pts, dts: dts, data: b})
+				return nil
+			})
+		case *tscodecs.MPEG4Audio:
+			if asc, err = c.Marshal(); err != nil {
+				t.Fatal(err)
+			}
+			r.OnDataMPEG4Audio(tr, func(pts int64, aus [][]byte) error {
+				for i, au := range aus {
+					p := pts + int64(i)*1024*90000/44100
+					frames = append(frames, frame{pts: p, dts: p, data: au})
+				}
+				return nil
+			})
+		}
+	}
+	for r.Read() == nil {
+	}
+	if bframes == 0 || sps == nil || asc == nil {
+		t.Fatalf("the source: %d frames with B-frame reordering, sps %v, asc %v", bframes, sps != nil, asc != nil)
+	}
+	avcC := append([]byte{1, sps[1], sps[2], sps[3], 0xff, 0xe1, byte(len(sps) >> 8), byte(len(sps))}, sps...)
+	avcC = append(append(avcC, 1, byte(len(pps)>>8), byte(len(pps))), pps...)
+	var in bytes.Buffer
+	m, err := NewMKV(&in, MKVTrack{Codec: "V_MPEG4/ISO/AVC", Width: 320, Height: 180, CodecPrivate: avcC},
+		MKVTrack{Codec: "A_AAC", Channels: 1, SampleRate: 44100, CodecPrivate: asc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start = 7000 // ms of stream time
+	base := frames[0].dts
+	for _, f := range frames { // decode order; blocks carry presentation times
+		track := 1
+		if f.video {
+			track = 0
+		}
+		if err := m.Write(track, start+(f.pts-base)/90, f.key, f.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	job := Job{Rungs: Rungs(180, []int{180}), Audio: true, GOP: time.Second, WebRTC: true}
+	cmd := exec.Command(ff, enc.JobArgs(job)...)
+	cmd.Stdin = &in
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ffmpeg %v: %v\n%s", enc.JobArgs(job), err, stderr.String())
+	}
+	rr := &mpegts.Reader{R: &out}
+	if err := rr.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	var video, reordered, opus int
+	profile := -1
+	first := int64(-1)
+	for _, tr := range rr.Tracks() {
+		switch tr.Codec.(type) {
+		case *tscodecs.H264:
+			rr.OnDataH264(tr, func(pts, dts int64, au [][]byte) error {
+				video++
+				if pts != dts {
+					reordered++
+				}
+				if first < 0 {
+					first = pts
+				}
+				for _, n := range au {
+					if h264.NALUType(n[0]&0x1f) == h264.NALUTypeSPS {
+						profile = int(n[1])
+					}
+				}
+				return nil
+			})
+		case *tscodecs.Opus:
+			rr.OnDataOpus(tr, func(_ int64, pkts [][]byte) error { opus += len(pkts); return nil })
+		}
+	}
+	for rr.Read() == nil {
+	}
+	switch {
+	case video < 25 || reordered > 0:
+		t.Fatalf("%d H.264 frames out, %d of them reordered (B-frames)", video, reordered)
+	case profile != 66:
+		t.Fatalf("profile_idc %d, want 66 (baseline)", profile)
+	case opus < 80:
+		t.Fatalf("%d Opus packets for 2 s", opus)
+	}
+	if d := first - start*90; d < -90 || d > 200*90 {
+		t.Errorf("the video starts at pts %d, want about %d", first, start*90)
+	}
+	t.Logf("%d B-frame reorderings in; out %d frames, none reordered, baseline; %d Opus packets; first pts %+d ms", bframes, video, opus, (first-start*90)/90)
 }

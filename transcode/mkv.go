@@ -11,14 +11,17 @@ import (
 // MKVTrack is one track of a live Matroska stream.
 type MKVTrack struct {
 	// Codec is the Matroska codec ID: V_VP8, V_VP9, V_AV1,
-	// V_MPEG4/ISO/AVC (blocks of length-prefixed NAL units) or A_OPUS.
+	// V_MPEG4/ISO/AVC or V_MPEGH/ISO/HEVC (blocks of length-prefixed NAL
+	// units), A_OPUS or A_AAC (raw access units).
 	Codec string
-	// CodecPrivate is an H.264 track's decoder configuration (avcC).
+	// CodecPrivate is an H.264 or H.265 track's decoder configuration
+	// (avcC, hvcC) or an AAC track's AudioSpecificConfig.
 	CodecPrivate []byte
 	// Width and Height are a video track's picture size.
 	Width, Height int
-	// Channels is an audio track's channel count (48 kHz).
-	Channels int
+	// Channels is an audio track's channel count; SampleRate its rate
+	// (0: 48 kHz).
+	Channels, SampleRate int
 }
 
 // MKV writes a live Matroska stream: a header, then clusters of unknown
@@ -87,7 +90,7 @@ func NewMKV(w io.Writer, tracks ...MKVTrack) (*MKV, error) {
 		e = appendUint(e, idFlagLacing, 0)
 		e = appendElem(e, idCodecID, []byte(t.Codec))
 		switch t.Codec {
-		case "V_VP8", "V_VP9", "V_AV1", "V_MPEG4/ISO/AVC":
+		case "V_VP8", "V_VP9", "V_AV1", "V_MPEG4/ISO/AVC", "V_MPEGH/ISO/HEVC":
 			if t.Width <= 0 || t.Height <= 0 {
 				return nil, fmt.Errorf("mkv: %s track without a picture size", t.Codec)
 			}
@@ -99,12 +102,23 @@ func NewMKV(w io.Writer, tracks ...MKVTrack) (*MKV, error) {
 			v = appendUint(v, idPixelWidth, uint64(t.Width))
 			v = appendUint(v, idPixelHeight, uint64(t.Height))
 			e = appendElem(e, idVideo, v)
-		case "A_OPUS":
+		case "A_OPUS", "A_AAC":
 			ch := max(t.Channels, 1)
+			rate := t.SampleRate
+			if rate <= 0 {
+				rate = 48000
+			}
 			e = appendUint(e, idTrackType, 2)
-			e = appendElem(e, idCodecPrivate, opusHead(ch))
+			switch {
+			case t.Codec == "A_OPUS":
+				e = appendElem(e, idCodecPrivate, opusHead(ch))
+			case len(t.CodecPrivate) == 0:
+				return nil, errors.New("mkv: an AAC track without its AudioSpecificConfig")
+			default:
+				e = appendElem(e, idCodecPrivate, t.CodecPrivate)
+			}
 			var a []byte
-			a = appendElem(a, idSamplingFrequency, binary.BigEndian.AppendUint64(nil, math.Float64bits(48000)))
+			a = appendElem(a, idSamplingFrequency, binary.BigEndian.AppendUint64(nil, math.Float64bits(float64(rate))))
 			a = appendUint(a, idChannels, uint64(ch))
 			e = appendElem(e, idAudio, a)
 		default:
