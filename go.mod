@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/bluenviron/gohlslib/v2 v2.4.4
+	github.com/bluenviron/gortmplib v1.0.2
 	github.com/bluenviron/mediacommon/v2 v2.9.4
 	github.com/chromedp/chromedp v0.23.0
 	github.com/gorilla/websocket v1.5.3

@@ -17,7 +17,7 @@ sleep 0.5
 key=mesh-hops-stream-key-0123
 for i in 0 1 2 3; do
 	mkdir -p "$work/n$i"
-	"$work/glint" serve --listen 127.0.0.1:1809$i --rtc-ip 127.0.0.1 --rtc-port 0 --data-dir "$work/n$i" \
+	"$work/glint" serve --listen 127.0.0.1:1809$i --rtc-ip 127.0.0.1 --rtc-port 0 --rtmp-listen "" --data-dir "$work/n$i" \
 		--log-level warn --stream-key demo=$key --redis redis://127.0.0.1:16390/0 --node-id n$i \
 		--hls-off --relay-fanout 1 --relay-linger 10m --max-sessions 1000 --max-viewers-per-address 1000 \
 		--offer-rate 0 >"$work/n$i.log" 2>&1 &

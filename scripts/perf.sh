@@ -19,7 +19,7 @@ if [ -z "$bin" ]; then
 fi
 data=$(mktemp -d)
 # shellcheck disable=SC2086 # SERVE_FLAGS is a list of flags
-taskset -c "$server_cpus" "$bin" serve --listen 127.0.0.1:18080 --rtc-ip 127.0.0.1 --rtc-port 18443 \
+taskset -c "$server_cpus" "$bin" serve --listen 127.0.0.1:18080 --rtc-ip 127.0.0.1 --rtc-port 18443 --rtmp-listen 127.0.0.1:11935 \
   --data-dir "$data" --stream-key demo=perf-run-key-1234 --log-level warn \
   --max-viewers-per-address 100000 --offer-rate 0 ${SERVE_FLAGS:-} >/dev/null &
 pid=$!

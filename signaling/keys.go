@@ -151,6 +151,28 @@ func (k *KeyFile) Check(stream, token string) error {
 	return nil
 }
 
+// StreamOf returns the stream a key opens, for encoders that are given a
+// key alone (RTMP: rtmp://host/live and the key). Every stream's key is
+// compared, in constant time, whatever matches: ErrNoKey or ErrBadKey
+// when none does.
+func (k *KeyFile) StreamOf(key string) (string, error) {
+	if key == "" {
+		return "", ErrNoKey
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	found := ""
+	for name, want := range k.keys {
+		if subtle.ConstantTimeCompare([]byte(want), []byte(key)) == 1 {
+			found = name
+		}
+	}
+	if found == "" {
+		return "", ErrBadKey
+	}
+	return found, nil
+}
+
 // Names returns the stream names, sorted.
 func (k *KeyFile) Names() []string {
 	k.mu.RLock()

@@ -44,6 +44,9 @@ type Config struct {
 	VODOff bool
 	// Mesh places the node among those sharing the chat's Redis.
 	Mesh MeshConfig
+	// RTMPListen takes RTMP publishers (OBS, hardware encoders); empty
+	// turns it off.
+	RTMPListen string
 }
 
 func defaultConfig() Config {
@@ -59,6 +62,7 @@ func defaultConfig() Config {
 		Chat:       defaultChatConfig(),
 		HLS:        defaultHLS(),
 		Mesh:       MeshConfig{Fanout: 8, Linger: 10 * time.Second},
+		RTMPListen: ":1935",
 	}
 }
 
@@ -182,6 +186,7 @@ func (c *Config) settings() []*setting {
 				}
 				return strings.Trim(strings.Join(strings.Fields(fmt.Sprint(c.HLS.Ladder)), ","), "[]")
 			}},
+		str("rtmp-listen", "address RTMP publishers connect to (rtmp://HOST/live with the stream key, as in OBS); their H.264 and AAC go through ffmpeg into WebRTC layers and Opus. Empty turns RTMP off", &c.RTMPListen),
 		dur("reconnect-grace", "how long viewers wait for a dropped publisher to come back", &c.SFU.ReconnectGrace),
 		dur("guest-grace", "how long a Live Room guest's tile waits for the guest's dropped connection to come back (0: reconnect-grace)", &c.SFU.GuestGrace),
 		dur("invite-ttl", "how long a Live Room guest invite can be used (1m to 168h)", &c.Signaling.InviteTTL),

@@ -21,7 +21,7 @@ import (
 // key, named id, HLS off, and extra flags.
 func meshNode(t *testing.T, rs *testredis.Server, key, id string, extra ...string) *node {
 	t.Helper()
-	args := []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
+	args := []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--rtmp-listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
 		"--log-level", "warn", "--stream-key", "demo=" + key, "--redis", rs.URL(), "--node-id", id, "--hls-off"}
 	return startNode(t, append(args, extra...)...)
 }

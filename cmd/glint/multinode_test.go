@@ -236,7 +236,7 @@ func TestTwoNodesShareOneChat(t *testing.T) {
 	rs := testredis.Start(t)
 	const key = "two-nodes-stream-key"
 	args := func() []string {
-		return []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
+		return []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--rtmp-listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
 			"--log-level", "warn", "--stream-key", "demo=" + key, "--redis", rs.URL(), "--chat-rate", "1000", "--chat-burst", "1000"}
 	}
 	a, b := startNode(t, args()...), startNode(t, args()...)

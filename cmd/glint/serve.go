@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -26,10 +27,12 @@ import (
 	"github.com/glintlive/glint/chat"
 	"github.com/glintlive/glint/examples/web"
 	"github.com/glintlive/glint/hlsbridge"
+	"github.com/glintlive/glint/ingest"
 	"github.com/glintlive/glint/internal/httpx"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/sfu/peer"
 	"github.com/glintlive/glint/signaling"
+	"github.com/glintlive/glint/transcode"
 )
 
 // drainTimeout bounds the second stage of shutdown.
@@ -99,6 +102,19 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	if err != nil {
 		return err
 	}
+	var rtmp *ingest.RTMP
+	if cfg.RTMPListen != "" {
+		ff := cfg.HLS.FFmpeg
+		probe := sync.OnceValues(func() (transcode.Encoder, error) {
+			if ff == "" {
+				return transcode.Encoder{}, errors.New("no ffmpeg configured (--ffmpeg)")
+			}
+			return transcode.Probe(ctx, ff)
+		})
+		if rtmp, err = ingest.NewRTMP(ingest.Config{RTMPListen: cfg.RTMPListen, FFmpeg: ff, Encoder: probe}, reg, keys, log); err != nil {
+			return err
+		}
+	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(newCollector(reg, node, srv, hls, msh), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -119,7 +135,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       120 * time.Second,
 	}
-	banner(stdout, ln.Addr().String(), keys, created, node.Port())
+	rtmpAddr := ""
+	if rtmp != nil {
+		rtmpAddr = rtmp.Addr().String()
+	}
+	banner(stdout, ln.Addr().String(), rtmpAddr, keys, created, node.Port())
 	log.Info("node up", "http", ln.Addr().String(), "rtc-port", node.Port())
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -165,6 +185,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 			_ = hls.Run(ctx)
 		}
 	}()
+	rtmpDone := make(chan struct{})
+	go func() {
+		defer close(rtmpDone)
+		if rtmp != nil {
+			log.Info("rtmp", "listen", rtmp.Addr().String())
+			_ = rtmp.Serve(ctx)
+		}
+	}()
 	if msh != nil {
 		msh.start(ctx, ln.Addr().String(), node.Port())
 		defer msh.close()
@@ -188,6 +216,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	errs := []error{srv.Shutdown(drain), hs.Shutdown(drain)}
 	<-chatDone
 	<-hlsDone
+	<-rtmpDone
 	errs = append(errs, hub.Close())
 	if errors.Is(runErr, http.ErrServerClosed) {
 		runErr = nil
@@ -334,14 +363,20 @@ func markerHandler(keys *signaling.KeyFile, hls *hlsbridge.Bridge) http.HandlerF
 }
 
 // banner prints where everything is.
-func banner(w io.Writer, addr string, keys *signaling.KeyFile, created []string, rtcPort int) {
-	host, port, _ := net.SplitHostPort(addr)
-	if host == "" || host == "::" || host == "0.0.0.0" {
-		host = "localhost"
+func banner(w io.Writer, addr, rtmpAddr string, keys *signaling.KeyFile, created []string, rtcPort int) {
+	hostOf := func(addr string) string {
+		host, port, _ := net.SplitHostPort(addr)
+		if host == "" || host == "::" || host == "0.0.0.0" {
+			host = "localhost"
+		}
+		return net.JoinHostPort(host, port)
 	}
-	base := "http://" + net.JoinHostPort(host, port)
+	base := "http://" + hostOf(addr)
 	fmt.Fprintf(w, "Glint is running. Media on UDP/TCP port %d.\n\n", rtcPort)
 	fmt.Fprintf(w, "  Streams:  %s/\n  Go live:  %s/live\n", base, base)
+	if rtmpAddr != "" {
+		fmt.Fprintf(w, "  RTMP:     rtmp://%s/live (OBS: this server, and the stream key)\n", hostOf(rtmpAddr))
+	}
 	for _, name := range keys.Names() {
 		note := ""
 		for _, c := range created {

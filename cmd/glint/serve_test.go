@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -58,7 +61,7 @@ func (r *running) Stop() error {
 // launch runs a node on loopback until the test ends or Stop is called.
 func launch(t testing.TB, args ...string) *running {
 	t.Helper()
-	base := []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", t.TempDir(),
+	base := []string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--rtmp-listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
 		"--log-level", "warn", "--ice-disconnected-timeout", "2s", "--ice-failed-timeout", "2s"}
 	cfg, err := loadConfig(append(base, args...), envOf(nil), io.Discard)
 	if err != nil {
@@ -137,7 +140,7 @@ func TestServeWithNoConfigCreatesDemo(t *testing.T) {
 func TestServeKeepsKeysAcrossRestarts(t *testing.T) {
 	dir := t.TempDir()
 	keyOf := func() string {
-		cfg, err := loadConfig([]string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", dir}, envOf(nil), io.Discard)
+		cfg, err := loadConfig([]string{"--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--rtmp-listen", "127.0.0.1:0", "--data-dir", dir}, envOf(nil), io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,5 +283,61 @@ func TestMetricsListenerAndQuietLogs(t *testing.T) {
 	}
 	if strings.Count(logs, key) != 0 {
 		t.Fatal("the stream key is in the log")
+	}
+}
+
+// An RTMP encoder (ffmpeg: H.264 with B-frames, AAC) publishes to the
+// node with the stream key, as OBS is set up: a pion WHEP viewer gets
+// H.264 video and Opus audio; a wrong key is refused.
+func TestRTMPPublisherReachesAWebRTCViewer(t *testing.T) {
+	ffmpeg(t)
+	const ff = "ffmpeg"
+	const key = "rtmp-serve-test-key-1"
+	base, out := startServe(t, "--stream-key", "demo="+key, "--hls-off")
+	m := regexp.MustCompile(`RTMP: +(rtmp://\S+/live)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("the banner names no RTMP URL:\n%s", out.String())
+	}
+	encoder := func(ctx context.Context, url string, d time.Duration) *exec.Cmd {
+		return exec.CommandContext(ctx, ff, "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+			"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+			"-t", fmt.Sprint(d.Seconds()), "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30", "-pix_fmt", "yuv420p",
+			"-c:a", "aac", "-b:a", "64k", "-f", "flv", url)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if b, err := encoder(ctx, m[1]+"/not-the-key-0000000", time.Second).CombinedOutput(); err == nil {
+		t.Fatalf("a wrong key was taken: %s", b)
+	}
+	enc := encoder(ctx, m[1]+"/"+key, 20*time.Second)
+	if err := enc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = enc.Process.Kill(); _ = enc.Wait() }()
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if _, body := get(t, base+"/api/streams/demo"); strings.Contains(body, `"state":"live"`) && strings.Contains(body, `"video/H264"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, body := get(t, base+"/api/streams/demo")
+			t.Fatalf("the RTMP stream never went live: %s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	vctx, vcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer vcancel()
+	v, err := client.View(vctx, client.ViewerConfig{Endpoint: base + "/whep/demo", Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = v.Close(context.Background()) }()
+	for deadline := time.Now().Add(15 * time.Second); v.Stats().VideoPackets < 30 || v.Stats().AudioPackets < 50 || !v.Stats().FirstVideoKeyframe; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the WebRTC viewer of the RTMP stream got %+v", v.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if s := v.Stats(); s.SSRCChanges != 0 || s.SeqJumps > 2 {
+		t.Fatalf("a broken stream: %+v", s)
 	}
 }

@@ -19,7 +19,7 @@ func TestVODSurvivesKill9(t *testing.T) {
 	ffmpeg(t)
 	const key = "crash-test-stream-key"
 	dir := t.TempDir()
-	n := startNode(t, "--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--data-dir", dir,
+	n := startNode(t, "--listen", "127.0.0.1:0", "--rtc-ip", "127.0.0.1", "--rtc-port", "0", "--rtmp-listen", "127.0.0.1:0", "--data-dir", dir,
 		"--log-level", "warn", "--stream-key", "demo="+key)
 	publishH264Clip(t, n.base, key)
 	var before []string

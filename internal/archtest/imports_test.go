@@ -71,6 +71,8 @@ var rules = []rule{
 	{"transcode", nil, []string{module + "/"}, "transcode depends on no other Glint package"},
 	{"relay", nil, []string{module + "/signaling", module + "/hlsbridge", module + "/chat", module + "/cmd"}, "relay plugs into sfu only"},
 	{"hlsbridge", nil, []string{module + "/signaling", module + "/relay", module + "/chat", module + "/cmd"}, "the HLS bridge is a subscriber of sfu"},
+	{"ingest", nil, []string{module + "/signaling", module + "/relay", module + "/hlsbridge", module + "/chat", module + "/cmd", "github.com/pion/webrtc"},
+		"ingest makes publications of non-WebRTC sources: sfu and the transcoder, no HTTP services"},
 	{"examples", nil, []string{module + "/"}, "examples stand alone"},
 	{"internal/client", nil, []string{module + "/"}, "the client speaks only WHIP/WHEP, so it can measure any server"},
 	{"internal/codec", nil, []string{module + "/"}, "the codec readers are a leaf every media package shares"},

@@ -1,0 +1,184 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortmplib"
+	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
+
+	"github.com/glintlive/glint/sfu"
+	"github.com/glintlive/glint/transcode"
+)
+
+// Keys says which stream a key opens (signaling.KeyFile does), in
+// constant time.
+type Keys interface {
+	StreamOf(key string) (string, error)
+}
+
+// Config holds the ingest's settings.
+type Config struct {
+	// RTMPListen is the RTMP listener's address (":1935"); empty: none.
+	RTMPListen string
+	// FFmpeg is the transcoder's binary; Encoder returns the H.264
+	// encoder probed for it (waiting for the probe).
+	FFmpeg  string
+	Encoder func() (transcode.Encoder, error)
+	// Ladder is the heights of the WebRTC layers made of a source, as
+	// its height allows: up to three (default 720, 360, 180).
+	Ladder []int
+	// GOP is the keyframe interval of the layers: how long a new WebRTC
+	// viewer may wait for its first picture (default 1 s).
+	GOP time.Duration
+	// Timeout ends a connection that sends nothing for this long
+	// (default 10 s).
+	Timeout time.Duration
+}
+
+// DefaultLadder is the heights of an ingested stream's WebRTC layers.
+var DefaultLadder = []int{720, 360, 180} //nolint:gochecknoglobals // constant
+
+// RTMP accepts RTMP publishers: rtmp://host/live with the stream key as
+// the stream name, as OBS and hardware encoders are set up.
+type RTMP struct {
+	cfg  Config
+	reg  *sfu.Registry
+	keys Keys
+	log  *slog.Logger
+	ln   net.Listener
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewRTMP listens on cfg.RTMPListen.
+func NewRTMP(cfg Config, reg *sfu.Registry, keys Keys, log *slog.Logger) (*RTMP, error) {
+	if cfg.GOP <= 0 {
+		cfg.GOP = time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if len(cfg.Ladder) == 0 {
+		cfg.Ladder = DefaultLadder
+	}
+	ln, err := net.Listen("tcp", cfg.RTMPListen)
+	if err != nil {
+		return nil, fmt.Errorf("rtmp: %w", err)
+	}
+	return &RTMP{cfg: cfg, reg: reg, keys: keys, log: log.With("ingest", "rtmp"), ln: ln, conns: map[net.Conn]struct{}{}}, nil
+}
+
+// Addr is where the listener is.
+func (s *RTMP) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts publishers until ctx ends, then closes their connections
+// (their streams wait out the reconnect grace) and returns.
+func (s *RTMP) Serve(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		s.mu.Lock()
+		s.closed = true
+		for c := range s.conns {
+			_ = c.Close()
+		}
+		s.mu.Unlock()
+		_ = s.ln.Close()
+	}()
+	defer s.wg.Wait()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Go(func() {
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+				_ = c.Close()
+			}()
+			if err := s.handle(ctx, c); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Info("rtmp: connection ended", "remote", c.RemoteAddr().String(), "err", err)
+			}
+		})
+	}
+}
+
+// rtmpApp is the application name publishers use: rtmp://host/live.
+const rtmpApp = "live"
+
+// handle serves one connection: the handshake, the key, then the
+// stream's frames until it ends.
+func (s *RTMP) handle(ctx context.Context, c net.Conn) error {
+	_ = c.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
+	sc := &gortmplib.ServerConn{RW: c}
+	if err := sc.Initialize(); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if err := sc.AcceptConn(); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	if !sc.Publish {
+		_ = sc.RejectAction()
+		return errors.New("playing is not offered over RTMP: watch over WebRTC or LL-HLS")
+	}
+	app, key, _ := strings.Cut(strings.TrimPrefix(sc.URL.Path, "/"), "/")
+	if app != rtmpApp || key == "" || strings.Contains(key, "/") {
+		_ = sc.RejectAction()
+		return fmt.Errorf("unknown application %q: publish to rtmp://HOST/%s with the stream key", app, rtmpApp)
+	}
+	name, err := s.keys.StreamOf(key)
+	if err != nil {
+		_ = sc.RejectAction()
+		return errors.New("wrong stream key") // the key itself is never logged
+	}
+	r := &gortmplib.Reader{Conn: sc}
+	if err := r.Initialize(); err != nil {
+		return fmt.Errorf("%s: reading the stream's tracks: %w", name, err)
+	}
+	src, err := newSource(s, name, c, r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer src.stop()
+	s.log.Info("rtmp: publishing", "stream", name, "remote", c.RemoteAddr().String(), "video", src.videoCodec, "audio", src.audioCodec)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
+		if err := r.Read(); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+}
+
+// codecName names an RTMP codec for logs and errors.
+func codecName(c rtmpcodecs.Codec) string {
+	return strings.TrimPrefix(fmt.Sprintf("%T", c), "*codecs.")
+}

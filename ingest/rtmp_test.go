@@ -1,0 +1,155 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/glintlive/glint/sfu"
+	"github.com/glintlive/glint/transcode"
+)
+
+// streamKeys is the one stream's key, as a node's key file would answer.
+type streamKeys map[string]string
+
+func (k streamKeys) StreamOf(key string) (string, error) {
+	for name, want := range k {
+		if want == key {
+			return name, nil
+		}
+	}
+	return "", errors.New("wrong key")
+}
+
+// counter counts a track's packets by layer.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) Deliver(l *sfu.Layer, _ *sfu.Packet) {
+	c.mu.Lock()
+	c.n[l.RID()]++
+	c.mu.Unlock()
+}
+
+func (c *counter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
+}
+
+func (c *counter) get(rid string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[rid]
+}
+
+func ffmpegPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Fatalf("these tests run the real ffmpeg: apt-get install ffmpeg (or make test-deps): %v", err)
+	}
+	return p
+}
+
+// publish runs ffmpeg as an RTMP encoder would: a 640x360 test pattern
+// in H.264 with B-frames and AAC, in real time, for d.
+func publish(ctx context.Context, ff, url string, d time.Duration) *exec.Cmd {
+	return exec.CommandContext(ctx, ff, "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+		"-t", fmt.Sprint(d.Seconds()), "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-bf", "2", "-g", "30",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-f", "flv", url)
+}
+
+// An RTMP encoder (ffmpeg, H.264 with B-frames and AAC) publishes with
+// the stream key: the stream goes live with two layers the transcoder
+// made of it (360p and 180p) and Opus; a wrong key is refused and the
+// stream stays offline.
+func TestRTMPPublisherBecomesAPublication(t *testing.T) {
+	ff := ffmpegPath(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	enc, err := transcode.Probe(ctx, ff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := sfu.NewRegistry(sfu.DefaultConfig())
+	defer reg.Close()
+	logTo := io.Discard
+	if testing.Verbose() {
+		logTo = os.Stderr
+	}
+	s, err := NewRTMP(Config{RTMPListen: "127.0.0.1:0", FFmpeg: ff, Encoder: func() (transcode.Encoder, error) { return enc, nil }},
+		reg, streamKeys{"demo": "rtmp-test-key-1234"}, slog.New(slog.NewTextHandler(logTo, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	base := "rtmp://" + s.Addr().String() + "/live/"
+
+	if out, err := publish(ctx, ff, base+"wrong-key-00000000", 2*time.Second).CombinedOutput(); err == nil {
+		t.Fatalf("a wrong key was taken: %s", out)
+	}
+	if st := reg.Lookup("demo"); st != nil && st.State() != sfu.StateOffline {
+		t.Fatal("the stream went live on a wrong key")
+	}
+
+	enc1 := publish(ctx, ff, base+"rtmp-test-key-1234", 8*time.Second)
+	if err := enc1.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = enc1.Process.Kill(); _ = enc1.Wait() }()
+	var st *sfu.Stream
+	deadline := time.Now().Add(15 * time.Second)
+	for st == nil || st.State() != sfu.StateLive {
+		if time.Now().After(deadline) {
+			t.Fatal("the RTMP publisher never made the stream live")
+		}
+		time.Sleep(50 * time.Millisecond)
+		st = reg.Lookup("demo")
+	}
+	c := &counter{n: map[string]int{}}
+	audio, video := st.Tracks()
+	video.AddSink(c)
+	audio.AddSink(c)
+	for c.get("h") < 30 || c.get("m") < 10 || c.get("") < 50 {
+		if time.Now().After(deadline) {
+			t.Fatalf("packets at the layers: %v; stream %+v", c.snapshot(), st.Info(sfu.Now()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	info := st.Info(sfu.Now())
+	if info.Video == nil || len(info.Video.Layers) != 2 || info.Audio == nil || info.Audio.Codec != "audio/opus" {
+		t.Fatalf("stream %+v", info)
+	}
+	for _, l := range info.Video.Layers {
+		if l.Keyframes == 0 || l.Height == 0 {
+			t.Fatalf("layer %+v: no keyframe read", l)
+		}
+	}
+	t.Logf("layers %dp and %dp, %v packets", info.Video.Layers[1].Height, info.Video.Layers[0].Height, c.snapshot())
+	// The encoder stops: the stream waits for it to come back.
+	_ = enc1.Process.Kill()
+	_ = enc1.Wait()
+	for st.State() != sfu.StateReconnecting {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatalf("after the encoder went: %v", st.State())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,367 @@
+package ingest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortmplib"
+	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
+	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+
+	"github.com/glintlive/glint/sfu"
+	"github.com/glintlive/glint/transcode"
+)
+
+// Codecs of the layers an ingested stream's WebRTC viewers get.
+var (
+	h264Baseline = sfu.Codec{MimeType: "video/H264", ClockRate: 90000, PayloadType: 96, //nolint:gochecknoglobals // constant
+		Fmtp: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}
+	opusCodec = sfu.Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2, PayloadType: 111, //nolint:gochecknoglobals // constant
+		Fmtp: "minptime=10;useinbandfec=1"}
+)
+
+// rids name the layers made of a source, top first.
+var rids = []string{"h", "m", "l"} //nolint:gochecknoglobals // constant
+
+// frame is one access unit of the source, on the stream clock.
+type frame struct {
+	video, key bool
+	ms         int64
+	data       []byte
+}
+
+// queue is how many frames may wait for ffmpeg: a few seconds.
+const queue = 512
+
+// source is one publisher's stream going through ffmpeg into an sfu
+// publication (sfu.Source).
+type source struct {
+	s          *RTMP
+	name       string
+	conn       net.Conn
+	st         *sfu.Stream
+	pub        *sfu.Publication
+	videoCodec string
+	audioCodec string
+
+	tracks []transcode.MKVTrack // the Matroska header every child starts with
+	video  []*sfu.Layer         // top first, as the job's rungs
+	audio  *sfu.Layer
+
+	// The RTMP reader's goroutine's own.
+	firstPTS time.Duration
+	baseMS   int64
+	started  bool
+
+	frames   chan frame
+	needKey  atomic.Bool // a child waits for a keyframe (its start, or drops)
+	dropped  atomic.Uint64
+	takenOff atomic.Bool // another publisher took the stream
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// newSource starts the stream of reader r as stream name's publication.
+func newSource(s *RTMP, name string, conn net.Conn, r *gortmplib.Reader) (*source, error) {
+	src := &source{s: s, name: name, conn: conn, frames: make(chan frame, queue)}
+	var vt, at *gortmplib.Track
+	var hc *rtmpcodecs.H264
+	for _, t := range r.Tracks() {
+		switch c := t.Codec.(type) {
+		case *rtmpcodecs.H264:
+			vt, hc = t, c
+		case *rtmpcodecs.MPEG4Audio, *rtmpcodecs.Opus:
+			at = t
+		default:
+			if t.Codec.IsVideo() && vt == nil {
+				return nil, fmt.Errorf("video is %s: RTMP ingest takes H.264 (H.265 is to come)", codecName(t.Codec))
+			}
+		}
+	}
+	if vt == nil {
+		return nil, errors.New("no video track: RTMP ingest takes H.264 video")
+	}
+	var sps h264.SPS
+	if err := sps.Unmarshal(hc.SPS); err != nil {
+		return nil, fmt.Errorf("the H.264 track's SPS does not read: %w", err)
+	}
+	if len(hc.PPS) == 0 || len(hc.SPS) < 4 {
+		return nil, errors.New("the H.264 track has no PPS")
+	}
+	src.videoCodec = "H.264"
+	src.tracks = []transcode.MKVTrack{{Codec: "V_MPEG4/ISO/AVC", Width: sps.Width(), Height: sps.Height(), CodecPrivate: avcC(hc.SPS, hc.PPS)}}
+	if at != nil {
+		switch c := at.Codec.(type) {
+		case *rtmpcodecs.MPEG4Audio:
+			asc, err := c.Config.Marshal()
+			if err != nil {
+				return nil, fmt.Errorf("the AAC track's configuration: %w", err)
+			}
+			src.audioCodec = "AAC"
+			ch := int(c.Config.ChannelConfig) // 1-6 channels; 7 is 7.1
+			if ch == 7 {
+				ch = 8
+			}
+			src.tracks = append(src.tracks, transcode.MKVTrack{Codec: "A_AAC", CodecPrivate: asc, Channels: max(ch, 1), SampleRate: c.Config.SampleRate})
+		case *rtmpcodecs.Opus:
+			ch := 2
+			if c.IDHeader != nil {
+				ch = max(int(c.IDHeader.ChannelCount), 1)
+			}
+			src.audioCodec = "Opus"
+			src.tracks = append(src.tracks, transcode.MKVTrack{Codec: "A_OPUS", Channels: ch})
+		}
+	}
+	enc, err := s.cfg.Encoder()
+	if err != nil {
+		return nil, fmt.Errorf("the stream needs the transcoder: %w", err)
+	}
+	rungs := transcode.Rungs(sps.Height(), s.cfg.Ladder)
+	rungs = rungs[:min(len(rungs), len(rids))]
+
+	// The publication: a layer per rung, top first, and the audio.
+	src.st = s.reg.Stream(name)
+	now := sfu.Now()
+	src.pub = src.st.StartPublication(sfu.HostID, src, now)
+	for i := range rungs {
+		l, err := src.pub.AddLayer(rids[i], h264Baseline, sfu.ExtIDs{}, now)
+		if err != nil {
+			src.pub.End(now)
+			return nil, err
+		}
+		src.video = append(src.video, l)
+	}
+	if at != nil {
+		if src.audio, err = src.pub.AddLayer("", opusCodec, sfu.ExtIDs{}, now); err != nil {
+			src.pub.End(now)
+			return nil, err
+		}
+	}
+
+	r.OnDataH264(vt, func(pts, _ time.Duration, au [][]byte) {
+		src.push(frame{video: true, key: h264.IsRandomAccess(au), ms: src.clock(pts), data: lengthPrefixed(au)})
+	})
+	if at != nil {
+		switch at.Codec.(type) {
+		case *rtmpcodecs.MPEG4Audio:
+			r.OnDataMPEG4Audio(at, func(pts time.Duration, au []byte) { src.push(frame{ms: src.clock(pts), data: au}) })
+		case *rtmpcodecs.Opus:
+			r.OnDataOpus(at, func(pts time.Duration, pkt []byte) { src.push(frame{ms: src.clock(pts), data: pkt}) })
+		}
+	}
+
+	p := transcode.NewProcess(transcode.ProcessConfig{
+		Path: s.cfg.FFmpeg, Args: enc.JobArgs(transcode.Job{Rungs: rungs, Audio: at != nil, GOP: s.cfg.GOP, WebRTC: true}),
+		Feed: src.feed, Read: src.read,
+		OnEvent: func(e transcode.Event) {
+			if e.Kind == transcode.Exited {
+				s.log.Warn("rtmp: the transcoder exited; restarting", "stream", name, "err", e.Err)
+			}
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	src.cancel = cancel
+	src.wg.Go(func() {
+		if err := p.Run(ctx); err != nil {
+			s.log.Error("rtmp: the transcoder cannot run", "stream", name, "err", err)
+		}
+	})
+	return src, nil
+}
+
+// clock maps an RTMP timestamp onto the stream clock (ms): the first
+// frame at the moment it arrived, the rest by their distance from it.
+func (src *source) clock(pts time.Duration) int64 {
+	if !src.started {
+		ms, _ := src.st.StreamTime(sfu.Now())
+		src.started, src.firstPTS, src.baseMS = true, pts, ms
+	}
+	return src.baseMS + (pts - src.firstPTS).Milliseconds()
+}
+
+// push queues a frame for the child; full, it drops it (and the video up
+// to the next keyframe).
+func (src *source) push(f frame) {
+	select {
+	case src.frames <- f:
+	default:
+		src.dropped.Add(1)
+		if f.video {
+			src.needKey.Store(true)
+		}
+	}
+}
+
+// feed writes the frames to one child as Matroska, video from its first
+// keyframe on.
+func (src *source) feed(ctx context.Context, w io.Writer) error {
+	m, err := transcode.NewMKV(w, src.tracks...)
+	if err != nil {
+		return err
+	}
+	src.needKey.Store(true)
+	for {
+		var f frame
+		select {
+		case <-ctx.Done():
+			return nil
+		case f = <-src.frames:
+		}
+		track := 0
+		if !f.video {
+			track = 1
+		} else if src.needKey.Load() {
+			if !f.key {
+				continue
+			}
+			src.needKey.Store(false)
+		}
+		if err := m.Write(track, f.ms, f.key, f.data); err != nil {
+			return err
+		}
+	}
+}
+
+// read turns one child's MPEG-TS into RTP on the publication's layers:
+// its H.264 streams in the order of the rungs, its Opus.
+func (src *source) read(stdout io.Reader) error {
+	r := &mpegts.Reader{R: stdout}
+	if err := r.Initialize(); err != nil {
+		return err
+	}
+	vi := 0
+	for _, tr := range r.Tracks() {
+		switch tr.Codec.(type) {
+		case *tscodecs.H264:
+			if vi >= len(src.video) {
+				continue
+			}
+			out := newPacketizer(src.video[vi], 96)
+			vi++
+			pay := &codecs.H264Payloader{}
+			r.OnDataH264(tr, func(pts, _ int64, au [][]byte) error {
+				out.write(pay.Payload(maxPayload, annexB(au)), uint32(pts))
+				return nil
+			})
+		case *tscodecs.Opus:
+			if src.audio == nil {
+				continue
+			}
+			out := newPacketizer(src.audio, 111)
+			r.OnDataOpus(tr, func(pts int64, pkts [][]byte) error {
+				for i, pk := range pkts {
+					out.write([][]byte{pk}, uint32(pts*48000/90000)+uint32(i*960))
+				}
+				return nil
+			})
+		}
+	}
+	for {
+		if err := r.Read(); err != nil {
+			return err
+		}
+	}
+}
+
+// maxPayload keeps RTP packets under a path's MTU.
+const maxPayload = 1200
+
+// packetizer writes payloads as RTP packets into a layer, as a publisher
+// would send them.
+type packetizer struct {
+	l    *sfu.Layer
+	pt   uint8
+	ssrc uint32
+	seq  uint16
+	buf  []byte
+}
+
+func newPacketizer(l *sfu.Layer, pt uint8) *packetizer {
+	return &packetizer{l: l, pt: pt, ssrc: rand.Uint32(), seq: uint16(rand.Uint32())}
+}
+
+// write sends the payloads of one frame at timestamp ts, the marker on
+// the last.
+func (p *packetizer) write(payloads [][]byte, ts uint32) {
+	for i, pl := range payloads {
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: p.pt, SequenceNumber: p.seq, Timestamp: ts, SSRC: p.ssrc, Marker: i == len(payloads)-1}, Payload: pl}
+		p.seq++
+		n := pkt.MarshalSize()
+		if cap(p.buf) < n {
+			p.buf = make([]byte, n)
+		}
+		b := p.buf[:n]
+		if _, err := pkt.MarshalTo(b); err != nil {
+			continue
+		}
+		_ = p.l.Ingest(b, sfu.Now())
+	}
+}
+
+// RequestKeyframe asks nothing of an RTMP encoder, which cannot be asked:
+// the layers have a keyframe every Config.GOP (sfu.Source).
+func (src *source) RequestKeyframe(*sfu.Layer) {}
+
+// Close ends the publisher's connection: another publisher took the
+// stream (sfu.Source).
+func (src *source) Close() error {
+	src.takenOff.Store(true)
+	return src.conn.Close()
+}
+
+// stop ends the transcoder once the connection has ended; the stream
+// waits out the reconnect grace for the encoder to come back.
+func (src *source) stop() {
+	if !src.takenOff.Load() {
+		src.pub.Lost(sfu.Now())
+	}
+	src.cancel()
+	src.wg.Wait()
+}
+
+// lengthPrefixed writes NAL units as Matroska's H.264 blocks hold them.
+func lengthPrefixed(nalus [][]byte) []byte {
+	n := 0
+	for _, u := range nalus {
+		n += 4 + len(u)
+	}
+	b := make([]byte, 0, n)
+	for _, u := range nalus {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(u)))
+		b = append(b, u...)
+	}
+	return b
+}
+
+// annexB joins NAL units with start codes, as pion's payloader reads them.
+func annexB(nalus [][]byte) []byte {
+	var b []byte
+	for _, u := range nalus {
+		b = append(b, 0, 0, 0, 1)
+		b = append(b, u...)
+	}
+	return b
+}
+
+// avcC is the H.264 decoder configuration (ISO/IEC 14496-15) of one SPS
+// and PPS.
+func avcC(sps, pps []byte) []byte {
+	b := []byte{1, sps[1], sps[2], sps[3], 0xff, 0xe1}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(sps)))
+	b = append(b, sps...)
+	b = append(b, 1)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(pps)))
+	return append(b, pps...)
+}
