@@ -54,10 +54,46 @@ type RTMP struct {
 	log  *slog.Logger
 	ln   net.Listener
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	sources map[string]*source // by stream: the publishing ones
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// Status is how a stream is being ingested, for the API and pages.
+type Status struct {
+	Protocol string `json:"protocol"` // rtmp
+	Remote   string `json:"remote"`
+	Video    string `json:"video"` // the source's codec and size, e.g. "H.264 1280x720"
+	Audio    string `json:"audio,omitempty"`
+	// Bitrate is what the encoder sent, on average since it connected.
+	Bitrate uint64  `json:"bitrate"`
+	Seconds float64 `json:"connected_seconds"`
+	// Dropped counts frames dropped because the transcoder fell behind.
+	Dropped uint64 `json:"dropped"`
+}
+
+// Status returns how stream is ingested, and false when no encoder
+// publishes it here.
+func (s *RTMP) Status(stream string) (Status, bool) {
+	s.mu.Lock()
+	src := s.sources[stream]
+	s.mu.Unlock()
+	if src == nil {
+		return Status{}, false
+	}
+	return src.status(), true
+}
+
+// URL is the RTMP URL encoders publish to on the host a client reached
+// this node at (the HTTP request's host name, the RTMP port).
+func (s *RTMP) URL(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
+	return "rtmp://" + net.JoinHostPort(host, port) + "/" + rtmpApp
 }
 
 // NewRTMP listens on cfg.RTMPListen.
@@ -75,7 +111,8 @@ func NewRTMP(cfg Config, reg *sfu.Registry, keys Keys, log *slog.Logger) (*RTMP,
 	if err != nil {
 		return nil, fmt.Errorf("rtmp: %w", err)
 	}
-	return &RTMP{cfg: cfg, reg: reg, keys: keys, log: log.With("ingest", "rtmp"), ln: ln, conns: map[net.Conn]struct{}{}}, nil
+	return &RTMP{cfg: cfg, reg: reg, keys: keys, log: log.With("ingest", "rtmp"), ln: ln,
+		conns: map[net.Conn]struct{}{}, sources: map[string]*source{}}, nil
 }
 
 // Addr is where the listener is.
@@ -165,7 +202,18 @@ func (s *RTMP) handle(ctx context.Context, c net.Conn) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	defer src.stop()
+	src.sc, src.since = sc, time.Now()
+	s.mu.Lock()
+	s.sources[name] = src
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.sources[name] == src {
+			delete(s.sources, name)
+		}
+		s.mu.Unlock()
+		src.stop()
+	}()
 	s.log.Info("rtmp: publishing", "stream", name, "remote", c.RemoteAddr().String(), "video", src.videoCodec, "audio", src.audioCodec)
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(s.cfg.Timeout))

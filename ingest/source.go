@@ -55,6 +55,8 @@ type source struct {
 	pub        *sfu.Publication
 	videoCodec string
 	audioCodec string
+	sc         *gortmplib.ServerConn
+	since      time.Time
 
 	tracks []transcode.MKVTrack // the Matroska header every child starts with
 	video  []*sfu.Layer         // top first, as the job's rungs
@@ -100,7 +102,7 @@ func newSource(s *RTMP, name string, conn net.Conn, r *gortmplib.Reader) (*sourc
 	if len(hc.PPS) == 0 || len(hc.SPS) < 4 {
 		return nil, errors.New("the H.264 track has no PPS")
 	}
-	src.videoCodec = "H.264"
+	src.videoCodec = fmt.Sprintf("H.264 %dx%d", sps.Width(), sps.Height())
 	src.tracks = []transcode.MKVTrack{{Codec: "V_MPEG4/ISO/AVC", Width: sps.Width(), Height: sps.Height(), CodecPrivate: avcC(hc.SPS, hc.PPS)}}
 	if at != nil {
 		switch c := at.Codec.(type) {
@@ -179,6 +181,17 @@ func newSource(s *RTMP, name string, conn net.Conn, r *gortmplib.Reader) (*sourc
 		}
 	})
 	return src, nil
+}
+
+// status reports the source for the API.
+func (src *source) status() Status {
+	secs := time.Since(src.since).Seconds()
+	st := Status{Protocol: "rtmp", Remote: src.conn.RemoteAddr().String(), Video: src.videoCodec, Audio: src.audioCodec,
+		Seconds: secs, Dropped: src.dropped.Load()}
+	if secs > 0 {
+		st.Bitrate = uint64(float64(src.sc.BytesReceived()) * 8 / secs)
+	}
+	return st
 }
 
 // clock maps an RTMP timestamp onto the stream clock (ms): the first

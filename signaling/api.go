@@ -16,7 +16,14 @@ type streamInfo struct {
 	WHEP string `json:"whep"`
 	// HLS is the stream's LL-HLS status while it is live (SetHLS).
 	HLS any `json:"hls,omitempty"`
+	// Ingest says how the stream comes in while it is live (SetIngest).
+	Ingest any `json:"ingest,omitempty"`
 }
+
+// SetIngest tells the server how a live stream comes in (RTMP, WHIP, a
+// relay), for the API: f returns nil for a stream not live. Call it
+// before serving.
+func (s *Server) SetIngest(f func(stream string) any) { s.ingest = f }
 
 // SetHLS tells the server about LL-HLS: f returns a live stream's status
 // for the API (nil for none) and its playlist's path when it is packaged.
@@ -68,6 +75,9 @@ func (s *Server) streamInfo(name string) streamInfo {
 	out := streamInfo{Info: in, WHIP: "/whip/" + name, WHEP: "/whep/" + name}
 	if s.hls != nil {
 		out.HLS, _ = s.hls(name)
+	}
+	if s.ingest != nil && in.State != sfu.StateOffline.String() {
+		out.Ingest = s.ingest(name)
 	}
 	return out
 }

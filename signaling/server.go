@@ -152,6 +152,8 @@ type Server struct {
 	node *peer.Endpoint
 	log  *slog.Logger
 	hls  func(stream string) (status any, playlist string)
+	// ingest says how a live stream comes in.
+	ingest func(stream string) any
 	// place, when set, says where a viewer this node cannot serve goes;
 	// relayed which streams the node relays from another.
 	place   Placement

@@ -115,6 +115,19 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 			return err
 		}
 	}
+	srv.SetIngest(func(stream string) any {
+		if rtmp != nil {
+			if st, ok := rtmp.Status(stream); ok {
+				return st
+			}
+		}
+		if msh != nil {
+			if from := msh.edge.Relayed()[stream]; from != "" {
+				return map[string]string{"protocol": "relay", "from": from}
+			}
+		}
+		return map[string]string{"protocol": "whip"}
+	})
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(newCollector(reg, node, srv, hls, msh), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -129,7 +142,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		publicMetrics = nil
 	}
 	hs := &http.Server{
-		Handler:           routes(srv, keys, chatAPI, hls, msh, vodDir, publicMetrics, cfg.Signaling.CORSOrigins),
+		Handler:           routes(srv, keys, chatAPI, hls, msh, rtmp, vodDir, publicMetrics, cfg.Signaling.CORSOrigins),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second, // bodies are at most 64 KiB
 		MaxHeaderBytes:    64 << 10,
@@ -225,9 +238,18 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 }
 
 // routes mounts the endpoints, the API, metrics and the pages.
-func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, hls *hlsbridge.Bridge, msh *mesh, vodDir string,
+func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, hls *hlsbridge.Bridge, msh *mesh, rtmp *ingest.RTMP, vodDir string,
 	metrics *prometheus.Registry, cors []string) http.Handler {
 	m := http.NewServeMux()
+	// Where encoders that do not speak WHIP publish: the go-live page
+	// shows it beside the key.
+	m.Handle("GET /api/ingest", httpx.CORS(cors, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out := map[string]string{"whip": httpx.Origin(r) + "/whip/{stream}"}
+		if rtmp != nil {
+			out["rtmp"] = rtmp.URL(r.Host)
+		}
+		httpx.JSON(w, http.StatusOK, out)
+	})))
 	if msh != nil {
 		// Watch pages of other nodes read it (and /healthz) to fail over.
 		m.Handle("GET /api/mesh", httpx.CORS(cors, http.HandlerFunc(msh.handleAPI)))

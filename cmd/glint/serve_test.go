@@ -324,6 +324,13 @@ func TestRTMPPublisherReachesAWebRTCViewer(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The API says how the stream comes in, and where encoders publish.
+	if _, body := get(t, base+"/api/streams/demo"); !strings.Contains(body, `"ingest":{"protocol":"rtmp"`) || !strings.Contains(body, `"video":"H.264 320x180"`) {
+		t.Fatalf("the stream's ingest: %s", body)
+	}
+	if _, body := get(t, base+"/api/ingest"); !strings.Contains(body, `"rtmp":"`+m[1]+`"`) {
+		t.Fatalf("GET /api/ingest: %s, want the banner's %s", body, m[1])
+	}
 	vctx, vcancel := context.WithTimeout(ctx, 15*time.Second)
 	defer vcancel()
 	v, err := client.View(vctx, client.ViewerConfig{Endpoint: base + "/whep/demo", Options: client.Options{Loopback: true}})
@@ -339,5 +346,32 @@ func TestRTMPPublisherReachesAWebRTCViewer(t *testing.T) {
 	}
 	if s := v.Stats(); s.SSRCChanges != 0 || s.SeqJumps > 2 {
 		t.Fatalf("a broken stream: %+v", s)
+	}
+	// The encoder is killed and started again within the grace: the
+	// viewer's session goes on, on the same tracks.
+	_ = enc.Process.Kill()
+	_ = enc.Wait()
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if _, body := get(t, base+"/api/streams/demo"); strings.Contains(body, `"state":"reconnecting"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stream did not wait for its encoder")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	before := v.Stats().VideoPackets
+	enc = encoder(ctx, m[1]+"/"+key, 20*time.Second)
+	if err := enc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); v.Stats().VideoPackets < before+30; {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the encoder came back the viewer got %+v", v.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if s := v.Stats(); s.SSRCChanges != 0 {
+		t.Fatalf("the viewer's stream changed SSRC across the encoder's return: %+v", s)
 	}
 }
