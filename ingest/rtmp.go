@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,10 @@ type Keys interface {
 type Config struct {
 	// RTMPListen is the RTMP listener's address (":1935"); empty: none.
 	RTMPListen string
+	// RTMPSListen is an RTMPS (RTMP over TLS) listener's address, with
+	// TLSCert and TLSKey its certificate and key files (PEM); empty: none.
+	RTMPSListen     string
+	TLSCert, TLSKey string
 	// FFmpeg is the transcoder's binary; Encoder returns the H.264
 	// encoder probed for it (waiting for the probe).
 	FFmpeg  string
@@ -52,7 +57,8 @@ type RTMP struct {
 	reg  *sfu.Registry
 	keys Keys
 	log  *slog.Logger
-	ln   net.Listener
+	ln   net.Listener // RTMP, or nil
+	tls  net.Listener // RTMPS, or nil
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
@@ -86,14 +92,21 @@ func (s *RTMP) Status(stream string) (Status, bool) {
 	return src.status(), true
 }
 
-// URL is the RTMP URL encoders publish to on the host a client reached
-// this node at (the HTTP request's host name, the RTMP port).
-func (s *RTMP) URL(host string) string {
+// URLs are the RTMP and RTMPS URLs encoders publish to on the host a
+// client reached this node at (the HTTP request's host name, the
+// listeners' ports); empty for a listener that is off.
+func (s *RTMP) URLs(host string) (rtmp, rtmps string) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
-	return "rtmp://" + net.JoinHostPort(host, port) + "/" + rtmpApp
+	at := func(scheme string, a net.Addr) string {
+		if a == nil {
+			return ""
+		}
+		_, port, _ := net.SplitHostPort(a.String())
+		return scheme + "://" + net.JoinHostPort(host, port) + "/" + rtmpApp
+	}
+	return at("rtmp", s.Addr()), at("rtmps", s.TLSAddr())
 }
 
 // NewRTMP listens on cfg.RTMPListen.
@@ -107,20 +120,58 @@ func NewRTMP(cfg Config, reg *sfu.Registry, keys Keys, log *slog.Logger) (*RTMP,
 	if len(cfg.Ladder) == 0 {
 		cfg.Ladder = DefaultLadder
 	}
-	ln, err := net.Listen("tcp", cfg.RTMPListen)
-	if err != nil {
-		return nil, fmt.Errorf("rtmp: %w", err)
+	s := &RTMP{cfg: cfg, reg: reg, keys: keys, log: log.With("ingest", "rtmp"),
+		conns: map[net.Conn]struct{}{}, sources: map[string]*source{}}
+	if cfg.RTMPSListen != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("rtmps: the certificate and key: %w", err)
+		}
+		if s.tls, err = tls.Listen("tcp", cfg.RTMPSListen, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}); err != nil {
+			return nil, fmt.Errorf("rtmps: %w", err)
+		}
 	}
-	return &RTMP{cfg: cfg, reg: reg, keys: keys, log: log.With("ingest", "rtmp"), ln: ln,
-		conns: map[net.Conn]struct{}{}, sources: map[string]*source{}}, nil
+	if cfg.RTMPListen != "" {
+		var err error
+		if s.ln, err = net.Listen("tcp", cfg.RTMPListen); err != nil {
+			if s.tls != nil {
+				_ = s.tls.Close()
+			}
+			return nil, fmt.Errorf("rtmp: %w", err)
+		}
+	}
+	if s.ln == nil && s.tls == nil {
+		return nil, errors.New("rtmp: no listener configured")
+	}
+	return s, nil
 }
 
-// Addr is where the listener is.
-func (s *RTMP) Addr() net.Addr { return s.ln.Addr() }
+// Addr is where the RTMP listener is, nil without one.
+func (s *RTMP) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
 
-// Serve accepts publishers until ctx ends, then closes their connections
-// (their streams wait out the reconnect grace) and returns.
+// TLSAddr is where the RTMPS listener is, nil without one.
+func (s *RTMP) TLSAddr() net.Addr {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Addr()
+}
+
+// Serve accepts publishers on every listener until ctx ends, then
+// closes their connections (their streams wait out the reconnect grace)
+// and returns.
 func (s *RTMP) Serve(ctx context.Context) error {
+	lns := []net.Listener{}
+	for _, ln := range []net.Listener{s.ln, s.tls} {
+		if ln != nil {
+			lns = append(lns, ln)
+		}
+	}
 	go func() {
 		<-ctx.Done()
 		s.mu.Lock()
@@ -129,14 +180,31 @@ func (s *RTMP) Serve(ctx context.Context) error {
 			_ = c.Close()
 		}
 		s.mu.Unlock()
-		_ = s.ln.Close()
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
 	}()
 	defer s.wg.Wait()
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errc <- s.accept(ctx, ln) }()
+	}
+	var err error
+	for range lns {
+		if e := <-errc; e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// accept takes one listener's connections until it closes.
+func (s *RTMP) accept(ctx context.Context, ln net.Listener) error {
 	for {
-		c, err := s.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return nil //nolint:nilerr // the listener was closed to stop: not a failure
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {

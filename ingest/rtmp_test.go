@@ -2,13 +2,22 @@ package ingest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -145,6 +154,79 @@ func TestRTMPPublisherBecomesAPublication(t *testing.T) {
 	for st.State() != sfu.StateReconnecting {
 		if time.Now().After(deadline.Add(5 * time.Second)) {
 			t.Fatalf("after the encoder went: %v", st.State())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key as PEM files.
+func selfSigned(t *testing.T) (cert, key string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// RTMPS: the same publisher over TLS.
+func TestRTMPSPublisher(t *testing.T) {
+	ff := ffmpegPath(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	enc, err := transcode.Probe(ctx, ff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := sfu.NewRegistry(sfu.DefaultConfig())
+	defer reg.Close()
+	cert, key := selfSigned(t)
+	s, err := NewRTMP(Config{RTMPSListen: "127.0.0.1:0", TLSCert: cert, TLSKey: key, FFmpeg: ff, Encoder: func() (transcode.Encoder, error) { return enc, nil }},
+		reg, streamKeys{"demo": "rtmps-test-key-1234"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Addr() != nil {
+		t.Fatal("a plain RTMP listener without one configured")
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	_, rtmps := s.URLs("127.0.0.1")
+	encoder := publish(ctx, ff, rtmps+"/rtmps-test-key-1234", 6*time.Second)
+	if err := encoder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = encoder.Process.Kill(); _ = encoder.Wait() }()
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if st := reg.Lookup("demo"); st != nil && st.State() == sfu.StateLive {
+			if in := st.Info(sfu.Now()); in.Video != nil && in.Video.Layers[0].Packets > 10 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the RTMPS publisher never made the stream live")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -45,8 +45,11 @@ type Config struct {
 	// Mesh places the node among those sharing the chat's Redis.
 	Mesh MeshConfig
 	// RTMPListen takes RTMP publishers (OBS, hardware encoders); empty
-	// turns it off.
-	RTMPListen string
+	// turns it off. RTMPSListen takes them over TLS, with the PEM
+	// certificate and key files RTMPSCert and RTMPSKey.
+	RTMPListen          string
+	RTMPSListen         string
+	RTMPSCert, RTMPSKey string
 }
 
 func defaultConfig() Config {
@@ -187,6 +190,9 @@ func (c *Config) settings() []*setting {
 				return strings.Trim(strings.Join(strings.Fields(fmt.Sprint(c.HLS.Ladder)), ","), "[]")
 			}},
 		str("rtmp-listen", "address RTMP publishers connect to (rtmp://HOST/live with the stream key, as in OBS); their H.264 and AAC go through ffmpeg into WebRTC layers and Opus. Empty turns RTMP off", &c.RTMPListen),
+		str("rtmps-listen", "address RTMPS (RTMP over TLS) publishers connect to, with rtmps-cert and rtmps-key; empty: none", &c.RTMPSListen),
+		str("rtmps-cert", "PEM certificate (chain) file of the RTMPS listener", &c.RTMPSCert),
+		str("rtmps-key", "PEM private key file of the RTMPS listener", &c.RTMPSKey),
 		dur("reconnect-grace", "how long viewers wait for a dropped publisher to come back", &c.SFU.ReconnectGrace),
 		dur("guest-grace", "how long a Live Room guest's tile waits for the guest's dropped connection to come back (0: reconnect-grace)", &c.SFU.GuestGrace),
 		dur("invite-ttl", "how long a Live Room guest invite can be used (1m to 168h)", &c.Signaling.InviteTTL),

@@ -103,7 +103,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		return err
 	}
 	var rtmp *ingest.RTMP
-	if cfg.RTMPListen != "" {
+	if cfg.RTMPListen != "" || cfg.RTMPSListen != "" {
 		ff := cfg.HLS.FFmpeg
 		probe := sync.OnceValues(func() (transcode.Encoder, error) {
 			if ff == "" {
@@ -111,7 +111,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 			}
 			return transcode.Probe(ctx, ff)
 		})
-		if rtmp, err = ingest.NewRTMP(ingest.Config{RTMPListen: cfg.RTMPListen, FFmpeg: ff, Encoder: probe}, reg, keys, log); err != nil {
+		if rtmp, err = ingest.NewRTMP(ingest.Config{RTMPListen: cfg.RTMPListen, RTMPSListen: cfg.RTMPSListen, TLSCert: cfg.RTMPSCert, TLSKey: cfg.RTMPSKey,
+			FFmpeg: ff, Encoder: probe}, reg, keys, log); err != nil {
 			return err
 		}
 	}
@@ -148,11 +149,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       120 * time.Second,
 	}
-	rtmpAddr := ""
+	var rtmpURL, rtmpsURL string
 	if rtmp != nil {
-		rtmpAddr = rtmp.Addr().String()
+		rtmpURL, rtmpsURL = rtmp.URLs(bannerHost(ln.Addr().String()))
 	}
-	banner(stdout, ln.Addr().String(), rtmpAddr, keys, created, node.Port())
+	banner(stdout, ln.Addr().String(), rtmpURL, rtmpsURL, keys, created, node.Port())
 	log.Info("node up", "http", ln.Addr().String(), "rtc-port", node.Port())
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -246,7 +247,12 @@ func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, h
 	m.Handle("GET /api/ingest", httpx.CORS(cors, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		out := map[string]string{"whip": httpx.Origin(r) + "/whip/{stream}"}
 		if rtmp != nil {
-			out["rtmp"] = rtmp.URL(r.Host)
+			u, us := rtmp.URLs(r.Host)
+			for k, v := range map[string]string{"rtmp": u, "rtmps": us} {
+				if v != "" {
+					out[k] = v
+				}
+			}
 		}
 		httpx.JSON(w, http.StatusOK, out)
 	})))
@@ -385,19 +391,24 @@ func markerHandler(keys *signaling.KeyFile, hls *hlsbridge.Bridge) http.HandlerF
 }
 
 // banner prints where everything is.
-func banner(w io.Writer, addr, rtmpAddr string, keys *signaling.KeyFile, created []string, rtcPort int) {
-	hostOf := func(addr string) string {
-		host, port, _ := net.SplitHostPort(addr)
-		if host == "" || host == "::" || host == "0.0.0.0" {
-			host = "localhost"
-		}
-		return net.JoinHostPort(host, port)
+// bannerHost is the host:port the banner names for a listener's address.
+func bannerHost(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
 	}
-	base := "http://" + hostOf(addr)
+	return net.JoinHostPort(host, port)
+}
+
+func banner(w io.Writer, addr, rtmpURL, rtmpsURL string, keys *signaling.KeyFile, created []string, rtcPort int) {
+	base := "http://" + bannerHost(addr)
 	fmt.Fprintf(w, "Glint is running. Media on UDP/TCP port %d.\n\n", rtcPort)
 	fmt.Fprintf(w, "  Streams:  %s/\n  Go live:  %s/live\n", base, base)
-	if rtmpAddr != "" {
-		fmt.Fprintf(w, "  RTMP:     rtmp://%s/live (OBS: this server, and the stream key)\n", hostOf(rtmpAddr))
+	if rtmpURL != "" {
+		fmt.Fprintf(w, "  RTMP:     %s (OBS: this server, and the stream key)\n", rtmpURL)
+	}
+	if rtmpsURL != "" {
+		fmt.Fprintf(w, "  RTMPS:    %s\n", rtmpsURL)
 	}
 	for _, name := range keys.Names() {
 		note := ""
