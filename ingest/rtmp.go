@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -13,6 +14,9 @@ import (
 
 	"github.com/bluenviron/gortmplib"
 	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	srt "github.com/datarhei/gosrt"
 
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/transcode"
@@ -32,6 +36,11 @@ type Config struct {
 	// TLSCert and TLSKey its certificate and key files (PEM); empty: none.
 	RTMPSListen     string
 	TLSCert, TLSKey string
+	// SRTListen is the SRT listener's UDP address; empty: none.
+	// SRTLatency is SRT's receive buffer (default 120 ms): the jitter and
+	// repair time it absorbs, added to the stream's latency.
+	SRTListen  string
+	SRTLatency time.Duration
 	// FFmpeg is the transcoder's binary; Encoder returns the H.264
 	// encoder probed for it (waiting for the probe).
 	FFmpeg  string
@@ -50,18 +59,20 @@ type Config struct {
 // DefaultLadder is the heights of an ingested stream's WebRTC layers.
 var DefaultLadder = []int{720, 360, 180} //nolint:gochecknoglobals // constant
 
-// RTMP accepts RTMP publishers: rtmp://host/live with the stream key as
-// the stream name, as OBS and hardware encoders are set up.
-type RTMP struct {
+// Server accepts encoders: RTMP publishers (rtmp://host/live with the
+// stream key as the stream name, as OBS and hardware encoders are set up;
+// RTMPS the same over TLS) and SRT callers (srt.go).
+type Server struct {
 	cfg  Config
 	reg  *sfu.Registry
 	keys Keys
 	log  *slog.Logger
 	ln   net.Listener // RTMP, or nil
 	tls  net.Listener // RTMPS, or nil
+	srt  srt.Listener // SRT, or nil
 
 	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
+	conns   map[io.Closer]struct{}
 	sources map[string]*source // by stream: the publishing ones
 	closed  bool
 	wg      sync.WaitGroup
@@ -82,7 +93,7 @@ type Status struct {
 
 // Status returns how stream is ingested, and false when no encoder
 // publishes it here.
-func (s *RTMP) Status(stream string) (Status, bool) {
+func (s *Server) Status(stream string) (Status, bool) {
 	s.mu.Lock()
 	src := s.sources[stream]
 	s.mu.Unlock()
@@ -92,10 +103,11 @@ func (s *RTMP) Status(stream string) (Status, bool) {
 	return src.status(), true
 }
 
-// URLs are the RTMP and RTMPS URLs encoders publish to on the host a
-// client reached this node at (the HTTP request's host name, the
-// listeners' ports); empty for a listener that is off.
-func (s *RTMP) URLs(host string) (rtmp, rtmps string) {
+// URLs are the RTMP, RTMPS and SRT URLs encoders publish to on the host
+// a client reached this node at (the HTTP request's host name, the
+// listeners' ports); empty for a listener that is off. SRT's still needs
+// its stream id.
+func (s *Server) URLs(host string) (rtmp, rtmps, srtURL string) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
@@ -106,11 +118,15 @@ func (s *RTMP) URLs(host string) (rtmp, rtmps string) {
 		_, port, _ := net.SplitHostPort(a.String())
 		return scheme + "://" + net.JoinHostPort(host, port) + "/" + rtmpApp
 	}
-	return at("rtmp", s.Addr()), at("rtmps", s.TLSAddr())
+	if s.srt != nil {
+		_, port, _ := net.SplitHostPort(s.SRTAddr())
+		srtURL = "srt://" + net.JoinHostPort(host, port)
+	}
+	return at("rtmp", s.Addr()), at("rtmps", s.TLSAddr()), srtURL
 }
 
-// NewRTMP listens on cfg.RTMPListen.
-func NewRTMP(cfg Config, reg *sfu.Registry, keys Keys, log *slog.Logger) (*RTMP, error) {
+// New listens on every address cfg sets (RTMP, RTMPS, SRT).
+func New(cfg Config, reg *sfu.Registry, keys Keys, log *slog.Logger) (*Server, error) {
 	if cfg.GOP <= 0 {
 		cfg.GOP = time.Second
 	}
@@ -120,8 +136,8 @@ func NewRTMP(cfg Config, reg *sfu.Registry, keys Keys, log *slog.Logger) (*RTMP,
 	if len(cfg.Ladder) == 0 {
 		cfg.Ladder = DefaultLadder
 	}
-	s := &RTMP{cfg: cfg, reg: reg, keys: keys, log: log.With("ingest", "rtmp"),
-		conns: map[net.Conn]struct{}{}, sources: map[string]*source{}}
+	s := &Server{cfg: cfg, reg: reg, keys: keys, log: log,
+		conns: map[io.Closer]struct{}{}, sources: map[string]*source{}}
 	if cfg.RTMPSListen != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
@@ -140,14 +156,32 @@ func NewRTMP(cfg Config, reg *sfu.Registry, keys Keys, log *slog.Logger) (*RTMP,
 			return nil, fmt.Errorf("rtmp: %w", err)
 		}
 	}
-	if s.ln == nil && s.tls == nil {
-		return nil, errors.New("rtmp: no listener configured")
+	if cfg.SRTListen != "" {
+		if err := s.listenSRT(); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+	}
+	if s.ln == nil && s.tls == nil && s.srt == nil {
+		return nil, errors.New("ingest: no listener configured")
 	}
 	return s, nil
 }
 
+// closeListeners closes every listener: shutdown, or a failed New.
+func (s *Server) closeListeners() {
+	for _, ln := range []net.Listener{s.ln, s.tls} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+	if s.srt != nil {
+		s.srt.Close()
+	}
+}
+
 // Addr is where the RTMP listener is, nil without one.
-func (s *RTMP) Addr() net.Addr {
+func (s *Server) Addr() net.Addr {
 	if s.ln == nil {
 		return nil
 	}
@@ -155,7 +189,7 @@ func (s *RTMP) Addr() net.Addr {
 }
 
 // TLSAddr is where the RTMPS listener is, nil without one.
-func (s *RTMP) TLSAddr() net.Addr {
+func (s *Server) TLSAddr() net.Addr {
 	if s.tls == nil {
 		return nil
 	}
@@ -165,7 +199,7 @@ func (s *RTMP) TLSAddr() net.Addr {
 // Serve accepts publishers on every listener until ctx ends, then
 // closes their connections (their streams wait out the reconnect grace)
 // and returns.
-func (s *RTMP) Serve(ctx context.Context) error {
+func (s *Server) Serve(ctx context.Context) error {
 	lns := []net.Listener{}
 	for _, ln := range []net.Listener{s.ln, s.tls} {
 		if ln != nil {
@@ -180,17 +214,20 @@ func (s *RTMP) Serve(ctx context.Context) error {
 			_ = c.Close()
 		}
 		s.mu.Unlock()
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
+		s.closeListeners()
 	}()
 	defer s.wg.Wait()
-	errc := make(chan error, len(lns))
+	n := len(lns)
+	errc := make(chan error, n+1)
 	for _, ln := range lns {
 		go func() { errc <- s.accept(ctx, ln) }()
 	}
+	if s.srt != nil {
+		n++
+		go func() { s.acceptSRT(ctx); errc <- nil }()
+	}
 	var err error
-	for range lns {
+	for range n {
 		if e := <-errc; e != nil && err == nil {
 			err = e
 		}
@@ -198,8 +235,42 @@ func (s *RTMP) Serve(ctx context.Context) error {
 	return err
 }
 
+// track registers conn while it is served, so shutdown closes it; false
+// when the server is closing.
+func (s *Server) track(conn io.Closer) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[conn] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(conn io.Closer) {
+	s.mu.Lock()
+	delete(s.conns, conn)
+	s.mu.Unlock()
+	_ = conn.Close()
+}
+
+// publishing registers src as stream name's source until done is called.
+func (s *Server) publishing(name string, src *source) (done func()) {
+	s.mu.Lock()
+	s.sources[name] = src
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		if s.sources[name] == src {
+			delete(s.sources, name)
+		}
+		s.mu.Unlock()
+		src.stop()
+	}
+}
+
 // accept takes one listener's connections until it closes.
-func (s *RTMP) accept(ctx context.Context, ln net.Listener) error {
+func (s *Server) accept(ctx context.Context, ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -212,21 +283,12 @@ func (s *RTMP) accept(ctx context.Context, ln net.Listener) error {
 			}
 			return err
 		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
+		if !s.track(c) {
 			_ = c.Close()
 			continue
 		}
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
 		s.wg.Go(func() {
-			defer func() {
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-				_ = c.Close()
-			}()
+			defer s.untrack(c)
 			if err := s.handle(ctx, c); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Info("rtmp: connection ended", "remote", c.RemoteAddr().String(), "err", err)
 			}
@@ -239,7 +301,7 @@ const rtmpApp = "live"
 
 // handle serves one connection: the handshake, the key, then the
 // stream's frames until it ends.
-func (s *RTMP) handle(ctx context.Context, c net.Conn) error {
+func (s *Server) handle(ctx context.Context, c net.Conn) error {
 	_ = c.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
 	sc := &gortmplib.ServerConn{RW: c}
 	if err := sc.Initialize(); err != nil {
@@ -266,23 +328,18 @@ func (s *RTMP) handle(ctx context.Context, c net.Conn) error {
 	if err := r.Initialize(); err != nil {
 		return fmt.Errorf("%s: reading the stream's tracks: %w", name, err)
 	}
-	src, err := newSource(s, name, c, r)
+	sp, err := rtmpSpec(r)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	src.sc, src.since = sc, time.Now()
-	s.mu.Lock()
-	s.sources[name] = src
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		if s.sources[name] == src {
-			delete(s.sources, name)
-		}
-		s.mu.Unlock()
-		src.stop()
-	}()
-	s.log.Info("rtmp: publishing", "stream", name, "remote", c.RemoteAddr().String(), "video", src.videoCodec, "audio", src.audioCodec)
+	sp.protocol, sp.received, sp.remoteAddr = "rtmp", sc.BytesReceived, c.RemoteAddr().String()
+	src, err := newSource(s, name, c, sp)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer s.publishing(name, src)()
+	src.onRTMP(r)
+	s.log.Info("rtmp: publishing", "stream", name, "remote", sp.remoteAddr, "video", sp.videoName, "audio", sp.audioName)
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
 		if err := r.Read(); err != nil {
@@ -290,6 +347,58 @@ func (s *RTMP) handle(ctx context.Context, c net.Conn) error {
 				return nil
 			}
 			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+}
+
+// rtmpSpec reads what an RTMP publisher sends: H.264 video, AAC or Opus.
+func rtmpSpec(r *gortmplib.Reader) (spec, error) {
+	var sp spec
+	found := false
+	for _, t := range r.Tracks() {
+		switch c := t.Codec.(type) {
+		case *rtmpcodecs.H264:
+			var err error
+			if sp.video, sp.videoName, sp.height, err = h264Video(c.SPS, c.PPS); err != nil {
+				return sp, err
+			}
+			found = true
+		case *rtmpcodecs.MPEG4Audio:
+			a, err := aacAudio(c.Config)
+			if err != nil {
+				return sp, err
+			}
+			sp.audio, sp.audioName = a, "AAC"
+		case *rtmpcodecs.Opus:
+			ch := 2
+			if c.IDHeader != nil {
+				ch = max(int(c.IDHeader.ChannelCount), 1)
+			}
+			sp.audio, sp.audioName = &transcode.MKVTrack{Codec: "A_OPUS", Channels: ch}, "Opus"
+		default:
+			if t.Codec.IsVideo() && !found {
+				return sp, fmt.Errorf("video is %s: RTMP ingest takes H.264 (SRT also takes H.265)", codecName(t.Codec))
+			}
+		}
+	}
+	if !found {
+		return sp, errors.New("no video track: RTMP ingest takes H.264 video")
+	}
+	return sp, nil
+}
+
+// onRTMP pushes an RTMP reader's frames to the source.
+func (src *source) onRTMP(r *gortmplib.Reader) {
+	for _, t := range r.Tracks() {
+		switch t.Codec.(type) {
+		case *rtmpcodecs.H264:
+			r.OnDataH264(t, func(pts, _ time.Duration, au [][]byte) {
+				src.push(frame{video: true, key: h264.IsRandomAccess(au), ms: src.clock(pts), data: lengthPrefixed(au)})
+			})
+		case *rtmpcodecs.MPEG4Audio:
+			r.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) { src.push(frame{ms: src.clock(pts), data: au}) })
+		case *rtmpcodecs.Opus:
+			r.OnDataOpus(t, func(pts time.Duration, pkt []byte) { src.push(frame{ms: src.clock(pts), data: pkt}) })
 		}
 	}
 }

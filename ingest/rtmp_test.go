@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func TestRTMPPublisherBecomesAPublication(t *testing.T) {
 	if testing.Verbose() {
 		logTo = os.Stderr
 	}
-	s, err := NewRTMP(Config{RTMPListen: "127.0.0.1:0", FFmpeg: ff, Encoder: func() (transcode.Encoder, error) { return enc, nil }},
+	s, err := New(Config{RTMPListen: "127.0.0.1:0", FFmpeg: ff, Encoder: func() (transcode.Encoder, error) { return enc, nil }},
 		reg, streamKeys{"demo": "rtmp-test-key-1234"}, slog.New(slog.NewTextHandler(logTo, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +204,7 @@ func TestRTMPSPublisher(t *testing.T) {
 	reg := sfu.NewRegistry(sfu.DefaultConfig())
 	defer reg.Close()
 	cert, key := selfSigned(t)
-	s, err := NewRTMP(Config{RTMPSListen: "127.0.0.1:0", TLSCert: cert, TLSKey: key, FFmpeg: ff, Encoder: func() (transcode.Encoder, error) { return enc, nil }},
+	s, err := New(Config{RTMPSListen: "127.0.0.1:0", TLSCert: cert, TLSKey: key, FFmpeg: ff, Encoder: func() (transcode.Encoder, error) { return enc, nil }},
 		reg, streamKeys{"demo": "rtmps-test-key-1234"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +214,7 @@ func TestRTMPSPublisher(t *testing.T) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx) }()
-	_, rtmps := s.URLs("127.0.0.1")
+	_, rtmps, _ := s.URLs("127.0.0.1")
 	encoder := publish(ctx, ff, rtmps+"/rtmps-test-key-1234", 6*time.Second)
 	if err := encoder.Start(); err != nil {
 		t.Fatal(err)
@@ -234,4 +235,122 @@ func TestRTMPSPublisher(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// publishSRT runs ffmpeg as an SRT encoder: MPEG-TS with 640x360 video of
+// codec (libx264 with B-frames, or libx265) and AAC, in real time.
+func publishSRT(ctx context.Context, ff, url, streamID, codec string, d time.Duration) *exec.Cmd {
+	return exec.CommandContext(ctx, ff, "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", fmt.Sprint(d.Seconds()), "-c:v", codec, "-preset", "veryfast", "-bf", "2", "-g", "30", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "64k", "-f", "mpegts", url+"?streamid="+streamID+"&latency=120000")
+}
+
+// SRT encoders (ffmpeg: H.264 with B-frames, and H.265, each with AAC)
+// publish with "publish:{stream}:{key}": the stream goes live with its
+// layers and Opus; a wrong key is refused.
+func TestSRTPublishers(t *testing.T) {
+	ff := ffmpegPath(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	enc, err := transcode.Probe(ctx, ff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := sfu.NewRegistry(sfu.DefaultConfig())
+	defer reg.Close()
+	s, err := New(Config{SRTListen: "127.0.0.1:0", FFmpeg: ff, Encoder: func() (transcode.Encoder, error) { return enc, nil }},
+		reg, streamKeys{"demo": "srt-test-key-12345"}, slog.New(slog.NewTextHandler(testLog(), &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	_, _, base := s.URLs("127.0.0.1")
+
+	if out, err := publishSRT(ctx, ff, base, "publish:demo:not-the-key-0000", "libx264", time.Second).CombinedOutput(); err == nil {
+		t.Fatalf("a wrong key was taken: %s", out)
+	}
+	for _, c := range []struct{ codec, want, id string }{
+		{"libx264", "H.264 640x360", "publish:demo:srt-test-key-12345"},
+		{"libx265", "H.265 640x360", "#!::r=demo,m=publish,s=srt-test-key-12345"},
+	} {
+		encoder := publishSRT(ctx, ff, base, c.id, c.codec, 8*time.Second)
+		var stderr strings.Builder
+		encoder.Stderr = &stderr
+		if err := encoder.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st := reg.Lookup("demo")
+			if stt, ok := s.Status("demo"); ok && stt.Video == c.want && st != nil && st.State() == sfu.StateLive {
+				in := st.Info(sfu.Now())
+				if in.Video != nil && len(in.Video.Layers) == 2 && in.Video.Layers[0].Keyframes > 0 && in.Audio != nil && in.Audio.Layers[0].Packets > 20 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				stt, _ := s.Status("demo")
+				t.Fatalf("%s over SRT: status %+v; ffmpeg: %s", c.codec, stt, stderr.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		_ = encoder.Process.Kill()
+		_ = encoder.Wait()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if _, ok := s.Status("demo"); !ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the SRT session outlived its encoder", c.codec)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseStreamID(t *testing.T) {
+	for id, want := range map[string][3]string{
+		"publish:demo:k1":                {"publish", "demo", "k1"},
+		"publish:demo:key:with:colons":   {"publish", "demo", "key:with:colons"},
+		"#!::r=demo,m=publish,s=k2":      {"publish", "demo", "k2"},
+		"#!::m=publish,s=k3,r=demo,u=me": {"publish", "demo", "k3"},
+	} {
+		m, s, k, err := parseStreamID(id)
+		if err != nil || [3]string{m, s, k} != want {
+			t.Errorf("%q: %q %q %q %v, want %q", id, m, s, k, err, want)
+		}
+	}
+	for _, bad := range []string{"", "demo", "publish:demo", "publish::k", "#!::r=demo,m=publish", "publish:a/b:k", strings.Repeat("x", 600)} {
+		if _, _, _, err := parseStreamID(bad); err == nil {
+			t.Errorf("%q was taken", bad)
+		}
+	}
+}
+
+// FuzzStreamID: a caller's stream id never panics the parser, and what it
+// accepts has a stream and a key.
+func FuzzStreamID(f *testing.F) {
+	for _, s := range []string{"publish:demo:k1", "#!::r=demo,m=publish,s=k2", "read:x:y", "#!::", ":::", "publish:a/b:k"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		_, s, k, err := parseStreamID(id)
+		if err == nil && (s == "" || k == "") {
+			t.Fatalf("%q: accepted without a stream or a key", id)
+		}
+	})
+}
+
+// testLog is where a test's node logs: stderr with -v.
+func testLog() io.Writer {
+	if testing.Verbose() {
+		return os.Stderr
+	}
+	return io.Discard
 }

@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/bluenviron/gortmplib"
-	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 	"github.com/pion/rtp"
@@ -48,15 +46,13 @@ const queue = 512
 // source is one publisher's stream going through ffmpeg into an sfu
 // publication (sfu.Source).
 type source struct {
-	s          *RTMP
-	name       string
-	conn       net.Conn
-	st         *sfu.Stream
-	pub        *sfu.Publication
-	videoCodec string
-	audioCodec string
-	sc         *gortmplib.ServerConn
-	since      time.Time
+	s     *Server
+	name  string
+	conn  io.Closer
+	spec  spec
+	st    *sfu.Stream
+	pub   *sfu.Publication
+	since time.Time
 
 	tracks []transcode.MKVTrack // the Matroska header every child starts with
 	video  []*sfu.Layer         // top first, as the job's rungs
@@ -75,62 +71,60 @@ type source struct {
 	wg       sync.WaitGroup
 }
 
-// newSource starts the stream of reader r as stream name's publication.
-func newSource(s *RTMP, name string, conn net.Conn, r *gortmplib.Reader) (*source, error) {
-	src := &source{s: s, name: name, conn: conn, frames: make(chan frame, queue)}
-	var vt, at *gortmplib.Track
-	var hc *rtmpcodecs.H264
-	for _, t := range r.Tracks() {
-		switch c := t.Codec.(type) {
-		case *rtmpcodecs.H264:
-			vt, hc = t, c
-		case *rtmpcodecs.MPEG4Audio, *rtmpcodecs.Opus:
-			at = t
-		default:
-			if t.Codec.IsVideo() && vt == nil {
-				return nil, fmt.Errorf("video is %s: RTMP ingest takes H.264 (H.265 is to come)", codecName(t.Codec))
-			}
-		}
-	}
-	if vt == nil {
-		return nil, errors.New("no video track: RTMP ingest takes H.264 video")
-	}
+// spec is what a source sends, as its protocol's reader found it: the
+// Matroska tracks of its video (first) and audio, its picture height,
+// and names for logs and the API.
+type spec struct {
+	video      transcode.MKVTrack
+	audio      *transcode.MKVTrack
+	height     int
+	videoName  string
+	audioName  string
+	protocol   string
+	received   func() uint64 // bytes from the encoder so far
+	remoteAddr string
+}
+
+// h264Video is the spec's video of an H.264 track's parameter sets.
+func h264Video(sp, pp []byte) (transcode.MKVTrack, string, int, error) {
 	var sps h264.SPS
-	if err := sps.Unmarshal(hc.SPS); err != nil {
-		return nil, fmt.Errorf("the H.264 track's SPS does not read: %w", err)
+	if err := sps.Unmarshal(sp); err != nil {
+		return transcode.MKVTrack{}, "", 0, fmt.Errorf("the H.264 track's SPS does not read: %w", err)
 	}
-	if len(hc.PPS) == 0 || len(hc.SPS) < 4 {
-		return nil, errors.New("the H.264 track has no PPS")
+	if len(pp) == 0 || len(sp) < 4 {
+		return transcode.MKVTrack{}, "", 0, errors.New("the H.264 track has no PPS")
 	}
-	src.videoCodec = fmt.Sprintf("H.264 %dx%d", sps.Width(), sps.Height())
-	src.tracks = []transcode.MKVTrack{{Codec: "V_MPEG4/ISO/AVC", Width: sps.Width(), Height: sps.Height(), CodecPrivate: avcC(hc.SPS, hc.PPS)}}
-	if at != nil {
-		switch c := at.Codec.(type) {
-		case *rtmpcodecs.MPEG4Audio:
-			asc, err := c.Config.Marshal()
-			if err != nil {
-				return nil, fmt.Errorf("the AAC track's configuration: %w", err)
-			}
-			src.audioCodec = "AAC"
-			ch := int(c.Config.ChannelConfig) // 1-6 channels; 7 is 7.1
-			if ch == 7 {
-				ch = 8
-			}
-			src.tracks = append(src.tracks, transcode.MKVTrack{Codec: "A_AAC", CodecPrivate: asc, Channels: max(ch, 1), SampleRate: c.Config.SampleRate})
-		case *rtmpcodecs.Opus:
-			ch := 2
-			if c.IDHeader != nil {
-				ch = max(int(c.IDHeader.ChannelCount), 1)
-			}
-			src.audioCodec = "Opus"
-			src.tracks = append(src.tracks, transcode.MKVTrack{Codec: "A_OPUS", Channels: ch})
-		}
+	return transcode.MKVTrack{Codec: "V_MPEG4/ISO/AVC", Width: sps.Width(), Height: sps.Height(), CodecPrivate: avcC(sp, pp)},
+		fmt.Sprintf("H.264 %dx%d", sps.Width(), sps.Height()), sps.Height(), nil
+}
+
+// aacAudio is the spec's audio of an AAC configuration.
+func aacAudio(c *mpeg4audio.AudioSpecificConfig) (*transcode.MKVTrack, error) {
+	asc, err := c.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("the AAC track's configuration: %w", err)
+	}
+	ch := int(c.ChannelConfig) // 1-6 channels; 7 is 7.1
+	if ch == 7 {
+		ch = 8
+	}
+	return &transcode.MKVTrack{Codec: "A_AAC", CodecPrivate: asc, Channels: max(ch, 1), SampleRate: c.SampleRate}, nil
+}
+
+// newSource makes stream name's publication of what sp describes and
+// starts its transcoder; the protocol's reader then pushes its frames.
+// conn is closed when another publisher takes the stream.
+func newSource(s *Server, name string, conn io.Closer, sp spec) (*source, error) {
+	src := &source{s: s, name: name, conn: conn, spec: sp, frames: make(chan frame, queue), since: time.Now()}
+	src.tracks = []transcode.MKVTrack{sp.video}
+	if sp.audio != nil {
+		src.tracks = append(src.tracks, *sp.audio)
 	}
 	enc, err := s.cfg.Encoder()
 	if err != nil {
 		return nil, fmt.Errorf("the stream needs the transcoder: %w", err)
 	}
-	rungs := transcode.Rungs(sps.Height(), s.cfg.Ladder)
+	rungs := transcode.Rungs(sp.height, s.cfg.Ladder)
 	rungs = rungs[:min(len(rungs), len(rids))]
 
 	// The publication: a layer per rung, top first, and the audio.
@@ -145,31 +139,19 @@ func newSource(s *RTMP, name string, conn net.Conn, r *gortmplib.Reader) (*sourc
 		}
 		src.video = append(src.video, l)
 	}
-	if at != nil {
+	if sp.audio != nil {
 		if src.audio, err = src.pub.AddLayer("", opusCodec, sfu.ExtIDs{}, now); err != nil {
 			src.pub.End(now)
 			return nil, err
 		}
 	}
-
-	r.OnDataH264(vt, func(pts, _ time.Duration, au [][]byte) {
-		src.push(frame{video: true, key: h264.IsRandomAccess(au), ms: src.clock(pts), data: lengthPrefixed(au)})
-	})
-	if at != nil {
-		switch at.Codec.(type) {
-		case *rtmpcodecs.MPEG4Audio:
-			r.OnDataMPEG4Audio(at, func(pts time.Duration, au []byte) { src.push(frame{ms: src.clock(pts), data: au}) })
-		case *rtmpcodecs.Opus:
-			r.OnDataOpus(at, func(pts time.Duration, pkt []byte) { src.push(frame{ms: src.clock(pts), data: pkt}) })
-		}
-	}
-
+	at := sp.audio
 	p := transcode.NewProcess(transcode.ProcessConfig{
 		Path: s.cfg.FFmpeg, Args: enc.JobArgs(transcode.Job{Rungs: rungs, Audio: at != nil, GOP: s.cfg.GOP, WebRTC: true}),
 		Feed: src.feed, Read: src.read,
 		OnEvent: func(e transcode.Event) {
 			if e.Kind == transcode.Exited {
-				s.log.Warn("rtmp: the transcoder exited; restarting", "stream", name, "err", e.Err)
+				s.log.Warn("ingest: the transcoder exited; restarting", "stream", name, "protocol", sp.protocol, "err", e.Err)
 			}
 		},
 	})
@@ -177,7 +159,7 @@ func newSource(s *RTMP, name string, conn net.Conn, r *gortmplib.Reader) (*sourc
 	src.cancel = cancel
 	src.wg.Go(func() {
 		if err := p.Run(ctx); err != nil {
-			s.log.Error("rtmp: the transcoder cannot run", "stream", name, "err", err)
+			s.log.Error("ingest: the transcoder cannot run", "stream", name, "err", err)
 		}
 	})
 	return src, nil
@@ -186,16 +168,18 @@ func newSource(s *RTMP, name string, conn net.Conn, r *gortmplib.Reader) (*sourc
 // status reports the source for the API.
 func (src *source) status() Status {
 	secs := time.Since(src.since).Seconds()
-	st := Status{Protocol: "rtmp", Remote: src.conn.RemoteAddr().String(), Video: src.videoCodec, Audio: src.audioCodec,
+	sp := src.spec
+	st := Status{Protocol: sp.protocol, Remote: sp.remoteAddr, Video: sp.videoName, Audio: sp.audioName,
 		Seconds: secs, Dropped: src.dropped.Load()}
-	if secs > 0 {
-		st.Bitrate = uint64(float64(src.sc.BytesReceived()) * 8 / secs)
+	if secs > 0 && sp.received != nil {
+		st.Bitrate = uint64(float64(sp.received()) * 8 / secs)
 	}
 	return st
 }
 
-// clock maps an RTMP timestamp onto the stream clock (ms): the first
+// clock maps a source timestamp onto the stream clock (ms): the first
 // frame at the moment it arrived, the rest by their distance from it.
+// One reader goroutine calls it.
 func (src *source) clock(pts time.Duration) int64 {
 	if !src.started {
 		ms, _ := src.st.StreamTime(sfu.Now())

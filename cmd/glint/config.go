@@ -50,6 +50,9 @@ type Config struct {
 	RTMPListen          string
 	RTMPSListen         string
 	RTMPSCert, RTMPSKey string
+	// SRTListen takes SRT callers (a UDP address); empty turns it off.
+	SRTListen  string
+	SRTLatency time.Duration
 }
 
 func defaultConfig() Config {
@@ -66,6 +69,7 @@ func defaultConfig() Config {
 		HLS:        defaultHLS(),
 		Mesh:       MeshConfig{Fanout: 8, Linger: 10 * time.Second},
 		RTMPListen: ":1935",
+		SRTLatency: 120 * time.Millisecond,
 	}
 }
 
@@ -193,6 +197,8 @@ func (c *Config) settings() []*setting {
 		str("rtmps-listen", "address RTMPS (RTMP over TLS) publishers connect to, with rtmps-cert and rtmps-key; empty: none", &c.RTMPSListen),
 		str("rtmps-cert", "PEM certificate (chain) file of the RTMPS listener", &c.RTMPSCert),
 		str("rtmps-key", "PEM private key file of the RTMPS listener", &c.RTMPSKey),
+		str("srt-listen", "UDP address SRT encoders call (srt://HOST:PORT?streamid=publish:{stream}:{key}, MPEG-TS with H.264 or H.265 and AAC or Opus); empty: off", &c.SRTListen),
+		dur("srt-latency", "SRT's receive buffer: the jitter and repair time it absorbs (added to the stream's latency)", &c.SRTLatency),
 		dur("reconnect-grace", "how long viewers wait for a dropped publisher to come back", &c.SFU.ReconnectGrace),
 		dur("guest-grace", "how long a Live Room guest's tile waits for the guest's dropped connection to come back (0: reconnect-grace)", &c.SFU.GuestGrace),
 		dur("invite-ttl", "how long a Live Room guest invite can be used (1m to 168h)", &c.Signaling.InviteTTL),

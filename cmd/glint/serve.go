@@ -102,8 +102,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	if err != nil {
 		return err
 	}
-	var rtmp *ingest.RTMP
-	if cfg.RTMPListen != "" || cfg.RTMPSListen != "" {
+	var rtmp *ingest.Server
+	if cfg.RTMPListen != "" || cfg.RTMPSListen != "" || cfg.SRTListen != "" {
 		ff := cfg.HLS.FFmpeg
 		probe := sync.OnceValues(func() (transcode.Encoder, error) {
 			if ff == "" {
@@ -111,8 +111,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 			}
 			return transcode.Probe(ctx, ff)
 		})
-		if rtmp, err = ingest.NewRTMP(ingest.Config{RTMPListen: cfg.RTMPListen, RTMPSListen: cfg.RTMPSListen, TLSCert: cfg.RTMPSCert, TLSKey: cfg.RTMPSKey,
-			FFmpeg: ff, Encoder: probe}, reg, keys, log); err != nil {
+		if rtmp, err = ingest.New(ingest.Config{RTMPListen: cfg.RTMPListen, RTMPSListen: cfg.RTMPSListen, TLSCert: cfg.RTMPSCert, TLSKey: cfg.RTMPSKey,
+			SRTListen: cfg.SRTListen, SRTLatency: cfg.SRTLatency, FFmpeg: ff, Encoder: probe}, reg, keys, log); err != nil {
 			return err
 		}
 	}
@@ -149,11 +149,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       120 * time.Second,
 	}
-	var rtmpURL, rtmpsURL string
+	var rtmpURL, rtmpsURL, srtURL string
 	if rtmp != nil {
-		rtmpURL, rtmpsURL = rtmp.URLs(bannerHost(ln.Addr().String()))
+		rtmpURL, rtmpsURL, srtURL = rtmp.URLs(bannerHost(ln.Addr().String()))
 	}
-	banner(stdout, ln.Addr().String(), rtmpURL, rtmpsURL, keys, created, node.Port())
+	banner(stdout, ln.Addr().String(), rtmpURL, rtmpsURL, srtURL, keys, created, node.Port())
 	log.Info("node up", "http", ln.Addr().String(), "rtc-port", node.Port())
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -239,7 +239,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 }
 
 // routes mounts the endpoints, the API, metrics and the pages.
-func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, hls *hlsbridge.Bridge, msh *mesh, rtmp *ingest.RTMP, vodDir string,
+func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, hls *hlsbridge.Bridge, msh *mesh, rtmp *ingest.Server, vodDir string,
 	metrics *prometheus.Registry, cors []string) http.Handler {
 	m := http.NewServeMux()
 	// Where encoders that do not speak WHIP publish: the go-live page
@@ -247,8 +247,8 @@ func routes(srv *signaling.Server, keys *signaling.KeyFile, chatAPI *chat.API, h
 	m.Handle("GET /api/ingest", httpx.CORS(cors, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		out := map[string]string{"whip": httpx.Origin(r) + "/whip/{stream}"}
 		if rtmp != nil {
-			u, us := rtmp.URLs(r.Host)
-			for k, v := range map[string]string{"rtmp": u, "rtmps": us} {
+			u, us, sr := rtmp.URLs(r.Host)
+			for k, v := range map[string]string{"rtmp": u, "rtmps": us, "srt": sr} {
 				if v != "" {
 					out[k] = v
 				}
@@ -400,7 +400,7 @@ func bannerHost(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-func banner(w io.Writer, addr, rtmpURL, rtmpsURL string, keys *signaling.KeyFile, created []string, rtcPort int) {
+func banner(w io.Writer, addr, rtmpURL, rtmpsURL, srtURL string, keys *signaling.KeyFile, created []string, rtcPort int) {
 	base := "http://" + bannerHost(addr)
 	fmt.Fprintf(w, "Glint is running. Media on UDP/TCP port %d.\n\n", rtcPort)
 	fmt.Fprintf(w, "  Streams:  %s/\n  Go live:  %s/live\n", base, base)
@@ -409,6 +409,9 @@ func banner(w io.Writer, addr, rtmpURL, rtmpsURL string, keys *signaling.KeyFile
 	}
 	if rtmpsURL != "" {
 		fmt.Fprintf(w, "  RTMPS:    %s\n", rtmpsURL)
+	}
+	if srtURL != "" {
+		fmt.Fprintf(w, "  SRT:      %s?streamid=publish:{stream}:{key}\n", srtURL)
 	}
 	for _, name := range keys.Names() {
 		note := ""
