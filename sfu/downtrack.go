@@ -526,6 +526,9 @@ func (d *DownTrack) allocate(budget float64, prefs Preferences, congestedAt, now
 			if anyActive && !l.active(now) {
 				continue
 			}
+			if d.fw.cur == nil && l.paused.Load() {
+				continue // a viewer starting takes a layer that is sent now
+			}
 			if n > 0 && !fitsSize(l, prefs) {
 				continue
 			}

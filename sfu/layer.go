@@ -46,13 +46,18 @@ type Layer struct {
 	ssrc atomic.Uint32
 	sr   atomic.Pointer[senderReport]
 
-	lastKeyReq atomic.Int64  // last keyframe request sent upstream
-	keySeq     atomic.Uint32 // sequence number of the last keyframe's first packet
-	keyAt      atomic.Int64  // its arrival; 0 before the first keyframe
-	headSeq    atomic.Uint32 // newest sequence number stored
-	keyReqs    atomic.Uint64
-	replays    atomic.Uint64 // viewers started from the cached keyframe
-	gone       atomic.Bool
+	lastKeyReq atomic.Int64 // last keyframe request sent upstream
+	// lastWanted is when a viewer was last on or bound for the layer (or
+	// another sink took it); since when it was added. paused is set while
+	// the publisher was told to stop sending it.
+	lastWanted, since, resumed atomic.Int64
+	paused                     atomic.Bool
+	keySeq                     atomic.Uint32 // sequence number of the last keyframe's first packet
+	keyAt                      atomic.Int64  // its arrival; 0 before the first keyframe
+	headSeq                    atomic.Uint32 // newest sequence number stored
+	keyReqs                    atomic.Uint64
+	replays                    atomic.Uint64 // viewers started from the cached keyframe
+	gone                       atomic.Bool
 
 	stats layerStats
 }
@@ -178,6 +183,9 @@ func (l *Layer) RequestKeyframe(now int64) bool {
 func (l *Layer) active(now int64) bool {
 	if l.gone.Load() {
 		return false
+	}
+	if r := l.resumed.Load(); l.paused.Load() || r != 0 && now-r < resumeWait {
+		return true // stopped because nobody watched: it comes back when wanted
 	}
 	last := l.stats.lastArrival.Load()
 	return last != 0 && now-last < 1500*millisecond

@@ -68,7 +68,7 @@ type roomViewer struct {
 
 func newRoomViewer(t *testing.T, st *Stream, n int, now int64) *roomViewer {
 	t.Helper()
-	sub, err := st.SubscribeSlots("v", n)
+	sub, err := st.SubscribeSlots("v", n, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func TestSpeakerIsAllocatedFirst(t *testing.T) {
 		s.layers[i].l.stats.bitrate.Store(br)
 	}
 	simulcastGuest(t, s.stream, "g1", 2000, now)
-	sub, err := s.stream.SubscribeSlots("v", 2)
+	sub, err := s.stream.SubscribeSlots("v", 2, "")
 	if err != nil {
 		t.Fatal(err)
 	}

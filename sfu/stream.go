@@ -160,13 +160,14 @@ func (r *Stream) publishLocked(p *participant, src Source, kind EventKind, now i
 
 // Subscribe adds a viewer of the stream's host. It fails with ErrNotLive when
 // nobody is publishing; while the host reconnects, viewers may still join.
-func (r *Stream) Subscribe(id string) (*Subscriber, error) { return r.SubscribeSlots(id, 1) }
+func (r *Stream) Subscribe(id string) (*Subscriber, error) { return r.SubscribeSlots(id, 1, "") }
 
 // SubscribeSlots adds a viewer with n slots (1 to MaxBroadcasters), each an
 // audio and a video down track: the host fills the first, guests the
 // others as they come (the most recent speakers when there are more
-// guests than slots). It fails with ErrNotLive when nobody is publishing.
-func (r *Stream) SubscribeSlots(id string, n int) (*Subscriber, error) {
+// guests than slots), never skip (the page's own broadcaster, if it is
+// one). It fails with ErrNotLive when nobody is publishing.
+func (r *Stream) SubscribeSlots(id string, n int, skip string) (*Subscriber, error) {
 	n = min(max(n, 1), MaxBroadcasters)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -174,6 +175,7 @@ func (r *Stream) SubscribeSlots(id string, n int) (*Subscriber, error) {
 		return nil, ErrNotLive
 	}
 	s := newSubscriber(r, id)
+	s.skip = skip
 	s.slots = make([]slotState, n)
 	for i := range n {
 		a, v := newDownTrack(s, KindAudio, i), newDownTrack(s, KindVideo, i)
@@ -234,6 +236,7 @@ func (r *Stream) tick(now int64) {
 	for _, t := range tracks {
 		t.tick(now)
 	}
+	r.pauseUnwatched(now)
 	for _, pub := range expired {
 		pub.End(now)
 	}
@@ -388,6 +391,7 @@ func (p *Publication) AddLayer(rid string, c Codec, exts ExtIDs, now int64) (*La
 		t, size = p.part.audio, p.stream.reg.cfg.AudioCache
 	}
 	l := &Layer{track: t, pub: p, rid: rid, codec: c, kind: codec.KindOf(c.MimeType), exts: exts, ring: newRing(size)}
+	l.since.Store(now)
 	p.layers = append(p.layers, l)
 	layers := len(p.layers)
 	p.mu.Unlock()

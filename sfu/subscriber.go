@@ -13,6 +13,10 @@ type Preferences struct {
 	MaxWidth  int    `json:"maxWidth,omitempty"`
 	MaxHeight int    `json:"maxHeight,omitempty"`
 	RID       string `json:"encodingId,omitempty"`
+	// Skip is a broadcaster the viewer is not given in a slot: a page
+	// that is itself on stage does not receive its own media. Fixed when
+	// the viewer subscribes.
+	Skip string `json:"-"`
 }
 
 // Subscriber is one viewer session: a down track per track it watches, one
@@ -28,6 +32,7 @@ type Subscriber struct {
 	tracks  []*DownTrack // every slot's, audio then video
 	slots   []slotState
 	seatGen uint64
+	skip    string // a broadcaster never seated (Preferences.Skip)
 	onRoom  func()
 	twccSeq uint16
 	bwe     estimator
@@ -132,6 +137,9 @@ func (s *Subscriber) seat(gen uint64, seats []seat, now int64) {
 // among them leaves its slot, and a newcomer takes the first empty one.
 func (s *Subscriber) seatLocked(gen uint64, seats []seat) {
 	s.seatGen = gen
+	if s.skip != "" {
+		seats = slices.DeleteFunc(slices.Clone(seats), func(st seat) bool { return st.id == s.skip })
+	}
 	want := seats[:min(len(seats), len(s.slots))]
 	wanted := func(id string) bool {
 		return slices.ContainsFunc(want, func(st seat) bool { return st.id == id })

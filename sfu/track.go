@@ -150,6 +150,9 @@ func (t *Track) tick(now int64) {
 		return
 	}
 	ls := t.Layers()
+	if t.kind == KindVideo {
+		t.markWanted(now)
+	}
 	for _, l := range ls {
 		l.stats.tick(now)
 		// A layer that sends but never sent a keyframe can neither be

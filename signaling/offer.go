@@ -131,7 +131,14 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 		httpx.RetryLater(w, no.status, no.after, no.detail)
 		return
 	}
-	answer, err := s.connect(r.Context(), st, sess, body)
+	skip := r.URL.Query().Get("skip") // a broadcaster's own page: not its own media
+	if len(skip) > 64 {
+		release()
+		s.release(sess)
+		httpx.Problem(w, http.StatusBadRequest, "skip: a broadcaster id of at most 64 characters")
+		return
+	}
+	answer, err := s.connect(r.Context(), st, sess, body, skip)
 	if err == nil && guest != nil && s.invites.revoked(strings.TrimPrefix(guest.ID, "g")) {
 		// Removed (its invite revoked) while the offer was answered.
 		_ = sess.media.End()
@@ -162,7 +169,7 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request, role peer.Role) {
 }
 
 // connect answers the offer and fills in sess's media.
-func (s *Server) connect(ctx context.Context, st *sfu.Stream, sess *session, body string) (string, error) {
+func (s *Server) connect(ctx context.Context, st *sfu.Stream, sess *session, body, skip string) (string, error) {
 	o, err := peer.ParseOffer(body, sess.role)
 	if err != nil {
 		return "", err
@@ -178,7 +185,7 @@ func (s *Server) connect(ctx context.Context, st *sfu.Stream, sess *session, bod
 		}
 	} else {
 		var v *peer.Viewer
-		v, answer, err = s.node.View(ctx, st, sess.id, o, sfu.Preferences{})
+		v, answer, err = s.node.View(ctx, st, sess.id, o, sfu.Preferences{Skip: skip})
 		if err == nil {
 			sess.media, sess.sub, sess.mid = v, v.Subscriber(), v.Mid
 			sess.sub.OnRoom(func() { s.roomChanged(sess) })

@@ -135,7 +135,9 @@ export async function watchRoom(stream, tiles) {
   const pc = new RTCPeerConnection();
   addSlots(pc);
   pc.ontrack = (e) => tiles.addTrack(slotOf(pc, e.transceiver), e.track);
-  const session = await post('/whep/' + encodeURIComponent(stream), pc);
+  // The page's own broadcaster is not sent back to it.
+  const skip = tiles.skip ? '?skip=' + encodeURIComponent(tiles.skip) : '';
+  const session = await post('/whep/' + encodeURIComponent(stream) + skip, pc);
   const url = session.links['urn:ietf:params:whep:ext:core:server-sent-events'];
   let events = null;
   if (url) {

@@ -93,6 +93,8 @@ type channels struct {
 	mu      sync.Mutex
 	fn      func(*Channel)
 	pending []*Channel
+	open    *Channel // the session's channel once open, for the node's own messages
+	opened  func()   // called once it is open
 }
 
 // OnChannel registers fn for the session's "glint" data channel, when the
@@ -128,6 +130,10 @@ func (s *session) watchChannels() {
 // it until one registers.
 func (s *base) deliverChannel(c *Channel) {
 	s.ch.mu.Lock()
+	s.ch.open = c
+	if opened := s.ch.opened; opened != nil {
+		defer opened()
+	}
 	fn := s.ch.fn
 	if fn == nil {
 		s.ch.pending = append(s.ch.pending, c)
@@ -136,6 +142,13 @@ func (s *base) deliverChannel(c *Channel) {
 	if fn != nil {
 		fn(c)
 	}
+}
+
+// channel returns the session's open channel, or nil.
+func (s *base) channel() *Channel {
+	s.ch.mu.Lock()
+	defer s.ch.mu.Unlock()
+	return s.ch.open
 }
 
 // pionChannel adapts pion's DataChannel.

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"sync"
@@ -24,6 +25,11 @@ type Publisher struct {
 	ready chan struct{} // closed once pub is set
 	ended atomic.Bool   // the publisher said goodbye (DELETE)
 	wg    sync.WaitGroup
+
+	// The layers message waiting to go out, and whether one is being sent.
+	pmu     sync.Mutex
+	pending []byte
+	sending bool
 }
 
 // Guest names a Live Room guest a WHIP session publishes as.
@@ -49,6 +55,7 @@ func (n *Endpoint) Publish(ctx context.Context, stream *sfu.Stream, id string, o
 	}
 	pc.OnTrack(p.onTrack)
 	pc.OnConnectionStateChange(p.onState)
+	p.ch.opened = p.sendPending
 	p.watchChannels()
 	answer, err := n.answer(ctx, pc, offer.SDP)
 	switch {
@@ -153,6 +160,54 @@ func (p *Publisher) onState(s webrtc.PeerConnectionState) {
 		}
 		p.markDone()
 	}
+}
+
+// PauseLayers tells the publisher, on its glint data channel, which
+// simulcast encodings nobody watches (sfu.LayerPauser): the go-live page
+// stops encoding them, saving the phone's battery and uplink, and starts
+// again when they are wanted. A publisher without the channel keeps
+// sending them.
+func (p *Publisher) PauseLayers(rids []string) {
+	if rids == nil {
+		rids = []string{}
+	}
+	b, _ := json.Marshal(struct {
+		Type string `json:"type"`
+		Body any    `json:"body"`
+	}{"layers", map[string][]string{"paused": rids}})
+	p.log.Info("publisher told which layers nobody watches", "paused", rids)
+	p.pmu.Lock()
+	p.pending = b
+	p.pmu.Unlock()
+	p.sendPending()
+}
+
+// sendPending sends the latest layers message, if the channel is open:
+// one sender at a time, the latest message last, so the core's tick
+// never waits on the peer. What waits for the channel goes once it opens.
+func (p *Publisher) sendPending() {
+	ch := p.channel()
+	p.pmu.Lock()
+	if ch == nil || p.sending || p.pending == nil {
+		p.pmu.Unlock()
+		return
+	}
+	p.sending = true
+	p.pmu.Unlock()
+	go func() {
+		for {
+			p.pmu.Lock()
+			msg := p.pending
+			p.pending = nil
+			if msg == nil {
+				p.sending = false
+				p.pmu.Unlock()
+				return
+			}
+			p.pmu.Unlock()
+			_ = ch.Send(msg)
+		}
+	}()
 }
 
 // RequestKeyframe sends a PLI for layer l (sfu.Source).

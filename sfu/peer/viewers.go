@@ -55,7 +55,7 @@ func (n *Endpoint) View(_ context.Context, stream *sfu.Stream, id string, offer 
 	if closed {
 		return nil, "", ErrClosed
 	}
-	sub, err := stream.SubscribeSlots(id, offer.Slots())
+	sub, err := stream.SubscribeSlots(id, offer.Slots(), prefs.Skip)
 	if err != nil {
 		return nil, "", err
 	}

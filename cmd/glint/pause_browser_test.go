@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/glintlive/glint/internal/client"
+)
+
+// liveLayer is what /live reports of one of its encodings.
+type liveLayer struct {
+	Bitrate float64 `json:"bitrate"`
+	FPS     float64 `json:"fps"`
+}
+
+// A Chromium publisher on /live with simulcast and one viewer pinned to
+// the low layer stops encoding the top two (the node tells it over the
+// glint data channel), and starts the top one again when the viewer
+// wants it.
+func TestBrowserUnwatchedLayersAreNotEncoded(t *testing.T) {
+	const key = "browser-pause-key-1234"
+	base, out := startServe(t, "--stream-key", "demo="+key, "--hls-off", "--log-level", "info")
+	defer func() {
+		if t.Failed() {
+			t.Logf("node log:\n%s", out.String())
+		}
+	}()
+	live := browser(t)
+	if err := chromedp.Do(live,
+		chromedp.Navigate(base+"/live?stream=demo&codec=VP8&quality=480"),
+		chromedp.SetValue("#key", key),
+		chromedp.Click("#start"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	poll(live, t, 15*time.Second, "the publisher connected", `window.glintLive.state === "connected"`)
+	layers := func() map[string]liveLayer {
+		t.Helper()
+		raw, err := chromedp.Run(live, chromedp.Evaluate[string](`JSON.stringify(window.glintLive.layers)`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]liveLayer{}
+		_ = json.Unmarshal([]byte(raw), &out)
+		return out
+	}
+	// Nobody watches: all but the lowest layer stop (h is not even sent
+	// until Chromium's estimate ramps up; m is).
+	poll(live, t, 10*time.Second, "the page told to pause m", `window.glintLive.paused.includes("m")`)
+
+	time.Sleep(3 * time.Second) // two stats windows with m stopped
+	if ls := layers(); ls["m"].Bitrate > 10_000 || ls["l"].Bitrate < 20_000 {
+		t.Fatalf("with nobody watching m the page sends %+v", ls)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	v, err := client.View(ctx, client.ViewerConfig{Endpoint: base + "/whep/demo", Options: client.Options{Loopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = v.Close(context.Background()) }()
+	pin := func(body string) {
+		t.Helper()
+		u := ""
+		for _, l := range v.Resource.Links {
+			if strings.Contains(l, `rel="urn:ietf:params:whep:ext:core:layer"`) {
+				u = l[strings.Index(l, "<")+1 : strings.Index(l, ">")]
+			}
+		}
+		abs, err := v.Resource.Resolve(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post(abs, "application/json", strings.NewReader(body))
+		if err != nil || resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("layer selection %s: %v %v", body, resp, err)
+		}
+		_ = resp.Body.Close()
+	}
+	// A viewer wants m: it is encoded again.
+	pin(`{"encodingId":"m"}`)
+	poll(live, t, 10*time.Second, "m asked back", `!window.glintLive.paused.includes("m")`)
+	poll(live, t, 20*time.Second, "m sending", `(window.glintLive.layers.m || {}).bitrate > 50000`)
+	sending := layers()
+	// The viewer goes down to l: m stops again, and what the page sends
+	// falls with it.
+	pin(`{"encodingId":"l"}`)
+	poll(live, t, 10*time.Second, "the page told to pause m again", `window.glintLive.paused.includes("m")`)
+	time.Sleep(3 * time.Second)
+	paused := layers()
+	if paused["m"].Bitrate > 10_000 || paused["l"].Bitrate < 20_000 {
+		t.Fatalf("with only l watched the page sends %+v", paused)
+	}
+	total := func(ls map[string]liveLayer) float64 { return ls["l"].Bitrate + ls["m"].Bitrate + ls["h"].Bitrate }
+	t.Logf("the page's video uplink: %.0f kbit/s with m watched, %.0f kbit/s with only l", total(sending)/1000, total(paused)/1000)
+	t.Logf("layers with only l watched: %+v", layers())
+}

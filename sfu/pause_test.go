@@ -1,0 +1,82 @@
+package sfu
+
+import (
+	"slices"
+	"sync"
+	"testing"
+)
+
+// pauser is a publisher that can pause its layers.
+type pauser struct {
+	testSource
+	mu    sync.Mutex
+	calls [][]string
+}
+
+func (p *pauser) PauseLayers(rids []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, slices.Clone(rids))
+}
+
+func (p *pauser) last() ([]string, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.calls) == 0 {
+		return nil, 0
+	}
+	return p.calls[len(p.calls)-1], len(p.calls)
+}
+
+// A layer no viewer is on or bound for is paused a while after; the
+// lowest always runs; a viewer wanting a paused layer brings it back.
+func TestUnwatchedLayersPause(t *testing.T) {
+	cfg := testConfig()
+	cfg.KeyframeCache = 0
+	reg := NewRegistry(cfg)
+	now := second
+	src := &pauser{}
+	st := reg.Stream("demo")
+	pub := st.StartPublication(HostID, src, now)
+	var vs []*video
+	for i, rid := range []string{"l", "m", "h"} {
+		l, err := pub.AddLayer(rid, vp8Codec, ExtIDs{}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, &video{l: l, ssrc: uint32(1000 + i), w: 320 << i, h: 180 << i})
+	}
+	frame := func(at int64) {
+		for _, v := range vs {
+			if !v.l.paused.Load() {
+				v.frame(t, true, 1, at)
+			}
+		}
+	}
+	frame(now)
+	sub, _ := subscribe(t, st, now)
+	sub.SetPreferences(Preferences{RID: "l"}, now)
+	for at := now; at <= now+5*second; at += second / 2 {
+		frame(at)
+		reg.Tick(at)
+	}
+	if got, _ := src.last(); !slices.Equal(got, []string{"h", "m"}) {
+		t.Fatalf("with a viewer on l: paused %v, want h and m", got)
+	}
+	// The viewer asks for h: it comes back (m stays paused).
+	at := now + 6*second
+	sub.SetPreferences(Preferences{RID: "h"}, at)
+	reg.Tick(at)
+	if got, _ := src.last(); !slices.Equal(got, []string{"m"}) {
+		t.Fatalf("with a viewer wanting h: paused %v, want m alone", got)
+	}
+	if vs[2].l.paused.Load() || !vs[1].l.paused.Load() {
+		t.Fatal("the layers' paused marks do not follow")
+	}
+	_, n := src.last()
+	frame(at + second/4) // the publisher sends h again
+	reg.Tick(at + second/2)
+	if _, n2 := src.last(); n2 != n {
+		t.Fatalf("the publisher was told again with nothing changed: %v", src.calls)
+	}
+}
