@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/glintlive/glint/internal/client"
@@ -100,4 +102,65 @@ func TestBrowserUnwatchedLayersAreNotEncoded(t *testing.T) {
 	total := func(ls map[string]liveLayer) float64 { return ls["l"].Bitrate + ls["m"].Bitrate + ls["h"].Bitrate }
 	t.Logf("the page's video uplink: %.0f kbit/s with m watched, %.0f kbit/s with only l", total(sending)/1000, total(paused)/1000)
 	t.Logf("layers with only l watched: %+v", layers())
+}
+
+// The go-live page looks after the phone: a battery at 15 % and not
+// charging (a stand-in for the Battery Status API, which headless
+// Chromium does not feed) steps the top layer down and says why; plugged
+// in, the layer is restored; at 8 % the streamer is told to cut the
+// settings.
+func TestBrowserLiveStepsDownOnALowBattery(t *testing.T) {
+	const key = "browser-battery-key-12"
+	base, _ := startServe(t, "--stream-key", "demo="+key, "--hls-off")
+	live := browser(t)
+	battery := `(() => {
+		const b = new EventTarget();
+		b.level = 0.9; b.charging = false;
+		window.__battery = (level, charging) => { b.level = level; b.charging = charging; b.dispatchEvent(new Event('levelchange')); };
+		navigator.getBattery = async () => b;
+	})();`
+	if err := chromedp.Do(live, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: battery})
+		return err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(live,
+		chromedp.Navigate(base+"/live?stream=demo&codec=VP8&quality=480"),
+		chromedp.SetValue("#key", key),
+		chromedp.Click("#start"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	poll(live, t, 15*time.Second, "the publisher connected", `window.glintLive.state === "connected"`)
+	scale := func() float64 {
+		t.Helper()
+		v, err := chromedp.Run(live, chromedp.Evaluate[float64](`(() => { for (const tr of window.glintLive.pc.getTransceivers()) { const e = tr.sender.getParameters().encodings; if (e && e.length > 1) return e[e.length-1].scaleResolutionDownBy || 1; } return 0; })()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	poll(live, t, 5*time.Second, "the battery read", `window.glintLive.device && window.glintLive.device.battery === 0.9`)
+	if s := scale(); s != 1 {
+		t.Fatalf("the top layer at a full battery is scaled by %v, want 1", s)
+	}
+	run := func(js string) {
+		t.Helper()
+		if _, err := chromedp.Run(live, chromedp.Evaluate[bool](`(() => { `+js+`; return true })()`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(`window.__battery(0.15, false)`)
+	poll(live, t, 5*time.Second, "stepped down", `window.glintLive.device.stepped && document.getElementById("device").textContent.includes("battery at 15")`)
+	if s := scale(); s != 2 {
+		t.Fatalf("the top layer at 15 %% is scaled by %v, want 2", s)
+	}
+	run(`window.__battery(0.08, false)`)
+	poll(live, t, 5*time.Second, "told to cut the settings", `document.getElementById("device").textContent.includes("lower the quality")`)
+	run(`window.__battery(0.08, true)`)
+	poll(live, t, 5*time.Second, "restored when charging", `!window.glintLive.device.stepped && document.getElementById("device").hidden`)
+	if s := scale(); s != 1 {
+		t.Fatalf("the top layer on charge is scaled by %v, want 1", s)
+	}
 }
