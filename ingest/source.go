@@ -311,6 +311,10 @@ func (p *packetizer) write(payloads [][]byte, ts uint32) {
 // the layers have a keyframe every Config.GOP (sfu.Source).
 func (src *source) RequestKeyframe(*sfu.Layer) {}
 
+// StartsFromGOP says the encoder cannot be asked for a keyframe: new
+// viewers start from the cached GOP (sfu.GOPSource).
+func (src *source) StartsFromGOP() bool { return true }
+
 // Close ends the publisher's connection: another publisher took the
 // stream (sfu.Source).
 func (src *source) Close() error {

@@ -446,8 +446,12 @@ func (d *DownTrack) setTarget(l *Layer, now int64) {
 	l.RequestKeyframe(now)
 }
 
-// maxReplay bounds a start-up replay, in packets.
-const maxReplay = 256
+// maxReplay bounds a start-up replay, in packets; maxGOPReplay the age of
+// a GOPSource's keyframe a viewer starts from.
+const (
+	maxReplay    = 256
+	maxGOPReplay = 10 * second
+)
 
 // replayKeyframe sends the layer's last keyframe and everything after it
 // from the cache, if the keyframe is within the cache age and the cache
@@ -455,6 +459,9 @@ const maxReplay = 256
 // upstream) is skipped: the viewer asks for it and gets it from the cache.
 func (d *DownTrack) replayKeyframe(l *Layer, now int64) bool {
 	age := l.track.stream.reg.cfg.KeyframeCache.Nanoseconds()
+	if l.pub.fromGOP() {
+		age = maxGOPReplay // the source cannot be asked: its last GOP, however old
+	}
 	at := l.keyAt.Load()
 	if age == 0 || at == 0 || now-at > age {
 		return false

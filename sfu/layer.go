@@ -18,6 +18,21 @@ type Source interface {
 	Close() error
 }
 
+// GOPSource is a Source that cannot send a keyframe when asked (an RTMP
+// or SRT encoder): a new viewer starts from its layer's last keyframe and
+// the frames since, however old (up to 10 s), sent at once, rather than
+// wait for the next keyframe.
+type GOPSource interface {
+	Source
+	StartsFromGOP() bool
+}
+
+// fromGOP reports whether the publication's viewers start from its GOP.
+func (p *Publication) fromGOP() bool {
+	g, ok := p.src.(GOPSource)
+	return ok && g.StartsFromGOP()
+}
+
 // senderReport is the publisher's last RTCP sender report on a layer: the
 // NTP time that RTP timestamp rtp was sampled at, and when it arrived.
 type senderReport struct {

@@ -80,3 +80,46 @@ func TestUnwatchedLayersPause(t *testing.T) {
 		t.Fatalf("the publisher was told again with nothing changed: %v", src.calls)
 	}
 }
+
+// gopSource is an encoder that cannot be asked for keyframes (RTMP).
+type gopSource struct{ testSource }
+
+func (*gopSource) StartsFromGOP() bool { return true }
+
+// A viewer of a source that cannot make keyframes on request starts at
+// once from the last keyframe and the frames since, however much older
+// than the keyframe cache that keyframe is.
+func TestViewerStartsFromTheCachedGOP(t *testing.T) {
+	reg := NewRegistry(testConfig()) // a 250 ms keyframe cache
+	now := second
+	st := reg.Stream("demo")
+	src := &gopSource{}
+	pub := st.StartPublication(HostID, src, now)
+	l, err := pub.AddLayer("", vp8Codec, ExtIDs{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &video{l: l, ssrc: 7, w: 320, h: 180}
+	v.frame(t, true, 2, now)
+	for i := 1; i <= 20; i++ { // 800 ms of frames after the keyframe
+		v.frame(t, false, 1, now+int64(i)*40*millisecond)
+	}
+	asked := src.count(l)
+	sub, rec := subscribe(t, st, now+800*millisecond)
+	got := rec.all()
+	if len(got) != 22 {
+		t.Fatalf("the viewer got %d packets at once, want the GOP's 22", len(got))
+	}
+	if !vp8Keyframe(got[0].payload) {
+		t.Fatal("the replay does not start with the keyframe")
+	}
+	if src.count(l) != asked {
+		t.Fatal("a keyframe was asked of a source that cannot make one")
+	}
+	_ = sub
+}
+
+func vp8Keyframe(p []byte) bool {
+	// The descriptor of vp8Payload is 4 bytes; a keyframe's tag has bit 0 clear.
+	return len(p) > 4 && p[4]&0x01 == 0
+}

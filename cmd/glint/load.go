@@ -48,6 +48,8 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&cfg.MetricsURL, "metrics", "", "a Glint node's /metrics URL, to also report its own fan-out time")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "joins in flight at once")
 	fs.BoolVar(&cfg.Loopback, "loopback", true, "keep the clients' ICE candidates on 127.0.0.1")
+	fs.StringVar(&cfg.RTMP, "rtmp", "", "publish with ffmpeg over RTMP to this URL (rtmp://HOST/live/KEY) instead of over WHIP, to measure the first frame of a source that cannot be asked for keyframes (needs --whep)")
+	fs.DurationVar(&cfg.RTMPGOP, "rtmp-gop", 2*time.Second, "keyframe interval of the --rtmp encoder")
 	fs.IntVar(&cfg.Guests, "guests", 0, "Live Room guests (0-3) joining the publisher, each publishing like it, invited with --token (a Glint node); viewers receive every broadcaster")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to this file")

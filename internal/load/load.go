@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,13 @@ type Config struct {
 	MetricsURL  string
 	Concurrency int  // joins in flight at once
 	Loopback    bool // keep the clients on 127.0.0.1
+	// RTMP, when set, publishes with ffmpeg over RTMP to this URL (with
+	// the key: rtmp://host/live/KEY) instead of over WHIP: a test pattern
+	// with a keyframe every RTMPGOP, as encoders send, so the run measures
+	// how soon viewers of a source that cannot be asked for keyframes see
+	// their first frame. WHEP must be set.
+	RTMP    string
+	RTMPGOP time.Duration
 	// Guests (0-3) join the publisher as Live Room guests (a Glint node:
 	// invites are made with Token), each publishing like it; viewers then
 	// receive every broadcaster. Latency figures are the host's frames.
@@ -55,8 +63,10 @@ type Config struct {
 // Validate reports the first unusable setting.
 func (c *Config) Validate() error {
 	switch {
-	case c.WHIP == "" || c.WHEP == "":
-		return errors.New("both a WHIP and a WHEP endpoint are needed")
+	case c.WHEP == "" || c.WHIP == "" && c.RTMP == "":
+		return errors.New("a WHEP endpoint and a WHIP endpoint (or an RTMP URL) are needed")
+	case c.RTMP != "" && c.Guests > 0:
+		return errors.New("guests join a WHIP publisher, not an RTMP one")
 	case c.Viewers < 1 || c.Viewers > 5000:
 		return fmt.Errorf("viewers %d: use 1..5000", c.Viewers)
 	case c.Window < time.Second:
@@ -118,7 +128,11 @@ func (vw *viewer) onPacket(_ webrtc.RTPCodecType, mime string, p *rtp.Packet, at
 	if m, ok := client.ReadMarker(mime, p.Payload); ok && m.Tag == 0 { // the host's frames
 		f := frameSample{layer: m.Layer, frame: m.Frame, latency: at.Sub(m.Sent)}
 		arrived, ok := vw.v.Arrival(p.SSRC, p.SequenceNumber)
-		sent, ok2 := vw.pub.FrameSent(m.Layer, m.Frame)
+		var sent time.Time
+		ok2 := false
+		if vw.pub != nil {
+			sent, ok2 = vw.pub.FrameSent(m.Layer, m.Frame)
+		}
 		if ok && ok2 {
 			f.socket = max(arrived.Sub(sent), 1)
 			if vw.open == nil {
@@ -172,16 +186,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	prog.set("publishing…")
-	pubCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	pub, err := client.Publish(pubCtx, client.PublisherConfig{
-		Endpoint: cfg.WHIP, Token: cfg.Token, HTTP: hc, Simulcast: cfg.Simulcast, Audio: cfg.Audio,
-		Codec: cfg.Codec, FPS: cfg.FPS, Bitrates: br, Video: video, Options: client.Options{Loopback: cfg.Loopback, Stamp: cfg.Loopback},
-	})
-	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("publisher: %w", err)
+	var pub *client.Publisher
+	if cfg.RTMP != "" {
+		stop, err := publishRTMP(ctx, hc, cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		rep.Config.Media = "ffmpeg over RTMP"
+	} else {
+		pubCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		var err error
+		pub, err = client.Publish(pubCtx, client.PublisherConfig{
+			Endpoint: cfg.WHIP, Token: cfg.Token, HTTP: hc, Simulcast: cfg.Simulcast, Audio: cfg.Audio,
+			Codec: cfg.Codec, FPS: cfg.FPS, Bitrates: br, Video: video, Options: client.Options{Loopback: cfg.Loopback, Stamp: cfg.Loopback},
+		})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("publisher: %w", err)
+		}
+		defer pub.Stop() //nolint:errcheck // the run's result is what matters
 	}
-	defer pub.Stop() //nolint:errcheck // the run's result is what matters
 	var guests []*client.Publisher
 	defer func() {
 		for _, g := range guests {
@@ -198,6 +223,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	time.Sleep(time.Second) // let the server see the first frames
 
+	var err error
 	var baseRSS int64
 	if cfg.ServerPID != 0 {
 		if baseRSS, err = procRSS(cfg.ServerPID); err != nil {
@@ -304,7 +330,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	rep.fill(viewers, before, after, elapsed)
-	rep.KeyframeRequests = int(pub.KeyframeRequests())
+	if pub != nil {
+		rep.KeyframeRequests = int(pub.KeyframeRequests())
+	}
 	if cfg.ServerPID != 0 {
 		cpu := cpu1 - cpu0
 		rep.Server = &ServerFigures{
@@ -321,6 +349,49 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// publishRTMP runs ffmpeg as an RTMP encoder until stop: a test pattern
+// of cfg's rate and bitrate in H.264 (a keyframe every cfg.RTMPGOP) and
+// AAC, once the stream is live at the WHEP endpoint's node.
+func publishRTMP(ctx context.Context, hc *http.Client, cfg Config) (stop func(), err error) {
+	ffmpeg, err := exec.LookPath(cfg.FFmpeg)
+	if err != nil {
+		return nil, fmt.Errorf("--rtmp needs ffmpeg (apt-get install ffmpeg): %w", err)
+	}
+	gop := max(int(cfg.RTMPGOP.Seconds()*float64(cfg.FPS)), 1)
+	br := strconv.Itoa(cfg.Bitrate)
+	rctx, cancel := context.WithCancel(ctx)
+	cmd := exec.CommandContext(rctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=1280x720:rate=%d", cfg.FPS), "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", strconv.Itoa(gop), "-keyint_min", strconv.Itoa(gop),
+		"-b:v", br, "-maxrate", br, "-bufsize", br, "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-f", "flv", cfg.RTMP)
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return nil, err
+	}
+	stop = func() { cancel(); _ = cmd.Wait() }
+	// Live once the node answers a viewer's offer (not 409).
+	deadline := time.Now().Add(20 * time.Second)
+	api := strings.Replace(cfg.WHEP, "/whep/", "/api/streams/", 1)
+	for time.Now().Before(deadline) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, api, nil)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		if resp, err := hc.Do(req); err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+			_ = resp.Body.Close()
+			if strings.Contains(string(b), `"state":"live"`) {
+				time.Sleep(2 * time.Second) // a GOP in the cache
+				return stop, nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	stop()
+	return nil, errors.New("the RTMP stream did not go live within 20 s")
 }
 
 // joinGuest makes an invite with the stream key and publishes as a guest
