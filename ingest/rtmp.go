@@ -168,6 +168,10 @@ func New(cfg Config, reg *sfu.Registry, keys Keys, log *slog.Logger) (*Server, e
 	return s, nil
 }
 
+// Close closes the listeners of a server that will not be served (the
+// node failed to start).
+func (s *Server) Close() { s.closeListeners() }
+
 // closeListeners closes every listener: shutdown, or a failed New.
 func (s *Server) closeListeners() {
 	for _, ln := range []net.Listener{s.ln, s.tls} {
@@ -277,11 +281,18 @@ func (s *Server) accept(ctx context.Context, ln net.Listener) error {
 			if ctx.Err() != nil {
 				return nil //nolint:nilerr // the listener was closed to stop: not a failure
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// A passing failure (out of file descriptors, say): go on
+			// accepting, as net/http does.
+			s.log.Warn("ingest: accepting a connection", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		}
 		if !s.track(c) {
 			_ = c.Close()
@@ -317,7 +328,8 @@ func (s *Server) handle(ctx context.Context, c net.Conn) error {
 	app, key, _ := strings.Cut(strings.TrimPrefix(sc.URL.Path, "/"), "/")
 	if app != rtmpApp || key == "" || strings.Contains(key, "/") {
 		_ = sc.RejectAction()
-		return fmt.Errorf("unknown application %q: publish to rtmp://HOST/%s with the stream key", app, rtmpApp)
+		// The name is not echoed: an encoder given rtmp://host/KEY would log its key.
+		return fmt.Errorf("unknown application: publish to rtmp://HOST/%s with the stream key", rtmpApp)
 	}
 	name, err := s.keys.StreamOf(key)
 	if err != nil {

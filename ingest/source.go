@@ -57,14 +57,19 @@ type source struct {
 	tracks []transcode.MKVTrack // the Matroska header every child starts with
 	video  []*sfu.Layer         // top first, as the job's rungs
 	audio  *sfu.Layer
+	// One RTP stream per layer, whatever child makes it: a restarted
+	// ffmpeg goes on in the same SSRC and sequence numbers.
+	vpack []*packetizer
+	apack *packetizer
 
-	// The RTMP reader's goroutine's own.
+	// The reader goroutine's own.
 	firstPTS time.Duration
 	baseMS   int64
 	started  bool
+	skipping bool // video dropped: the rest waits for a keyframe
 
 	frames   chan frame
-	needKey  atomic.Bool // a child waits for a keyframe (its start, or drops)
+	needKey  atomic.Bool // a child waits for a keyframe at its start
 	dropped  atomic.Uint64
 	takenOff atomic.Bool // another publisher took the stream
 	cancel   context.CancelFunc
@@ -94,7 +99,12 @@ func h264Video(sp, pp []byte) (transcode.MKVTrack, string, int, error) {
 	if len(pp) == 0 || len(sp) < 4 {
 		return transcode.MKVTrack{}, "", 0, errors.New("the H.264 track has no PPS")
 	}
-	return transcode.MKVTrack{Codec: "V_MPEG4/ISO/AVC", Width: sps.Width(), Height: sps.Height(), CodecPrivate: avcC(sp, pp)},
+	cfg := avcC(sp, pp)
+	switch sps.ProfileIdc {
+	case 100, 110, 122, 144: // high profiles: chroma format and bit depths follow
+		cfg = append(cfg, 0xfc|byte(sps.ChromaFormatIdc&3), 0xf8|byte(sps.BitDepthLumaMinus8&7), 0xf8|byte(sps.BitDepthChromaMinus8&7), 0)
+	}
+	return transcode.MKVTrack{Codec: "V_MPEG4/ISO/AVC", Width: sps.Width(), Height: sps.Height(), CodecPrivate: cfg},
 		fmt.Sprintf("H.264 %dx%d", sps.Width(), sps.Height()), sps.Height(), nil
 }
 
@@ -138,12 +148,14 @@ func newSource(s *Server, name string, conn io.Closer, sp spec) (*source, error)
 			return nil, err
 		}
 		src.video = append(src.video, l)
+		src.vpack = append(src.vpack, newPacketizer(l, 96))
 	}
 	if sp.audio != nil {
 		if src.audio, err = src.pub.AddLayer("", opusCodec, sfu.ExtIDs{}, now); err != nil {
 			src.pub.End(now)
 			return nil, err
 		}
+		src.apack = newPacketizer(src.audio, 111)
 	}
 	at := sp.audio
 	p := transcode.NewProcess(transcode.ProcessConfig{
@@ -188,15 +200,23 @@ func (src *source) clock(pts time.Duration) int64 {
 	return src.baseMS + (pts - src.firstPTS).Milliseconds()
 }
 
-// push queues a frame for the child; full, it drops it (and the video up
-// to the next keyframe).
+// push queues a frame for the child; full, it drops it, and the video
+// after it up to the next keyframe (which would reference what is gone).
+// One reader goroutine calls it.
 func (src *source) push(f frame) {
+	if f.video && src.skipping {
+		if !f.key {
+			src.dropped.Add(1)
+			return
+		}
+		src.skipping = false
+	}
 	select {
 	case src.frames <- f:
 	default:
 		src.dropped.Add(1)
 		if f.video {
-			src.needKey.Store(true)
+			src.skipping = true
 		}
 	}
 }
@@ -242,10 +262,10 @@ func (src *source) read(stdout io.Reader) error {
 	for _, tr := range r.Tracks() {
 		switch tr.Codec.(type) {
 		case *tscodecs.H264:
-			if vi >= len(src.video) {
+			if vi >= len(src.vpack) {
 				continue
 			}
-			out := newPacketizer(src.video[vi], 96)
+			out := src.vpack[vi]
 			vi++
 			pay := &codecs.H264Payloader{}
 			r.OnDataH264(tr, func(pts, _ int64, au [][]byte) error {
@@ -253,13 +273,15 @@ func (src *source) read(stdout io.Reader) error {
 				return nil
 			})
 		case *tscodecs.Opus:
-			if src.audio == nil {
+			if src.apack == nil {
 				continue
 			}
-			out := newPacketizer(src.audio, 111)
+			out := src.apack
+			dec := &mpegts.TimeDecoder{} // the output's 33-bit PTS, past its wrap
 			r.OnDataOpus(tr, func(pts int64, pkts [][]byte) error {
+				p := dec.Decode(pts)
 				for i, pk := range pkts {
-					out.write([][]byte{pk}, uint32(pts*48000/90000)+uint32(i*960))
+					out.write([][]byte{pk}, uint32(p*48000/90000)+uint32(i*960))
 				}
 				return nil
 			})
@@ -278,6 +300,7 @@ const maxPayload = 1200
 // packetizer writes payloads as RTP packets into a layer, as a publisher
 // would send them.
 type packetizer struct {
+	mu   sync.Mutex // an exiting child's reader and the next one's
 	l    *sfu.Layer
 	pt   uint8
 	ssrc uint32
@@ -292,6 +315,8 @@ func newPacketizer(l *sfu.Layer, pt uint8) *packetizer {
 // write sends the payloads of one frame at timestamp ts, the marker on
 // the last.
 func (p *packetizer) write(payloads [][]byte, ts uint32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for i, pl := range payloads {
 		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: p.pt, SequenceNumber: p.seq, Timestamp: ts, SSRC: p.ssrc, Marker: i == len(payloads)-1}, Payload: pl}
 		p.seq++

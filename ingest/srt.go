@@ -93,7 +93,8 @@ func (s *Server) admitSRT(streamID string) (string, error) {
 	}
 	name, err := s.keys.StreamOf(key)
 	if err != nil || name != stream {
-		return "", fmt.Errorf("%s: wrong stream key", stream)
+		// Neither field is echoed: an encoder with them swapped would log its key.
+		return "", errors.New("wrong stream or key")
 	}
 	return name, nil
 }
@@ -170,11 +171,17 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 		s.log.Info("srt: publishing", "stream", name, "remote", sp.remoteAddr, "video", sp.videoName, "audio", sp.audioName)
 		return nil
 	}
-	tsTime := func(pts int64) time.Duration { return time.Duration(pts) * time.Second / 90000 }
+	// One decoder for every track: the encoder's 33-bit PTS, which may
+	// start anywhere, unwrapped onto one timeline.
+	dec := &mpegts.TimeDecoder{}
+	tsTime := func(pts int64) time.Duration { return time.Duration(dec.Decode(pts)) * time.Second / 90000 }
 	var video, audio bool
 	for _, tr := range r.Tracks() {
 		switch c := tr.Codec.(type) {
 		case *tscodecs.H264:
+			if video {
+				continue // the first video track is the stream's
+			}
 			video = true
 			r.OnDataH264(tr, func(pts, _ int64, au [][]byte) error {
 				if src == nil {
@@ -191,6 +198,9 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 				return nil
 			})
 		case *tscodecs.H265:
+			if video {
+				continue
+			}
 			video = true
 			r.OnDataH265(tr, func(pts, _ int64, au [][]byte) error {
 				if src == nil {
@@ -307,14 +317,15 @@ func h265Params(au [][]byte) (transcode.MKVTrack, string, int, bool) {
 	if s.Unmarshal(sps) != nil {
 		return transcode.MKVTrack{}, "", 0, false
 	}
-	return transcode.MKVTrack{Codec: "V_MPEGH/ISO/HEVC", Width: s.Width(), Height: s.Height(), CodecPrivate: hvcC(vps, sps, pps)},
+	return transcode.MKVTrack{Codec: "V_MPEGH/ISO/HEVC", Width: s.Width(), Height: s.Height(),
+			CodecPrivate: hvcC(vps, sps, pps, byte(s.ChromaFormatIdc&3), byte(s.BitDepthLumaMinus8&7), byte(s.BitDepthChromaMinus8&7))},
 		fmt.Sprintf("H.265 %dx%d", s.Width(), s.Height()), s.Height(), true
 }
 
 // hvcC is the H.265 decoder configuration (ISO/IEC 14496-15 §8.3.3) of
 // one VPS, SPS and PPS: the profile, tier and level copied from the SPS,
-// 4:2:0 at 8 bits, NAL units with 4-byte lengths.
-func hvcC(vps, sps, pps []byte) []byte {
+// its chroma format and bit depths, NAL units with 4-byte lengths.
+func hvcC(vps, sps, pps []byte, chroma, lumaDepth8, chromaDepth8 byte) []byte {
 	ptl := make([]byte, 12)
 	if raw := h264.EmulationPreventionRemove(sps); len(raw) >= 15 {
 		copy(ptl, raw[3:15]) // after the NAL header and the sub-layer byte
@@ -322,9 +333,9 @@ func hvcC(vps, sps, pps []byte) []byte {
 	b := append([]byte{1}, ptl...) // profile space, tier, profile; compatibility; constraints; level
 	b = append(b,
 		0xf0, 0x00, // min_spatial_segmentation_idc
-		0xfc,       // parallelismType
-		0xfc|1,     // chroma_format_idc 4:2:0
-		0xf8, 0xf8, // bit depths, 8
+		0xfc,                               // parallelismType
+		0xfc|chroma,                        // chroma_format_idc
+		0xf8|lumaDepth8, 0xf8|chromaDepth8, // bit depths less 8
 		0, 0, // avgFrameRate
 		0x0f, // constant frame rate 0, 1 temporal layer, nested, 4-byte lengths
 		3,    // arrays

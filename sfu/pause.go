@@ -12,10 +12,11 @@ import (
 // the HLS bridge on the track takes every layer, so nothing pauses then.
 
 // LayerPauser is a Source that can stop and restart its simulcast
-// encodings. PauseLayers gets the rids to pause now (none: run them all);
-// it must not block.
+// encodings. PauseLayers gets the rids to pause now (none: run them all)
+// and reports whether the publisher can be told (a page without the
+// channel cannot); it must not block.
 type LayerPauser interface {
-	PauseLayers(rids []string)
+	PauseLayers(rids []string) bool
 }
 
 // pauseAfter is how long a layer goes unwatched before it is paused;
@@ -66,29 +67,34 @@ func (r *Stream) pauseUnwatched(now int64) {
 		}
 		ls := pub.part.video.Layers() // lowest first
 		var paused []string
+		changed := false
 		for i, l := range ls {
 			if i == 0 || l.rid == "" {
 				continue // the lowest always runs
 			}
 			last := max(l.lastWanted.Load(), l.since.Load())
-			if now-last >= pauseAfter {
+			// Only a layer that is being sent is paused: one the encoder
+			// stopped itself (its estimate) is not ours to bring back.
+			sending := now-l.stats.lastArrival.Load() < 1500*millisecond
+			pause := now-last >= pauseAfter && (l.paused.Load() || sending)
+			if pause {
 				paused = append(paused, l.rid)
 			}
+			changed = changed || pause != l.paused.Load()
+		}
+		if !changed {
+			continue
 		}
 		slices.Sort(paused)
-		changed := false
+		if !lp.PauseLayers(paused) {
+			continue // it cannot be told: it keeps sending them all
+		}
 		for _, l := range ls {
 			want := slices.Contains(paused, l.rid)
-			if l.paused.Swap(want) != want {
-				changed = true
-				if !want {
-					l.resumed.Store(now)
-					l.RequestKeyframe(now) // back: start from a keyframe
-				}
+			if l.paused.Swap(want) != want && !want {
+				l.resumed.Store(now)
+				l.RequestKeyframe(now) // back: start from a keyframe
 			}
-		}
-		if changed {
-			lp.PauseLayers(paused)
 		}
 	}
 }

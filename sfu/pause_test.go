@@ -13,10 +13,11 @@ type pauser struct {
 	calls [][]string
 }
 
-func (p *pauser) PauseLayers(rids []string) {
+func (p *pauser) PauseLayers(rids []string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls = append(p.calls, slices.Clone(rids))
+	return true
 }
 
 func (p *pauser) last() ([]string, int) {

@@ -144,16 +144,19 @@ func (t *Track) detach(pub *Publication) {
 // tick updates layer rates and re-sorts layers once sizes and bitrates are
 // known.
 func (t *Track) tick(now int64) {
+	if t.kind == KindVideo {
+		t.markWanted(now)
+	}
 	if t.muted.Load() {
 		// Nothing arrives: the rates stay as they were for the unmute,
 		// and no keyframe is asked for.
 		return
 	}
 	ls := t.Layers()
-	if t.kind == KindVideo {
-		t.markWanted(now)
-	}
 	for _, l := range ls {
+		if l.paused.Load() {
+			continue // not sent: its rate stays what it was, for allocation
+		}
 		l.stats.tick(now)
 		// A layer that sends but never sent a keyframe can neither be
 		// switched to nor sized (maxHeight needs its height): ask once per

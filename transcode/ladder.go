@@ -187,7 +187,16 @@ func (e Encoder) JobArgs(job Job) []string {
 		args = append(args, e.Args...)
 		gop := max(job.GOP, 100*time.Millisecond).Seconds()
 		if job.WebRTC {
-			args = append(args, "-profile:v", "baseline", "-pix_fmt", "yuv420p")
+			// VAAPI names the profile its own way, and its frames are
+			// uploaded to the GPU by e.Filter: no pixel format here.
+			profile := "baseline"
+			if strings.Contains(e.Name, "vaapi") {
+				profile = "constrained_baseline"
+			}
+			args = append(args, "-profile:v", profile)
+			if e.Filter == "" {
+				args = append(args, "-pix_fmt", "yuv420p")
+			}
 		}
 		args = append(args, "-sc_threshold", "0", "-bf", "0",
 			"-force_key_frames", fmt.Sprintf("expr:if(isnan(prev_forced_t),1,gte(t,prev_forced_t+%.3f))", gop))

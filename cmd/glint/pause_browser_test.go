@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,18 +134,13 @@ func TestBrowserLiveStepsDownOnALowBattery(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll(live, t, 15*time.Second, "the publisher connected", `window.glintLive.state === "connected"`)
-	scale := func() float64 {
+	const topScale = `(() => { for (const tr of window.glintLive.pc.getTransceivers()) { const e = tr.sender.getParameters().encodings; if (e && e.length > 1) return e[e.length-1].scaleResolutionDownBy || 1; } return 0; })()`
+	scaleIs := func(what string, want int) {
 		t.Helper()
-		v, err := chromedp.Run(live, chromedp.Evaluate[float64](`(() => { for (const tr of window.glintLive.pc.getTransceivers()) { const e = tr.sender.getParameters().encodings; if (e && e.length > 1) return e[e.length-1].scaleResolutionDownBy || 1; } return 0; })()`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
+		poll(live, t, 5*time.Second, what, topScale+` === `+strconv.Itoa(want))
 	}
 	poll(live, t, 5*time.Second, "the battery read", `window.glintLive.device && window.glintLive.device.battery === 0.9`)
-	if s := scale(); s != 1 {
-		t.Fatalf("the top layer at a full battery is scaled by %v, want 1", s)
-	}
+	scaleIs("the top layer at full size at a full battery", 1)
 	run := func(js string) {
 		t.Helper()
 		if _, err := chromedp.Run(live, chromedp.Evaluate[bool](`(() => { `+js+`; return true })()`)); err != nil {
@@ -153,14 +149,10 @@ func TestBrowserLiveStepsDownOnALowBattery(t *testing.T) {
 	}
 	run(`window.__battery(0.15, false)`)
 	poll(live, t, 5*time.Second, "stepped down", `window.glintLive.device.stepped && document.getElementById("device").textContent.includes("battery at 15")`)
-	if s := scale(); s != 2 {
-		t.Fatalf("the top layer at 15 %% is scaled by %v, want 2", s)
-	}
+	scaleIs("the top layer at half size at 15 %", 2)
 	run(`window.__battery(0.08, false)`)
 	poll(live, t, 5*time.Second, "told to cut the settings", `document.getElementById("device").textContent.includes("lower the quality")`)
 	run(`window.__battery(0.08, true)`)
 	poll(live, t, 5*time.Second, "restored when charging", `!window.glintLive.device.stepped && document.getElementById("device").hidden`)
-	if s := scale(); s != 1 {
-		t.Fatalf("the top layer on charge is scaled by %v, want 1", s)
-	}
+	scaleIs("the top layer at full size on charge", 1)
 }

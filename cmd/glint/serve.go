@@ -115,6 +115,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 			SRTListen: cfg.SRTListen, SRTLatency: cfg.SRTLatency, FFmpeg: ff, Encoder: probe}, reg, keys, log); err != nil {
 			return err
 		}
+		defer func() {
+			if !running { // an early return: nothing will serve the listeners
+				rtmp.Close()
+			}
+		}()
 	}
 	srv.SetIngest(func(stream string) any {
 		if rtmp != nil {
@@ -203,7 +208,17 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready chan
 	go func() {
 		defer close(rtmpDone)
 		if rtmp != nil {
-			log.Info("rtmp", "listen", rtmp.Addr().String())
+			for _, a := range []struct {
+				name string
+				addr net.Addr
+			}{{"rtmp", rtmp.Addr()}, {"rtmps", rtmp.TLSAddr()}} {
+				if a.addr != nil {
+					log.Info("ingest", "listen", a.addr.String(), "protocol", a.name)
+				}
+			}
+			if a := rtmp.SRTAddr(); a != "" {
+				log.Info("ingest", "listen", a, "protocol", "srt")
+			}
 			_ = rtmp.Serve(ctx)
 		}
 	}()

@@ -165,9 +165,12 @@ func (p *Publisher) onState(s webrtc.PeerConnectionState) {
 // PauseLayers tells the publisher, on its glint data channel, which
 // simulcast encodings nobody watches (sfu.LayerPauser): the go-live page
 // stops encoding them, saving the phone's battery and uplink, and starts
-// again when they are wanted. A publisher without the channel keeps
-// sending them.
-func (p *Publisher) PauseLayers(rids []string) {
+// again when they are wanted. A publisher without the channel open cannot
+// be told (false) and keeps sending them.
+func (p *Publisher) PauseLayers(rids []string) bool {
+	if p.channel() == nil {
+		return false // nobody to tell: it sends them all
+	}
 	if rids == nil {
 		rids = []string{}
 	}
@@ -175,11 +178,12 @@ func (p *Publisher) PauseLayers(rids []string) {
 		Type string `json:"type"`
 		Body any    `json:"body"`
 	}{"layers", map[string][]string{"paused": rids}})
-	p.log.Info("publisher told which layers nobody watches", "paused", rids)
+	p.log.Debug("publisher told which layers nobody watches", "paused", rids)
 	p.pmu.Lock()
 	p.pending = b
 	p.pmu.Unlock()
 	p.sendPending()
+	return true
 }
 
 // sendPending sends the latest layers message, if the channel is open:
