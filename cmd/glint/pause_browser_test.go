@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -155,4 +157,76 @@ func TestBrowserLiveStepsDownOnALowBattery(t *testing.T) {
 	run(`window.__battery(0.08, true)`)
 	poll(live, t, 5*time.Second, "restored when charging", `!window.glintLive.device.stepped && document.getElementById("device").hidden`)
 	scaleIs("the top layer at full size on charge", 1)
+}
+
+// An SRT encoder sending H.265 (ffmpeg, libx265, AAC) is watched on the
+// watch page in Chromium — moving video — and over LL-HLS, whose
+// playlist appears; an RTMP encoder's stream does the same (the
+// transcoder makes H.264 of either).
+func TestBrowserWatchesEncoderStreams(t *testing.T) {
+	ffmpeg(t)
+	const key = "browser-encoder-key-1"
+	base, out := startServe(t, "--stream-key", "demo="+key, "--srt-listen", "127.0.0.1:0")
+	m := regexp.MustCompile(`SRT: +(srt://\S+)\?streamid=`).FindStringSubmatch(out.String())
+	r := regexp.MustCompile(`RTMP: +(rtmp://\S+/live)`).FindStringSubmatch(out.String())
+	if m == nil || r == nil {
+		t.Fatalf("the banner names no SRT or RTMP URL:\n%s", out.String())
+	}
+	watch := browser(t)
+	for _, c := range []struct{ name, url, codec string }{
+		{"H.265 over SRT", m[1] + "?streamid=publish:demo:" + key + "&latency=120000", "libx265"},
+		{"H.264 over RTMP", r[1] + "/" + key, "libx264"},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		format := "mpegts"
+		if strings.HasPrefix(c.url, "rtmp") {
+			format = "flv"
+		}
+		enc := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+			"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+			"-t", "30", "-c:v", c.codec, "-preset", "veryfast", "-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-f", format, c.url)
+		if err := enc.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			if _, body := get(t, base+"/api/streams/demo"); strings.Contains(body, `"state":"live"`) && strings.Contains(body, `"video/H264"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the stream never went live", c.name)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err := chromedp.Do(watch, chromedp.Navigate(base+"/watch/demo")); err != nil {
+			t.Fatal(err)
+		}
+		poll(watch, t, 10*time.Second, c.name+": the first frame", `window.glintWatch.frames > 0`)
+		before, _ := chromedp.Run(watch, chromedp.Evaluate[int](`window.glintWatch.frames`))
+		time.Sleep(2 * time.Second)
+		after, _ := chromedp.Run(watch, chromedp.Evaluate[int](`window.glintWatch.frames`))
+		if after-before < 15 {
+			t.Fatalf("%s: %d frames in 2 s on the watch page", c.name, after-before)
+		}
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			code, body := get(t, base+"/hls/demo/index.m3u8")
+			if code == http.StatusOK && strings.Contains(body, "#EXT-X-STREAM-INF") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no LL-HLS playlist: %d %s", c.name, code, body)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		cancel()
+		_ = enc.Wait()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if _, body := get(t, base+"/api/streams/demo"); !strings.Contains(body, `"state":"live"`) {
+				break // reconnecting: the next encoder takes over
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the stream stayed live after its encoder left", c.name)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 }
