@@ -111,8 +111,11 @@ func TestVODMarkersAndMP4(t *testing.T) {
 	for _, path := range []string{out, filepath.Join(node.DataDir, "vod", filepath.FromSlash(vod.ID), "vod.mp4")} {
 		b, err := exec.Command("ffprobe", "-v", "error", "-show_chapters", "-of", "csv=p=0", path).Output()
 		titles := string(b)
-		if err != nil || strings.Count(titles, "\n") != 3 || !strings.Contains(titles, ",Start") ||
-			!strings.Contains(titles, ",Kick-off") || !strings.Contains(titles, ",Marker") {
+		// Kick-off was marked as the recording began: its own chapter, or,
+		// marked before the first frame was recorded, part of Start's title.
+		lines := strings.Count(titles, "\n")
+		kickoff := lines == 3 && strings.Contains(titles, ",Kick-off") || lines == 2 && strings.Contains(titles, ",Start · Kick-off")
+		if err != nil || !kickoff || !strings.Contains(titles, ",Start") || !strings.Contains(titles, ",Marker") {
 			t.Fatalf("chapters of %s: %v\n%s", path, err, titles)
 		}
 	}
