@@ -252,7 +252,7 @@ func (tc *transcoder) video(src *tcSource, pkt *rtp.Packet, arrival int64) {
 		pts := src.clock.pts(au.Timestamp, arrival-tc.s.originNow, 90000)
 		f := tcFrame{video: true, key: au.Keyframe, ms: pts / 90, data: au.Data}
 		if src.kind == codec.H264 {
-			f.data = lengthPrefixed(au.NALUs)
+			f.data = codec.LengthPrefixed(au.NALUs)
 		}
 		if f.key {
 			var ok bool
@@ -665,21 +665,6 @@ func pictureSize(k codec.Kind, au codec.AccessUnit) (w, h int, ok bool) {
 	return 0, 0, false
 }
 
-// lengthPrefixed writes NAL units as Matroska's H.264 blocks hold them:
-// each after its 4-byte length.
-func lengthPrefixed(nalus [][]byte) []byte {
-	n := 0
-	for _, u := range nalus {
-		n += 4 + len(u)
-	}
-	b := make([]byte, 0, n)
-	for _, u := range nalus {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(u)))
-		b = append(b, u...)
-	}
-	return b
-}
-
 // errNoParams is a keyframe without its parameter sets.
 var errNoParams = errors.New("no SPS and PPS")
 
@@ -691,12 +676,7 @@ func avcC(frame []byte) []byte {
 	if err != nil {
 		return nil
 	}
-	b := []byte{1, sps[1], sps[2], sps[3], 0xff, 0xe1}
-	b = binary.BigEndian.AppendUint16(b, uint16(len(sps)))
-	b = append(b, sps...)
-	b = append(b, 1)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(pps)))
-	return append(b, pps...)
+	return codec.AVCDecoderConfig(sps, pps)
 }
 
 func paramSets(frame []byte) (sps, pps []byte, err error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	srt "github.com/datarhei/gosrt"
 
+	"github.com/glintlive/glint/internal/codec"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/transcode"
 )
@@ -405,7 +406,7 @@ func (src *source) onRTMP(r *gortmplib.Reader) {
 		switch t.Codec.(type) {
 		case *rtmpcodecs.H264:
 			r.OnDataH264(t, func(pts, _ time.Duration, au [][]byte) {
-				src.push(frame{video: true, key: h264.IsRandomAccess(au), ms: src.clock(pts), data: lengthPrefixed(au)})
+				src.push(frame{video: true, key: h264.IsRandomAccess(au), ms: src.clock(pts), data: codec.LengthPrefixed(au)})
 			})
 		case *rtmpcodecs.MPEG4Audio:
 			r.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) { src.push(frame{ms: src.clock(pts), data: au}) })

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 
+	"github.com/glintlive/glint/internal/codec"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/transcode"
 )
@@ -99,7 +99,7 @@ func h264Video(sp, pp []byte) (transcode.MKVTrack, string, int, error) {
 	if len(pp) == 0 || len(sp) < 4 {
 		return transcode.MKVTrack{}, "", 0, errors.New("the H.264 track has no PPS")
 	}
-	cfg := avcC(sp, pp)
+	cfg := codec.AVCDecoderConfig(sp, pp)
 	switch sps.ProfileIdc {
 	case 100, 110, 122, 144: // high profiles: chroma format and bit depths follow
 		cfg = append(cfg, 0xfc|byte(sps.ChromaFormatIdc&3), 0xf8|byte(sps.BitDepthLumaMinus8&7), 0xf8|byte(sps.BitDepthChromaMinus8&7), 0)
@@ -357,20 +357,6 @@ func (src *source) stop() {
 	src.wg.Wait()
 }
 
-// lengthPrefixed writes NAL units as Matroska's H.264 blocks hold them.
-func lengthPrefixed(nalus [][]byte) []byte {
-	n := 0
-	for _, u := range nalus {
-		n += 4 + len(u)
-	}
-	b := make([]byte, 0, n)
-	for _, u := range nalus {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(u)))
-		b = append(b, u...)
-	}
-	return b
-}
-
 // annexB joins NAL units with start codes, as pion's payloader reads them.
 func annexB(nalus [][]byte) []byte {
 	var b []byte
@@ -379,15 +365,4 @@ func annexB(nalus [][]byte) []byte {
 		b = append(b, u...)
 	}
 	return b
-}
-
-// avcC is the H.264 decoder configuration (ISO/IEC 14496-15) of one SPS
-// and PPS.
-func avcC(sps, pps []byte) []byte {
-	b := []byte{1, sps[1], sps[2], sps[3], 0xff, 0xe1}
-	b = binary.BigEndian.AppendUint16(b, uint16(len(sps)))
-	b = append(b, sps...)
-	b = append(b, 1)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(pps)))
-	return append(b, pps...)
 }

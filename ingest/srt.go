@@ -16,6 +16,7 @@ import (
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 	srt "github.com/datarhei/gosrt"
 
+	"github.com/glintlive/glint/internal/codec"
 	"github.com/glintlive/glint/transcode"
 )
 
@@ -194,7 +195,7 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 						return err
 					}
 				}
-				src.push(frame{video: true, key: h264.IsRandomAccess(au), ms: src.clock(tsTime(pts)), data: lengthPrefixed(au)})
+				src.push(frame{video: true, key: h264.IsRandomAccess(au), ms: src.clock(tsTime(pts)), data: codec.LengthPrefixed(au)})
 				return nil
 			})
 		case *tscodecs.H265:
@@ -213,7 +214,7 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 						return err
 					}
 				}
-				src.push(frame{video: true, key: h265.IsRandomAccess(au), ms: src.clock(tsTime(pts)), data: lengthPrefixed(au)})
+				src.push(frame{video: true, key: h265.IsRandomAccess(au), ms: src.clock(tsTime(pts)), data: codec.LengthPrefixed(au)})
 				return nil
 			})
 		case *tscodecs.MPEG4Audio:
