@@ -81,31 +81,43 @@ func publish(ctx context.Context, ff, url string, d time.Duration) *exec.Cmd {
 		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-f", "flv", url)
 }
 
-// An RTMP encoder (ffmpeg, H.264 with B-frames and AAC) publishes with
-// the stream key: the stream goes live with two layers the transcoder
-// made of it (360p and 180p) and Opus; a wrong key is refused and the
-// stream stays offline.
-func TestRTMPPublisherBecomesAPublication(t *testing.T) {
+// serveIngest runs a Server on cfg's listeners with the real ffmpeg and
+// the encoder it probed, publishing into a fresh registry. stop cancels
+// ctx and fails the test if Serve returned an error.
+func serveIngest(t *testing.T, cfg Config, keys streamKeys) (s *Server, reg *sfu.Registry, ctx context.Context, stop func()) {
+	t.Helper()
 	ff := ffmpegPath(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	enc, err := transcode.Probe(ctx, ff)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := sfu.NewRegistry(sfu.DefaultConfig())
-	defer reg.Close()
-	logTo := io.Discard
-	if testing.Verbose() {
-		logTo = os.Stderr
-	}
-	s, err := New(Config{RTMPListen: "127.0.0.1:0", FFmpeg: ff, Encoder: func() (transcode.Encoder, error) { return enc, nil }},
-		reg, streamKeys{"demo": "rtmp-test-key-1234"}, slog.New(slog.NewTextHandler(logTo, nil)))
+	reg = sfu.NewRegistry(sfu.DefaultConfig())
+	t.Cleanup(reg.Close)
+	cfg.FFmpeg, cfg.Encoder = ff, func() (transcode.Encoder, error) { return enc, nil }
+	s, err = New(cfg, reg, keys, slog.New(slog.NewTextHandler(testLog(), &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx) }()
+	return s, reg, ctx, func() {
+		t.Helper()
+		cancel()
+		if err := <-served; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// An RTMP encoder (ffmpeg, H.264 with B-frames and AAC) publishes with
+// the stream key: the stream goes live with two layers the transcoder
+// made of it (360p and 180p) and Opus; a wrong key is refused and the
+// stream stays offline.
+func TestRTMPPublisherBecomesAPublication(t *testing.T) {
+	s, reg, ctx, stop := serveIngest(t, Config{RTMPListen: "127.0.0.1:0"}, streamKeys{"demo": "rtmp-test-key-1234"})
+	ff := ffmpegPath(t)
 	base := "rtmp://" + s.Addr().String() + "/live/"
 
 	if out, err := publish(ctx, ff, base+"wrong-key-00000000", 2*time.Second).CombinedOutput(); err == nil {
@@ -158,10 +170,7 @@ func TestRTMPPublisherBecomesAPublication(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cancel()
-	if err := <-served; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }
 
 // selfSigned writes a certificate for 127.0.0.1 and its key as PEM files.
@@ -194,26 +203,12 @@ func selfSigned(t *testing.T) (cert, key string) {
 
 // RTMPS: the same publisher over TLS.
 func TestRTMPSPublisher(t *testing.T) {
-	ff := ffmpegPath(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	enc, err := transcode.Probe(ctx, ff)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := sfu.NewRegistry(sfu.DefaultConfig())
-	defer reg.Close()
 	cert, key := selfSigned(t)
-	s, err := New(Config{RTMPSListen: "127.0.0.1:0", TLSCert: cert, TLSKey: key, FFmpeg: ff, Encoder: func() (transcode.Encoder, error) { return enc, nil }},
-		reg, streamKeys{"demo": "rtmps-test-key-1234"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, reg, ctx, stop := serveIngest(t, Config{RTMPSListen: "127.0.0.1:0", TLSCert: cert, TLSKey: key}, streamKeys{"demo": "rtmps-test-key-1234"})
+	ff := ffmpegPath(t)
 	if s.Addr() != nil {
 		t.Fatal("a plain RTMP listener without one configured")
 	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx) }()
 	_, rtmps, _ := s.URLs("127.0.0.1")
 	encoder := publish(ctx, ff, rtmps+"/rtmps-test-key-1234", 6*time.Second)
 	if err := encoder.Start(); err != nil {
@@ -231,10 +226,7 @@ func TestRTMPSPublisher(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cancel()
-	if err := <-served; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }
 
 // publishSRT runs ffmpeg as an SRT encoder: MPEG-TS with 640x360 video of
@@ -250,22 +242,8 @@ func publishSRT(ctx context.Context, ff, url, streamID, codec string, d time.Dur
 // publish with "publish:{stream}:{key}": the stream goes live with its
 // layers and Opus; a wrong key is refused.
 func TestSRTPublishers(t *testing.T) {
+	s, reg, ctx, stop := serveIngest(t, Config{SRTListen: "127.0.0.1:0"}, streamKeys{"demo": "srt-test-key-12345"})
 	ff := ffmpegPath(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	enc, err := transcode.Probe(ctx, ff)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := sfu.NewRegistry(sfu.DefaultConfig())
-	defer reg.Close()
-	s, err := New(Config{SRTListen: "127.0.0.1:0", FFmpeg: ff, Encoder: func() (transcode.Encoder, error) { return enc, nil }},
-		reg, streamKeys{"demo": "srt-test-key-12345"}, slog.New(slog.NewTextHandler(testLog(), &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx) }()
 	_, _, base := s.URLs("127.0.0.1")
 
 	if out, err := publishSRT(ctx, ff, base, "publish:demo:not-the-key-0000", "libx264", time.Second).CombinedOutput(); err == nil {
@@ -308,10 +286,7 @@ func TestSRTPublishers(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	cancel()
-	if err := <-served; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }
 
 func TestParseStreamID(t *testing.T) {
