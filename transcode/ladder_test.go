@@ -59,17 +59,42 @@ func TestParseLadder(t *testing.T) {
 	}
 }
 
+// probeFFmpeg finds the real ffmpeg and the encoder Probe picks on it.
+func probeFFmpeg(t *testing.T) (string, Encoder) {
+	t.Helper()
+	ff := ffmpegPath(t)
+	enc, err := Probe(context.Background(), ff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ff, enc
+}
+
+// runJob runs job through the real ffmpeg on the live Matroska in and
+// returns a reader of the MPEG-TS it wrote.
+func runJob(t *testing.T, ff string, enc Encoder, job Job, in io.Reader) *mpegts.Reader {
+	t.Helper()
+	cmd := exec.Command(ff, enc.JobArgs(job)...)
+	cmd.Stdin = in
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ffmpeg %v: %v\n%s", enc.JobArgs(job), err, stderr.String())
+	}
+	r := &mpegts.Reader{R: &out}
+	if err := r.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // A VP8 picture and Opus audio written as live Matroska become, through
 // the real ffmpeg and the encoder Probe picks, one H.264 stream per rung
 // at the rung's size and AAC audio, on the input's clock: a frame at
 // 5 s of stream time comes out at 5 s.
 func TestJobTranscodesALadder(t *testing.T) {
-	ff := ffmpegPath(t)
+	ff, enc := probeFFmpeg(t)
 	ctx := context.Background()
-	enc, err := Probe(ctx, ff)
-	if err != nil {
-		t.Fatal(err)
-	}
 	frames, keys, err := load.EncodeVP8Clip(ctx, ff, 320, 240, 15, 200_000)
 	if err != nil {
 		t.Fatal(err)
@@ -94,17 +119,7 @@ func TestJobTranscodesALadder(t *testing.T) {
 		}
 	}
 
-	cmd := exec.Command(ff, enc.JobArgs(job)...)
-	cmd.Stdin = &in
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("ffmpeg %v: %v\n%s", enc.JobArgs(job), err, stderr.String())
-	}
-	r := &mpegts.Reader{R: &out}
-	if err := r.Initialize(); err != nil {
-		t.Fatal(err)
-	}
+	r := runJob(t, ff, enc, job, &in)
 	var mu sync.Mutex
 	type got struct {
 		w, h     int
@@ -208,12 +223,8 @@ func TestMKVReadsBack(t *testing.T) {
 // VP9 and AV1 (real libvpx-vp9 and libaom encodings) go through the same
 // Matroska into H.264 as VP8 does.
 func TestJobTakesVP9AndAV1(t *testing.T) {
-	ff := ffmpegPath(t)
+	ff, enc := probeFFmpeg(t)
 	ctx := context.Background()
-	enc, err := Probe(ctx, ff)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range []struct{ codec, mkv string }{{"vp9", "V_VP9"}, {"av1", "V_AV1"}} {
 		frames, keys, err := load.EncodeIVFClip(ctx, ff, c.codec, 160, 120, 15, 150_000)
 		if err != nil {
@@ -229,17 +240,7 @@ func TestJobTakesVP9AndAV1(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cmd := exec.Command(ff, enc.JobArgs(Job{Rungs: Rungs(120, []int{120}), GOP: time.Second})...)
-		cmd.Stdin = &in
-		var out, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("%s: %v\n%s", c.codec, err, stderr.String())
-		}
-		r := &mpegts.Reader{R: &out}
-		if err := r.Initialize(); err != nil {
-			t.Fatalf("%s: %v", c.codec, err)
-		}
+		r := runJob(t, ff, enc, Job{Rungs: Rungs(120, []int{120}), GOP: time.Second}, &in)
 		n := 0
 		for _, tr := range r.Tracks() {
 			if _, ok := tr.Codec.(*tscodecs.H264); ok {
@@ -257,12 +258,8 @@ func TestJobTakesVP9AndAV1(t *testing.T) {
 // A Live Room: two and four video tracks are laid out on one canvas,
 // their audio mixed, on the input's clock.
 func TestJobCompositesARoom(t *testing.T) {
-	ff := ffmpegPath(t)
+	ff, enc := probeFFmpeg(t)
 	ctx := context.Background()
-	enc, err := Probe(ctx, ff)
-	if err != nil {
-		t.Fatal(err)
-	}
 	frames, keys, err := load.EncodeVP8Clip(ctx, ff, 160, 90, 15, 100_000)
 	if err != nil {
 		t.Fatal(err)
@@ -299,17 +296,7 @@ func TestJobCompositesARoom(t *testing.T) {
 			}
 		}
 		job := Job{Rungs: Rungs(180, []int{180}), Audio: true, GOP: time.Second, Tiles: n, Voices: n}
-		cmd := exec.Command(ff, enc.JobArgs(job)...)
-		cmd.Stdin = &in
-		var out, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("%d tiles: ffmpeg %v: %v\n%s", n, enc.JobArgs(job), err, stderr.String())
-		}
-		r := &mpegts.Reader{R: &out}
-		if err := r.Initialize(); err != nil {
-			t.Fatal(err)
-		}
+		r := runJob(t, ff, enc, job, &in)
 		var w, h, video, audio int
 		first := int64(-1)
 		for _, tr := range r.Tracks() {
@@ -351,12 +338,8 @@ func TestJobCompositesARoom(t *testing.T) {
 // encoders send them — become what WebRTC viewers decode: constrained
 // baseline H.264 without B-frames, and Opus, on the input's clock.
 func TestJobMakesWebRTCOfH264WithBFramesAndAAC(t *testing.T) {
-	ff := ffmpegPath(t)
+	ff, enc := probeFFmpeg(t)
 	ctx := context.Background()
-	enc, err := Probe(ctx, ff)
-	if err != nil {
-		t.Fatal(err)
-	}
 	src, err := exec.CommandContext(ctx, ff, "-hide_banner", "-loglevel", "error", "-nostdin",
 		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "2",
 		"-c:v", "libx264", "-profile:v", "high", "-bf", "2", "-g", "15", "-pix_fmt", "yuv420p",
@@ -437,17 +420,7 @@ func TestJobMakesWebRTCOfH264WithBFramesAndAAC(t *testing.T) {
 		}
 	}
 	job := Job{Rungs: Rungs(180, []int{180}), Audio: true, GOP: time.Second, WebRTC: true}
-	cmd := exec.Command(ff, enc.JobArgs(job)...)
-	cmd.Stdin = &in
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("ffmpeg %v: %v\n%s", enc.JobArgs(job), err, stderr.String())
-	}
-	rr := &mpegts.Reader{R: &out}
-	if err := rr.Initialize(); err != nil {
-		t.Fatal(err)
-	}
+	rr := runJob(t, ff, enc, job, &in)
 	var video, reordered, opus int
 	profile := -1
 	first := int64(-1)
