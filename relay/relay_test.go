@@ -38,22 +38,33 @@ func (c *counter) get(rid string) int {
 	return c.n[rid]
 }
 
+// originAndEdge makes two nodes' registries and serves the first's
+// Origin over real HTTP; newEdge makes an Edge into the second with the
+// same cluster secret, on loopback.
+func originAndEdge(t *testing.T) (regA, regB *sfu.Registry, origin *Origin, originURL string, newEdge func(linger time.Duration) *Edge) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	secret := func() string { return "a-cluster-secret-of-32-characters!" }
+	tr := Transport{IPs: []string{"127.0.0.1"}}
+	regA, regB = sfu.NewRegistry(sfu.DefaultConfig()), sfu.NewRegistry(sfu.DefaultConfig())
+	t.Cleanup(regA.Close)
+	t.Cleanup(regB.Close)
+	origin = &Origin{Registry: regA, Secret: secret, Transport: tr, Log: log}
+	hs := httptest.NewServer(origin)
+	t.Cleanup(hs.Close)
+	t.Cleanup(origin.Close)
+	return regA, regB, origin, hs.URL, func(linger time.Duration) *Edge {
+		return &Edge{Registry: regB, Secret: secret, Transport: tr, Log: log, Linger: linger}
+	}
+}
+
 // An edge pulls every layer and the audio of a stream from an origin
 // (two registries, pion at both ends over loopback, the relay endpoint over
 // real HTTP): the packets arrive in the edge's layers, the edge's stream
 // clock is the origin's, a keyframe request at the edge reaches the
 // origin's publisher, and the relay ends with the edge.
 func TestEdgePullsEveryLayer(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	secret := func() string { return "a-cluster-secret-of-32-characters!" }
-	tr := Transport{IPs: []string{"127.0.0.1"}}
-	regA, regB := sfu.NewRegistry(sfu.DefaultConfig()), sfu.NewRegistry(sfu.DefaultConfig())
-	defer regA.Close()
-	defer regB.Close()
-	origin := &Origin{Registry: regA, Secret: secret, Transport: tr, Log: log}
-	hs := httptest.NewServer(origin)
-	defer hs.Close()
-	defer origin.Close()
+	regA, regB, origin, originURL, newEdge := originAndEdge(t)
 
 	src := &keySource{}
 	stA := regA.Stream("demo")
@@ -81,14 +92,16 @@ func TestEdgePullsEveryLayer(t *testing.T) {
 	defer func() { stop() }()
 	time.Sleep(300 * time.Millisecond) // a stream clock worth aligning to
 
-	edge := &Edge{Registry: regB, Secret: secret, Transport: tr, Log: log, Linger: 3 * time.Second}
+	edge := newEdge(3 * time.Second)
 	defer edge.Close()
 	pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := (&Edge{Registry: regB, Secret: func() string { return "wrong" }, Transport: tr, Log: log}).Pull(pctx, "demo", "a", hs.URL); err == nil {
+	wrong := newEdge(0)
+	wrong.Secret = func() string { return "wrong" }
+	if err := wrong.Pull(pctx, "demo", "a", originURL); err == nil {
 		t.Fatal("a pull with the wrong secret succeeded")
 	}
-	if err := edge.Pull(pctx, "demo", "a", hs.URL); err != nil {
+	if err := edge.Pull(pctx, "demo", "a", originURL); err != nil {
 		t.Fatal(err)
 	}
 	if edge.Relayed()["demo"] != "a" || origin.Active() != 1 {
@@ -172,16 +185,7 @@ func feed(ctx context.Context, layers []*sfu.Layer, audio *sfu.Layer) {
 // guest too, who joins the edge's copy of the room; mutes are mirrored,
 // and a guest leaving at the origin leaves at the edge.
 func TestEdgeRelaysTheRoom(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	secret := func() string { return "a-cluster-secret-of-32-characters!" }
-	tr := Transport{IPs: []string{"127.0.0.1"}}
-	regA, regB := sfu.NewRegistry(sfu.DefaultConfig()), sfu.NewRegistry(sfu.DefaultConfig())
-	defer regA.Close()
-	defer regB.Close()
-	origin := &Origin{Registry: regA, Secret: secret, Transport: tr, Log: log}
-	hs := httptest.NewServer(origin)
-	defer hs.Close()
-	defer origin.Close()
+	regA, regB, origin, originURL, newEdge := originAndEdge(t)
 	stA := regA.Stream("demo")
 	var feeding sync.WaitGroup
 	defer feeding.Wait()
@@ -205,11 +209,11 @@ func TestEdgeRelaysTheRoom(t *testing.T) {
 	}
 	add(guest)
 
-	edge := &Edge{Registry: regB, Secret: secret, Transport: tr, Log: log, Linger: time.Minute}
+	edge := newEdge(time.Minute)
 	defer edge.Close()
 	pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := edge.Pull(pctx, "demo", "a", hs.URL); err != nil {
+	if err := edge.Pull(pctx, "demo", "a", originURL); err != nil {
 		t.Fatal(err)
 	}
 	stB := regB.Lookup("demo")
