@@ -18,7 +18,6 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	srt "github.com/datarhei/gosrt"
 
-	"github.com/glintlive/glint/internal/codec"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/transcode"
 )
@@ -85,6 +84,9 @@ type Status struct {
 	Remote   string `json:"remote"`
 	Video    string `json:"video"` // the source's codec and size, e.g. "H.264 1280x720"
 	Audio    string `json:"audio,omitempty"`
+	// Passthrough says WebRTC viewers get the source's video as it comes
+	// in the top layer (H.264 without B-frames); otherwise it is transcoded.
+	Passthrough bool `json:"passthrough"`
 	// Bitrate is what the encoder sent, on average since it connected.
 	Bitrate uint64  `json:"bitrate"`
 	Seconds float64 `json:"connected_seconds"`
@@ -259,19 +261,27 @@ func (s *Server) untrack(conn io.Closer) {
 	_ = conn.Close()
 }
 
-// publishing registers src as stream name's source until done is called.
-func (s *Server) publishing(name string, src *source) (done func()) {
+// register makes src stream name's source (newSource does, before its
+// publication starts, so the API never names another protocol for it).
+func (s *Server) register(name string, src *source) {
 	s.mu.Lock()
 	s.sources[name] = src
 	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		if s.sources[name] == src {
-			delete(s.sources, name)
-		}
-		s.mu.Unlock()
-		src.stop()
+}
+
+// unregister removes src, unless another source took its place.
+func (s *Server) unregister(name string, src *source) {
+	s.mu.Lock()
+	if s.sources[name] == src {
+		delete(s.sources, name)
 	}
+	s.mu.Unlock()
+}
+
+// ended removes src once its connection ended, and stops it.
+func (s *Server) ended(name string, src *source) {
+	s.unregister(name, src)
+	src.stop()
 }
 
 // accept takes one listener's connections until it closes.
@@ -350,7 +360,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	defer s.publishing(name, src)()
+	defer s.ended(name, src)
 	src.onRTMP(r)
 	s.log.Info("rtmp: publishing", "stream", name, "remote", sp.remoteAddr, "video", sp.videoName, "audio", sp.audioName)
 	for {
@@ -375,6 +385,7 @@ func rtmpSpec(r *gortmplib.Reader) (spec, error) {
 			if sp.video, sp.videoName, sp.height, err = h264Video(c.SPS, c.PPS); err != nil {
 				return sp, err
 			}
+			sp.pass = h264Passthrough(c.SPS, c.PPS)
 			found = true
 		case *rtmpcodecs.MPEG4Audio:
 			a, err := aacAudio(c.Config)
@@ -405,8 +416,8 @@ func (src *source) onRTMP(r *gortmplib.Reader) {
 	for _, t := range r.Tracks() {
 		switch t.Codec.(type) {
 		case *rtmpcodecs.H264:
-			r.OnDataH264(t, func(pts, _ time.Duration, au [][]byte) {
-				src.push(frame{video: true, key: h264.IsRandomAccess(au), ms: src.clock(pts), data: codec.LengthPrefixed(au)})
+			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) {
+				src.videoAU(pts, dts, au, h264.IsRandomAccess(au))
 			})
 		case *rtmpcodecs.MPEG4Audio:
 			r.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) { src.push(frame{ms: src.clock(pts), data: au}) })

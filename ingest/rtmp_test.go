@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -328,4 +330,101 @@ func testLog() io.Writer {
 		return os.Stderr
 	}
 	return io.Discard
+}
+
+// tsCounter keeps the RTP timestamps of each layer's packets and the
+// payload of its first keyframe packet.
+type tsCounter struct {
+	mu  sync.Mutex
+	ts  map[string]map[uint32]bool
+	key map[string][]byte
+}
+
+func (c *tsCounter) Deliver(l *sfu.Layer, p *sfu.Packet) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ts[l.RID()] == nil {
+		c.ts[l.RID()] = map[uint32]bool{}
+	}
+	c.ts[l.RID()][p.Timestamp] = true
+	if p.Keyframe && c.key[l.RID()] == nil {
+		c.key[l.RID()] = append([]byte(nil), p.Payload()...)
+	}
+}
+
+// An RTMP encoder sending H.264 without B-frames (x264 with bframes=0,
+// High profile) is passed through: the top layer carries the source's own
+// 640x360 frames with the codec its SPS announces, the transcoder makes
+// only the layer under it (180p), on the same clock: the two layers'
+// frames carry the same RTP timestamps.
+func TestRTMPPassesH264WithoutBFramesThrough(t *testing.T) {
+	s, reg, ctx, stop := serveIngest(t, Config{RTMPListen: "127.0.0.1:0"}, streamKeys{"demo": "rtmp-test-key-1234"})
+	ff := ffmpegPath(t)
+	enc := exec.CommandContext(ctx, ff, "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+		"-t", "8", "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-bf", "0", "-g", "30",
+		"-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-f", "flv", "rtmp://"+s.Addr().String()+"/live/rtmp-test-key-1234")
+	if err := enc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = enc.Process.Kill(); _ = enc.Wait() }()
+	c := &tsCounter{ts: map[string]map[uint32]bool{}, key: map[string][]byte{}}
+	deadline := time.Now().Add(15 * time.Second)
+	var st *sfu.Stream
+	for st == nil || st.State() != sfu.StateLive {
+		if time.Now().After(deadline) {
+			t.Fatal("the RTMP publisher never made the stream live")
+		}
+		time.Sleep(50 * time.Millisecond)
+		st = reg.Lookup("demo")
+	}
+	_, video := st.Tracks()
+	video.AddSink(c)
+	for {
+		c.mu.Lock()
+		n, m := len(c.ts["h"]), len(c.ts["m"])
+		c.mu.Unlock()
+		if n >= 45 && m >= 30 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("frames: h %d, m %d", n, m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stt, _ := s.Status("demo")
+	info := st.Info(sfu.Now())
+	if !stt.Passthrough || info.Video == nil || len(info.Video.Layers) != 2 {
+		t.Fatalf("status %+v, stream %+v", stt, info)
+	}
+	if l, h := info.Video.Layers[0], info.Video.Layers[1]; h.Height != 360 || l.Height != 180 {
+		t.Fatalf("layers %dp and %dp, want 180p and the source's 360p", l.Height, h.Height)
+	}
+	if vc, ok := video.Codec(); !ok || !strings.EqualFold(vc.MimeType, "video/H264") || !strings.Contains(vc.Fmtp, "profile-level-id=64") {
+		t.Fatalf("codec %+v: want the source's High profile", vc)
+	}
+	video.RemoveSink(c)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// The source's keyframe: its SPS (in a STAP-A, or alone) says High (100).
+	k := c.key["h"]
+	if !bytes.Contains(k, []byte{0x67, 100}) && !bytes.Contains(k, []byte{0x27, 100}) {
+		t.Fatalf("the top layer's first keyframe packet is not the source's High-profile H.264: % x", k[:min(len(k), 16)])
+	}
+	// The made layer's frames since the top's first one seen, and those of
+	// them with a timestamp of the top's (up to its last, the child lags).
+	hs := slices.Sorted(maps.Keys(c.ts["h"]))
+	both, same := 0, 0
+	for ts := range c.ts["m"] {
+		if ts >= hs[0] && ts <= hs[len(hs)-1] {
+			both++
+			if c.ts["h"][ts] {
+				same++
+			}
+		}
+	}
+	if both < 20 || same < both*9/10 {
+		t.Fatalf("only %d of the made layer's %d frame timestamps are the passthrough's (%v; %v)", same, both, slices.Sorted(maps.Keys(c.ts["m"]))[:5], hs[:5])
+	}
+	stop()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,7 +56,8 @@ type source struct {
 	since time.Time
 
 	tracks []transcode.MKVTrack // the Matroska header every child starts with
-	video  []*sfu.Layer         // top first, as the job's rungs
+	feedsV bool                 // the child takes the video (it makes layers)
+	video  []*sfu.Layer         // top first: the passthrough, then the job's rungs
 	audio  *sfu.Layer
 	// One RTP stream per layer, whatever child makes it: a restarted
 	// ffmpeg goes on in the same SSRC and sequence numbers.
@@ -67,6 +69,8 @@ type source struct {
 	baseMS   int64
 	started  bool
 	skipping bool // video dropped: the rest waits for a keyframe
+	pass     *passthrough
+	warnedB  bool // the B-frame warning was logged
 
 	frames   chan frame
 	needKey  atomic.Bool // a child waits for a keyframe at its start
@@ -88,6 +92,41 @@ type spec struct {
 	protocol   string
 	received   func() uint64 // bytes from the encoder so far
 	remoteAddr string
+	// pass is set when WebRTC viewers can take the video as it comes:
+	// H.264 whose SPS rules out B-frames.
+	pass *passthrough
+}
+
+// passthrough is an H.264 source's video sent on to WebRTC viewers as it
+// comes, in the top layer: the source's parameter sets (put before every
+// keyframe that lacks them, for viewers who start there) and the codec
+// its SPS announces.
+type passthrough struct {
+	sps, pps []byte
+	codec    sfu.Codec
+	pay      codecs.H264Payloader
+}
+
+// h264Passthrough returns how an H.264 source's video passes through to
+// WebRTC viewers, or nil when it must be transcoded: a browser's WebRTC
+// decoder shows frames in the order they arrive, so only a stream without
+// B-frames (Baseline, or an SPS whose bitstream restriction says no frame
+// is reordered, as x264 writes with bframes=0) passes.
+func h264Passthrough(sp, pp []byte) *passthrough {
+	var sps h264.SPS
+	if sps.Unmarshal(sp) != nil || len(sp) < 4 || len(pp) == 0 {
+		return nil
+	}
+	noReorder := sps.ProfileIdc == 66
+	if v := sps.VUI; v != nil && v.BitstreamRestriction != nil {
+		noReorder = v.BitstreamRestriction.MaxNumReorderFrames == 0
+	}
+	if !noReorder {
+		return nil
+	}
+	c := h264Baseline
+	c.Fmtp = fmt.Sprintf("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=%02x%02x%02x", sp[1], sp[2], sp[3])
+	return &passthrough{sps: slices.Clone(sp), pps: slices.Clone(pp), codec: c}
 }
 
 // h264Video is the spec's video of an H.264 track's parameter sets.
@@ -122,44 +161,69 @@ func aacAudio(c *mpeg4audio.AudioSpecificConfig) (*transcode.MKVTrack, error) {
 }
 
 // newSource makes stream name's publication of what sp describes and
-// starts its transcoder; the protocol's reader then pushes its frames.
-// conn is closed when another publisher takes the stream.
+// starts its transcoder when it needs one; the protocol's reader then
+// pushes its frames. conn is closed when another publisher takes the
+// stream.
 func newSource(s *Server, name string, conn io.Closer, sp spec) (*source, error) {
-	src := &source{s: s, name: name, conn: conn, spec: sp, frames: make(chan frame, queue), since: time.Now()}
-	src.tracks = []transcode.MKVTrack{sp.video}
+	src := &source{s: s, name: name, conn: conn, spec: sp, frames: make(chan frame, queue), since: time.Now(), pass: sp.pass}
+	// The layers: with a passthrough, the source's own video on top and
+	// up to two smaller ones the transcoder makes; else up to three it makes.
+	top := h264Baseline
+	var rungs []transcode.Rung
+	for _, r := range transcode.Rungs(sp.height, s.cfg.Ladder) {
+		if sp.pass == nil || r.Height < sp.height&^1 {
+			rungs = append(rungs, r)
+		}
+	}
+	made := len(rids)
+	if sp.pass != nil {
+		top, made = sp.pass.codec, len(rids)-1
+	}
+	rungs = rungs[:min(len(rungs), made)]
+	if len(rungs) > 0 {
+		src.feedsV = true
+		src.tracks = []transcode.MKVTrack{sp.video}
+	}
 	if sp.audio != nil {
 		src.tracks = append(src.tracks, *sp.audio)
 	}
-	enc, err := s.cfg.Encoder()
-	if err != nil {
-		return nil, fmt.Errorf("the stream needs the transcoder: %w", err)
-	}
-	rungs := transcode.Rungs(sp.height, s.cfg.Ladder)
-	rungs = rungs[:min(len(rungs), len(rids))]
 
-	// The publication: a layer per rung, top first, and the audio.
+	// The publication: a layer per rung, top first, and the audio. Every
+	// layer announces the top's codec: a decoder of its profile decodes the
+	// constrained baseline of the made ones.
 	src.st = s.reg.Stream(name)
 	now := sfu.Now()
+	s.register(name, src)
 	src.pub = src.st.StartPublication(sfu.HostID, src, now)
-	for i := range rungs {
-		l, err := src.pub.AddLayer(rids[i], h264Baseline, sfu.ExtIDs{}, now)
+	fail := func(err error) (*source, error) {
+		src.pub.End(now)
+		s.unregister(name, src)
+		return nil, err
+	}
+	for i := range len(rungs) + btoi(sp.pass != nil) {
+		l, err := src.pub.AddLayer(rids[i], top, sfu.ExtIDs{}, now)
 		if err != nil {
-			src.pub.End(now)
-			return nil, err
+			return fail(err)
 		}
 		src.video = append(src.video, l)
 		src.vpack = append(src.vpack, newPacketizer(l, 96))
 	}
+	var err error
 	if sp.audio != nil {
 		if src.audio, err = src.pub.AddLayer("", opusCodec, sfu.ExtIDs{}, now); err != nil {
-			src.pub.End(now)
-			return nil, err
+			return fail(err)
 		}
 		src.apack = newPacketizer(src.audio, 111)
 	}
-	at := sp.audio
+	if len(src.tracks) == 0 {
+		return src, nil // passed through, no audio: no transcoder
+	}
+	enc, err := s.cfg.Encoder()
+	if err != nil {
+		return fail(fmt.Errorf("the stream needs the transcoder: %w", err))
+	}
 	p := transcode.NewProcess(transcode.ProcessConfig{
-		Path: s.cfg.FFmpeg, Args: enc.JobArgs(transcode.Job{Rungs: rungs, Audio: at != nil, GOP: s.cfg.GOP, WebRTC: true}),
+		Path: s.cfg.FFmpeg, Args: enc.JobArgs(transcode.Job{Rungs: rungs, Audio: sp.audio != nil, GOP: s.cfg.GOP, WebRTC: true}),
 		Feed: src.feed, Read: src.read,
 		OnEvent: func(e transcode.Event) {
 			if e.Kind == transcode.Exited {
@@ -177,12 +241,19 @@ func newSource(s *Server, name string, conn io.Closer, sp spec) (*source, error)
 	return src, nil
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // status reports the source for the API.
 func (src *source) status() Status {
 	secs := time.Since(src.since).Seconds()
 	sp := src.spec
 	st := Status{Protocol: sp.protocol, Remote: sp.remoteAddr, Video: sp.videoName, Audio: sp.audioName,
-		Seconds: secs, Dropped: src.dropped.Load()}
+		Passthrough: sp.pass != nil, Seconds: secs, Dropped: src.dropped.Load()}
 	if secs > 0 && sp.received != nil {
 		st.Bitrate = uint64(float64(sp.received()) * 8 / secs)
 	}
@@ -198,6 +269,61 @@ func (src *source) clock(pts time.Duration) int64 {
 		src.started, src.firstPTS, src.baseMS = true, pts, ms
 	}
 	return src.baseMS + (pts - src.firstPTS).Milliseconds()
+}
+
+// videoAU takes one access unit of the source's video (NAL units, its
+// presentation and decoding times): passed through to the top layer,
+// queued for the child that makes the others. One reader goroutine calls
+// it.
+func (src *source) videoAU(pts, dts time.Duration, au [][]byte, key bool) {
+	ms := src.clock(pts)
+	if src.pass != nil {
+		if pts != dts && !src.warnedB {
+			src.warnedB = true
+			src.s.log.Warn("ingest: the encoder sends B-frames its SPS said it would not; WebRTC viewers may stutter: set B-frames to 0",
+				"stream", src.name)
+		}
+		src.passVideo(ms, au, key)
+	}
+	if src.feedsV {
+		src.push(frame{video: true, key: key, ms: ms, data: codec.LengthPrefixed(au)})
+	}
+}
+
+// passVideo packetises an access unit into the top layer on the stream
+// clock (90 kHz, as the child's layers), its parameter sets before a
+// keyframe that lacks them; parameter sets sent alone replace the kept ones.
+func (src *source) passVideo(ms int64, au [][]byte, key bool) {
+	p := src.pass
+	var hasSPS, hasPPS, other bool
+	for _, n := range au {
+		if len(n) == 0 {
+			continue
+		}
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			p.sps, hasSPS = slices.Clone(n), true
+		case h264.NALUTypePPS:
+			p.pps, hasPPS = slices.Clone(n), true
+		case h264.NALUTypeAccessUnitDelimiter:
+		default:
+			other = true
+		}
+	}
+	if !other {
+		return
+	}
+	var b []byte
+	if key && !hasSPS {
+		b = appendAnnexB(b, p.sps)
+	}
+	if key && !hasPPS {
+		b = appendAnnexB(b, p.pps)
+	}
+	for _, n := range au {
+		b = appendAnnexB(b, n)
+	}
+	src.vpack[0].write(p.pay.Payload(maxPayload, b), uint32(ms*90))
 }
 
 // push queues a frame for the child; full, it drops it, and the video
@@ -221,6 +347,12 @@ func (src *source) push(f frame) {
 	}
 }
 
+// feedOffset (ms) is added to the timestamps the child reads and taken
+// off those it writes: an encoder's audio starts a little before its input
+// (Opus's pre-skip), and ffmpeg would shift every stream to keep that
+// above zero, putting the made layers off the stream clock.
+const feedOffset = 1000
+
 // feed writes the frames to one child as Matroska, video from its first
 // keyframe on.
 func (src *source) feed(ctx context.Context, w io.Writer) error {
@@ -238,14 +370,14 @@ func (src *source) feed(ctx context.Context, w io.Writer) error {
 		}
 		track := 0
 		if !f.video {
-			track = 1
+			track = len(src.tracks) - 1
 		} else if src.needKey.Load() {
 			if !f.key {
 				continue
 			}
 			src.needKey.Store(false)
 		}
-		if err := m.Write(track, f.ms, f.key, f.data); err != nil {
+		if err := m.Write(track, f.ms+feedOffset, f.key, f.data); err != nil {
 			return err
 		}
 	}
@@ -258,7 +390,7 @@ func (src *source) read(stdout io.Reader) error {
 	if err := r.Initialize(); err != nil {
 		return err
 	}
-	vi := 0
+	vi := btoi(src.pass != nil) // the child's first H.264 stream is the layer under the passthrough
 	for _, tr := range r.Tracks() {
 		switch tr.Codec.(type) {
 		case *tscodecs.H264:
@@ -269,7 +401,7 @@ func (src *source) read(stdout io.Reader) error {
 			vi++
 			pay := &codecs.H264Payloader{}
 			r.OnDataH264(tr, func(pts, _ int64, au [][]byte) error {
-				out.write(pay.Payload(maxPayload, annexB(au)), uint32(pts))
+				out.write(pay.Payload(maxPayload, annexB(au)), uint32(pts-feedOffset*90))
 				return nil
 			})
 		case *tscodecs.Opus:
@@ -279,7 +411,7 @@ func (src *source) read(stdout io.Reader) error {
 			out := src.apack
 			dec := &mpegts.TimeDecoder{} // the output's 33-bit PTS, past its wrap
 			r.OnDataOpus(tr, func(pts int64, pkts [][]byte) error {
-				p := dec.Decode(pts)
+				p := dec.Decode(pts) - feedOffset*90
 				for i, pk := range pkts {
 					out.write([][]byte{pk}, uint32(p*48000/90000)+uint32(i*960))
 				}
@@ -353,7 +485,9 @@ func (src *source) stop() {
 	if !src.takenOff.Load() {
 		src.pub.Lost(sfu.Now())
 	}
-	src.cancel()
+	if src.cancel != nil {
+		src.cancel()
+	}
 	src.wg.Wait()
 }
 
@@ -361,8 +495,11 @@ func (src *source) stop() {
 func annexB(nalus [][]byte) []byte {
 	var b []byte
 	for _, u := range nalus {
-		b = append(b, 0, 0, 0, 1)
-		b = append(b, u...)
+		b = appendAnnexB(b, u)
 	}
 	return b
+}
+
+func appendAnnexB(b, nalu []byte) []byte {
+	return append(append(b, 0, 0, 0, 1), nalu...)
 }

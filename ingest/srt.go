@@ -16,7 +16,6 @@ import (
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 	srt "github.com/datarhei/gosrt"
 
-	"github.com/glintlive/glint/internal/codec"
 	"github.com/glintlive/glint/transcode"
 )
 
@@ -168,7 +167,7 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 		if src, err = newSource(s, name, conn, sp); err != nil {
 			return err
 		}
-		done = s.publishing(name, src)
+		done = func() { s.ended(name, src) }
 		s.log.Info("srt: publishing", "stream", name, "remote", sp.remoteAddr, "video", sp.videoName, "audio", sp.audioName)
 		return nil
 	}
@@ -184,18 +183,18 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 				continue // the first video track is the stream's
 			}
 			video = true
-			r.OnDataH264(tr, func(pts, _ int64, au [][]byte) error {
+			r.OnDataH264(tr, func(pts, dts int64, au [][]byte) error {
 				if src == nil {
-					v, vname, h, ok := h264Params(au)
+					v, vname, h, pass, ok := h264Params(au)
 					if !ok {
 						return nil // waiting for a keyframe with its parameter sets
 					}
-					sp.video, sp.videoName, sp.height = v, vname, h
+					sp.video, sp.videoName, sp.height, sp.pass = v, vname, h, pass
 					if err := start(); err != nil {
 						return err
 					}
 				}
-				src.push(frame{video: true, key: h264.IsRandomAccess(au), ms: src.clock(tsTime(pts)), data: codec.LengthPrefixed(au)})
+				src.videoAU(tsTime(pts), tsTime(dts), au, h264.IsRandomAccess(au))
 				return nil
 			})
 		case *tscodecs.H265:
@@ -203,7 +202,7 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 				continue
 			}
 			video = true
-			r.OnDataH265(tr, func(pts, _ int64, au [][]byte) error {
+			r.OnDataH265(tr, func(pts, dts int64, au [][]byte) error {
 				if src == nil {
 					v, vname, h, ok := h265Params(au)
 					if !ok {
@@ -214,7 +213,7 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 						return err
 					}
 				}
-				src.push(frame{video: true, key: h265.IsRandomAccess(au), ms: src.clock(tsTime(pts)), data: codec.LengthPrefixed(au)})
+				src.videoAU(tsTime(pts), tsTime(dts), au, h265.IsRandomAccess(au))
 				return nil
 			})
 		case *tscodecs.MPEG4Audio:
@@ -273,8 +272,8 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 }
 
 // h264Params reads the video spec of an H.264 keyframe that carries its
-// SPS and PPS.
-func h264Params(au [][]byte) (transcode.MKVTrack, string, int, bool) {
+// SPS and PPS, and whether it passes through.
+func h264Params(au [][]byte) (transcode.MKVTrack, string, int, *passthrough, bool) {
 	var sps, pps []byte
 	for _, n := range au {
 		if len(n) == 0 {
@@ -288,10 +287,10 @@ func h264Params(au [][]byte) (transcode.MKVTrack, string, int, bool) {
 		}
 	}
 	if sps == nil || pps == nil || !h264.IsRandomAccess(au) {
-		return transcode.MKVTrack{}, "", 0, false
+		return transcode.MKVTrack{}, "", 0, nil, false
 	}
 	v, name, h, err := h264Video(sps, pps)
-	return v, name, h, err == nil
+	return v, name, h, h264Passthrough(sps, pps), err == nil
 }
 
 // h265Params reads the video spec of an H.265 keyframe that carries its

@@ -138,7 +138,7 @@ func (e Encoder) JobArgs(job Job) []string {
 	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error"}
 	args = append(args, e.Input...)
 	args = append(args, "-probesize", "32768", "-analyzeduration", "200000",
-		"-f", "matroska", "-i", "pipe:0", "-copyts", "-fps_mode", "passthrough")
+		"-f", "matroska", "-i", "pipe:0", "-copyts", "-fps_mode", "passthrough", "-enc_time_base:v", "-1")
 	var graph strings.Builder
 	src := "[0:v]"
 	if job.Tiles > 0 && len(job.Rungs) > 0 {

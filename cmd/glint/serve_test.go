@@ -298,10 +298,11 @@ func TestRTMPPublisherReachesAWebRTCViewer(t *testing.T) {
 	if m == nil {
 		t.Fatalf("the banner names no RTMP URL:\n%s", out.String())
 	}
+	bframes := "2"
 	encoder := func(ctx context.Context, url string, d time.Duration) *exec.Cmd {
 		return exec.CommandContext(ctx, ff, "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
 			"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-			"-t", fmt.Sprint(d.Seconds()), "-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30", "-pix_fmt", "yuv420p",
+			"-t", fmt.Sprint(d.Seconds()), "-c:v", "libx264", "-preset", "veryfast", "-bf", bframes, "-g", "30", "-pix_fmt", "yuv420p",
 			"-c:a", "aac", "-b:a", "64k", "-f", "flv", url)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -325,7 +326,8 @@ func TestRTMPPublisherReachesAWebRTCViewer(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// The API says how the stream comes in, and where encoders publish.
-	if _, body := get(t, base+"/api/streams/demo"); !strings.Contains(body, `"ingest":{"protocol":"rtmp"`) || !strings.Contains(body, `"video":"H.264 320x180"`) {
+	if _, body := get(t, base+"/api/streams/demo"); !strings.Contains(body, `"ingest":{"protocol":"rtmp"`) || !strings.Contains(body, `"video":"H.264 320x180"`) ||
+		!strings.Contains(body, `"passthrough":false`) {
 		t.Fatalf("the stream's ingest: %s", body)
 	}
 	if _, body := get(t, base+"/api/ingest"); !strings.Contains(body, `"rtmp":"`+m[1]+`"`) {
@@ -361,6 +363,7 @@ func TestRTMPPublisherReachesAWebRTCViewer(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	before := v.Stats().VideoPackets
+	bframes = "0"
 	enc = encoder(ctx, m[1]+"/"+key, 20*time.Second)
 	if err := enc.Start(); err != nil {
 		t.Fatal(err)
@@ -373,5 +376,8 @@ func TestRTMPPublisherReachesAWebRTCViewer(t *testing.T) {
 	}
 	if s := v.Stats(); s.SSRCChanges != 0 {
 		t.Fatalf("the viewer's stream changed SSRC across the encoder's return: %+v", s)
+	}
+	if _, body := get(t, base+"/api/streams/demo"); !strings.Contains(body, `"passthrough":true`) {
+		t.Fatalf("without B-frames the video is not passed through: %s", body)
 	}
 }
