@@ -58,6 +58,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	$(GO) test ./signaling/ -run '^$$' -fuzz '^FuzzParseFragment$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./signaling/ -run '^$$' -fuzz '^FuzzInviteToken$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./ingest/ -run '^$$' -fuzz '^FuzzStreamID$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./ingest/ -run '^$$' -fuzz '^FuzzVideoParams$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./chat/ -run '^$$' -fuzz '^FuzzReceive$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./chat/ -run '^$$' -fuzz '^FuzzMemoryLoad$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/codec/ -run '^$$' -fuzz '^FuzzAssemble$$' -fuzztime $(FUZZTIME)

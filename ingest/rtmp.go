@@ -15,7 +15,10 @@ import (
 	"github.com/bluenviron/gortmplib"
 	rtmpcodecs "github.com/bluenviron/gortmplib/pkg/codecs"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/av1"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/vp9"
 	srt "github.com/datarhei/gosrt"
 
 	"github.com/glintlive/glint/sfu"
@@ -351,18 +354,12 @@ func (s *Server) handle(ctx context.Context, c net.Conn) error {
 	if err := r.Initialize(); err != nil {
 		return fmt.Errorf("%s: reading the stream's tracks: %w", name, err)
 	}
-	sp, err := rtmpSpec(r)
-	if err != nil {
+	in := &rtmpIn{s: s, name: name, conn: c}
+	if err := in.listen(r); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	sp.protocol, sp.received, sp.remoteAddr = "rtmp", sc.BytesReceived, c.RemoteAddr().String()
-	src, err := newSource(s, name, c, sp)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	defer s.ended(name, src)
-	src.onRTMP(r)
-	s.log.Info("rtmp: publishing", "stream", name, "remote", sp.remoteAddr, "video", sp.videoName, "audio", sp.audioName)
+	in.sp.protocol, in.sp.received, in.sp.remoteAddr = "rtmp", sc.BytesReceived, c.RemoteAddr().String()
+	defer in.end()
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
 		if err := r.Read(); err != nil {
@@ -371,60 +368,164 @@ func (s *Server) handle(ctx context.Context, c net.Conn) error {
 			}
 			return fmt.Errorf("%s: %w", name, err)
 		}
+		if in.err != nil {
+			return fmt.Errorf("%s: %w", name, in.err)
+		}
 	}
 }
 
-// rtmpSpec reads what an RTMP publisher sends: H.264 video, AAC or Opus.
-func rtmpSpec(r *gortmplib.Reader) (spec, error) {
-	var sp spec
-	found := false
+// rtmpIn is one RTMP publisher's stream: what it sends, and from its
+// first video keyframe on, the source that takes it. The reader's
+// callbacks, on the connection's goroutine, are its only users.
+type rtmpIn struct {
+	s    *Server
+	name string
+	conn io.Closer
+	sp   spec
+	src  *source
+	err  error // the source could not start: the connection ends
+}
+
+// ready reports whether the source takes frames, starting it at the
+// first video keyframe (whose parameters complete the spec: params,
+// for codecs whose RTMP track carries none).
+func (in *rtmpIn) ready(key bool, params func() bool) bool {
+	if in.src != nil || in.err != nil {
+		return in.src != nil
+	}
+	if !key || (params != nil && !params()) {
+		return false
+	}
+	src, err := newSource(in.s, in.name, in.conn, in.sp)
+	if err != nil {
+		in.err = err
+		return false
+	}
+	in.src = src
+	in.s.log.Info("rtmp: publishing", "stream", in.name, "remote", in.sp.remoteAddr, "video", in.sp.videoName, "audio", in.sp.audioName)
+	return true
+}
+
+// end stops the source once the connection ended.
+func (in *rtmpIn) end() {
+	if in.src != nil {
+		in.s.ended(in.name, in.src)
+	}
+}
+
+// listen reads what an RTMP publisher sends (H.264, or over Enhanced
+// RTMP H.265, AV1 or VP9; AAC or Opus) and sets the reader's callbacks.
+func (in *rtmpIn) listen(r *gortmplib.Reader) error {
+	sp := &in.sp
+	video := false
 	for _, t := range r.Tracks() {
+		if t.Codec.IsVideo() {
+			if video {
+				continue // the first video track is the stream's
+			}
+			video = true
+		}
 		switch c := t.Codec.(type) {
 		case *rtmpcodecs.H264:
 			var err error
 			if sp.video, sp.videoName, sp.height, err = h264Video(c.SPS, c.PPS); err != nil {
-				return sp, err
+				return err
 			}
 			sp.pass = h264Passthrough(c.SPS, c.PPS)
-			found = true
+			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) {
+				if key := h264.IsRandomAccess(au); in.ready(key, nil) {
+					in.src.videoAU(pts, dts, au, key)
+				}
+			})
+		case *rtmpcodecs.H265:
+			var err error
+			if sp.video, sp.videoName, sp.height, err = h265Video(c.VPS, c.SPS, c.PPS); err != nil {
+				return err
+			}
+			r.OnDataH265(t, func(pts, dts time.Duration, au [][]byte) {
+				if key := h265.IsRandomAccess(au); in.ready(key, nil) {
+					in.src.videoAU(pts, dts, au, key)
+				}
+			})
+		case *rtmpcodecs.AV1:
+			r.OnDataAV1(t, func(pts time.Duration, tu [][]byte) {
+				key := av1.IsRandomAccess2(tu)
+				if !in.ready(key, func() bool { return av1Video(sp, tu) }) {
+					return
+				}
+				if b, err := av1.Bitstream(tu).Marshal(); err == nil {
+					in.src.push(frame{video: true, key: key, ms: in.src.clock(pts), data: b})
+				}
+			})
+		case *rtmpcodecs.VP9:
+			r.OnDataVP9(t, func(pts time.Duration, f []byte) {
+				key := vp9.IsRandomAccess(f)
+				if in.ready(key, func() bool { return vp9Video(sp, f) }) {
+					in.src.push(frame{video: true, key: key, ms: in.src.clock(pts), data: f})
+				}
+			})
 		case *rtmpcodecs.MPEG4Audio:
 			a, err := aacAudio(c.Config)
 			if err != nil {
-				return sp, err
+				return err
 			}
 			sp.audio, sp.audioName = a, "AAC"
+			r.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) {
+				if in.src != nil {
+					in.src.push(frame{ms: in.src.clock(pts), data: au})
+				}
+			})
 		case *rtmpcodecs.Opus:
 			ch := 2
 			if c.IDHeader != nil {
 				ch = max(int(c.IDHeader.ChannelCount), 1)
 			}
 			sp.audio, sp.audioName = &transcode.MKVTrack{Codec: "A_OPUS", Channels: ch}, "Opus"
+			r.OnDataOpus(t, func(pts time.Duration, pkt []byte) {
+				if in.src != nil {
+					in.src.push(frame{ms: in.src.clock(pts), data: pkt})
+				}
+			})
 		default:
-			if t.Codec.IsVideo() && !found {
-				return sp, fmt.Errorf("video is %s: RTMP ingest takes H.264 (SRT also takes H.265)", codecName(t.Codec))
+			if t.Codec.IsVideo() {
+				return fmt.Errorf("video is %s: RTMP ingest takes H.264, and over Enhanced RTMP H.265, AV1 or VP9", codecName(t.Codec))
 			}
+			in.s.log.Warn("rtmp: audio left out: RTMP ingest takes AAC or Opus", "stream", in.name, "audio", codecName(t.Codec))
 		}
 	}
-	if !found {
-		return sp, errors.New("no video track: RTMP ingest takes H.264 video")
+	if !video {
+		return errors.New("no video track: RTMP ingest takes H.264 (or H.265, AV1, VP9) video")
 	}
-	return sp, nil
+	return nil
 }
 
-// onRTMP pushes an RTMP reader's frames to the source.
-func (src *source) onRTMP(r *gortmplib.Reader) {
-	for _, t := range r.Tracks() {
-		switch t.Codec.(type) {
-		case *rtmpcodecs.H264:
-			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) {
-				src.videoAU(pts, dts, au, h264.IsRandomAccess(au))
-			})
-		case *rtmpcodecs.MPEG4Audio:
-			r.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) { src.push(frame{ms: src.clock(pts), data: au}) })
-		case *rtmpcodecs.Opus:
-			r.OnDataOpus(t, func(pts time.Duration, pkt []byte) { src.push(frame{ms: src.clock(pts), data: pkt}) })
+// av1Video completes the spec from an AV1 keyframe's sequence header.
+func av1Video(sp *spec, tu [][]byte) bool {
+	for _, obu := range tu {
+		var h av1.OBUHeader
+		if h.Unmarshal(obu) != nil || h.Type != av1.OBUTypeSequenceHeader {
+			continue
 		}
+		var sh av1.SequenceHeader
+		if sh.Unmarshal(obu) != nil {
+			return false
+		}
+		sp.video, sp.height = transcode.MKVTrack{Codec: "V_AV1", Width: sh.Width(), Height: sh.Height()}, sh.Height()
+		sp.videoName = fmt.Sprintf("AV1 %dx%d", sh.Width(), sh.Height())
+		return true
 	}
+	return false
+}
+
+// vp9Video completes the spec from a VP9 keyframe's header.
+func vp9Video(sp *spec, f []byte) bool {
+	var h vp9.Header
+	if h.Unmarshal(f) != nil || h.Width() == 0 {
+		return false
+	}
+	sp.video, sp.height = transcode.MKVTrack{Codec: "V_VP9", Width: h.Width(), Height: h.Height()}, h.Height()
+	sp.videoName = fmt.Sprintf("VP9 %dx%d", h.Width(), h.Height())
+	return true
 }
 
 // codecName names an RTMP codec for logs and errors.

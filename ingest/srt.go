@@ -313,13 +313,22 @@ func h265Params(au [][]byte) (transcode.MKVTrack, string, int, bool) {
 	if vps == nil || sps == nil || pps == nil || !h265.IsRandomAccess(au) {
 		return transcode.MKVTrack{}, "", 0, false
 	}
+	v, name, h, err := h265Video(vps, sps, pps)
+	return v, name, h, err == nil
+}
+
+// h265Video is the spec's video of an H.265 track's parameter sets.
+func h265Video(vps, sps, pps []byte) (transcode.MKVTrack, string, int, error) {
 	var s h265.SPS
-	if s.Unmarshal(sps) != nil {
-		return transcode.MKVTrack{}, "", 0, false
+	if err := s.Unmarshal(sps); err != nil {
+		return transcode.MKVTrack{}, "", 0, fmt.Errorf("the H.265 track's SPS does not read: %w", err)
+	}
+	if len(vps) == 0 || len(pps) == 0 {
+		return transcode.MKVTrack{}, "", 0, errors.New("the H.265 track lacks its VPS or PPS")
 	}
 	return transcode.MKVTrack{Codec: "V_MPEGH/ISO/HEVC", Width: s.Width(), Height: s.Height(),
 			CodecPrivate: hvcC(vps, sps, pps, byte(s.ChromaFormatIdc&3), byte(s.BitDepthLumaMinus8&7), byte(s.BitDepthChromaMinus8&7))},
-		fmt.Sprintf("H.265 %dx%d", s.Width(), s.Height()), s.Height(), true
+		fmt.Sprintf("H.265 %dx%d", s.Width(), s.Height()), s.Height(), nil
 }
 
 // hvcC is the H.265 decoder configuration (ISO/IEC 14496-15 §8.3.3) of
