@@ -454,14 +454,14 @@ func (in *rtmpIn) listen(r *gortmplib.Reader) error {
 					return
 				}
 				if b, err := av1.Bitstream(tu).Marshal(); err == nil {
-					in.src.push(frame{video: true, key: key, ms: in.src.clock(pts), data: b})
+					in.src.push(frame{video: true, key: key, ms: in.src.videoClock(pts), data: b})
 				}
 			})
 		case *rtmpcodecs.VP9:
 			r.OnDataVP9(t, func(pts time.Duration, f []byte) {
 				key := vp9.IsRandomAccess(f)
 				if in.ready(key, func() bool { return vp9Video(sp, f) }) {
-					in.src.push(frame{video: true, key: key, ms: in.src.clock(pts), data: f})
+					in.src.push(frame{video: true, key: key, ms: in.src.videoClock(pts), data: f})
 				}
 			})
 		case *rtmpcodecs.MPEG4Audio:

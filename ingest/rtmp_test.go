@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glintlive/glint/internal/codec"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/transcode"
 )
@@ -338,6 +340,9 @@ type tsCounter struct {
 	mu  sync.Mutex
 	ts  map[string]map[uint32]bool
 	key map[string][]byte
+	// age is, per layer, how long before its delivery each frame reached
+	// the node, by its capture time.
+	age map[string][]time.Duration
 }
 
 func (c *tsCounter) Deliver(l *sfu.Layer, p *sfu.Packet) {
@@ -347,6 +352,9 @@ func (c *tsCounter) Deliver(l *sfu.Layer, p *sfu.Packet) {
 		c.ts[l.RID()] = map[uint32]bool{}
 	}
 	c.ts[l.RID()][p.Timestamp] = true
+	if v := p.AbsCaptureTime(); len(v) >= 8 {
+		c.age[l.RID()] = append(c.age[l.RID()], time.Since(codec.TimeOfNTP(binary.BigEndian.Uint64(v))))
+	}
 	if p.Keyframe && c.key[l.RID()] == nil {
 		c.key[l.RID()] = append([]byte(nil), p.Payload()...)
 	}
@@ -368,7 +376,7 @@ func TestRTMPPassesH264WithoutBFramesThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = enc.Process.Kill(); _ = enc.Wait() }()
-	c := &tsCounter{ts: map[string]map[uint32]bool{}, key: map[string][]byte{}}
+	c := &tsCounter{ts: map[string]map[uint32]bool{}, key: map[string][]byte{}, age: map[string][]time.Duration{}}
 	deadline := time.Now().Add(15 * time.Second)
 	var st *sfu.Stream
 	for st == nil || st.State() != sfu.StateLive {
@@ -425,6 +433,19 @@ func TestRTMPPassesH264WithoutBFramesThrough(t *testing.T) {
 	}
 	if both < 20 || same < both*9/10 {
 		t.Fatalf("only %d of the made layer's %d frame timestamps are the passthrough's (%v; %v)", same, both, slices.Sorted(maps.Keys(c.ts["m"]))[:5], hs[:5])
+	}
+	// Every frame's first packet says when the frame reached the node: the
+	// passthrough's a moment ago, the made layer's after the transcoder.
+	for _, rid := range []string{"h", "m"} {
+		ages := c.age[rid]
+		if len(ages) < 20 {
+			t.Fatalf("layer %s: %d frames with a capture time", rid, len(ages))
+		}
+		slices.Sort(ages)
+		if med := ages[len(ages)/2]; med < 0 || med > 3*time.Second {
+			t.Fatalf("layer %s: frames reached the node a median %v before their delivery", rid, med)
+		}
+		t.Logf("layer %s: median %v from the node's receipt to the layer", rid, ages[len(ages)/2])
 	}
 	stop()
 }

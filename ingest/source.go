@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,13 @@ var (
 	opusCodec = sfu.Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2, PayloadType: 111, //nolint:gochecknoglobals // constant
 		Fmtp: "minptime=10;useinbandfec=1"}
 )
+
+// extIDs are the header extensions of the packets made here: each
+// frame's first carries its capture time, which viewers (and the load
+// tool) read as when the frame reached the node.
+var extIDs = sfu.ExtIDs{AbsCaptureTime: absCaptureTimeID} //nolint:gochecknoglobals // constant
+
+const absCaptureTimeID = 1
 
 // rids name the layers made of a source, top first.
 var rids = []string{"h", "m", "l"} //nolint:gochecknoglobals // constant
@@ -67,10 +75,14 @@ type source struct {
 	// The reader goroutine's own.
 	firstPTS time.Duration
 	baseMS   int64
-	started  bool
-	skipping bool // video dropped: the rest waits for a keyframe
-	pass     *passthrough
-	warnedB  bool // the B-frame warning was logged
+	// wallAtZero is the wall clock (Unix ns) at stream time 0 as the
+	// source's clock maps it: a frame at stream time ms reached the node
+	// at wallAtZero + ms. The child's reader reads it.
+	wallAtZero atomic.Int64
+	started    bool
+	skipping   bool // video dropped: the rest waits for a keyframe
+	pass       *passthrough
+	warnedB    bool // the B-frame warning was logged
 
 	frames   chan frame
 	needKey  atomic.Bool // a child waits for a keyframe at its start
@@ -201,7 +213,7 @@ func newSource(s *Server, name string, conn io.Closer, sp spec) (*source, error)
 		return nil, err
 	}
 	for i := range len(rungs) + btoi(sp.pass != nil) {
-		l, err := src.pub.AddLayer(rids[i], top, sfu.ExtIDs{}, now)
+		l, err := src.pub.AddLayer(rids[i], top, extIDs, now)
 		if err != nil {
 			return fail(err)
 		}
@@ -210,7 +222,7 @@ func newSource(s *Server, name string, conn io.Closer, sp spec) (*source, error)
 	}
 	var err error
 	if sp.audio != nil {
-		if src.audio, err = src.pub.AddLayer("", opusCodec, sfu.ExtIDs{}, now); err != nil {
+		if src.audio, err = src.pub.AddLayer("", opusCodec, extIDs, now); err != nil {
 			return fail(err)
 		}
 		src.apack = newPacketizer(src.audio, 111)
@@ -260,6 +272,30 @@ func (src *source) status() Status {
 	return st
 }
 
+// videoClock is clock for a video frame that arrived just now. A reader
+// may hand the first frames on late and at once (RTMP's holds them while
+// it finds the tracks): a frame arriving earlier, on the clock, than the
+// first ones did moves the capture times, and the stream clock with them
+// when by more than a frame, so that no frame seems to come from the
+// future. One reader goroutine calls it.
+func (src *source) videoClock(pts time.Duration) int64 {
+	ms := src.clock(pts)
+	zero := time.Now().UnixNano() - ms*int64(time.Millisecond)
+	if was := src.wallAtZero.Load(); zero < was {
+		src.wallAtZero.Store(zero)
+		if was-zero > int64(20*time.Millisecond) {
+			src.st.AlignStreamTime(ms, sfu.Now())
+		}
+	}
+	return ms
+}
+
+// captured is when the frame at stream time ms reached the node, as
+// an NTP timestamp.
+func (src *source) captured(ms int64) uint64 {
+	return codec.NTPTime(time.Unix(0, src.wallAtZero.Load()+ms*int64(time.Millisecond)))
+}
+
 // clock maps a source timestamp onto the stream clock (ms): the first
 // frame at the moment it arrived, the rest by their distance from it.
 // One reader goroutine calls it.
@@ -267,6 +303,7 @@ func (src *source) clock(pts time.Duration) int64 {
 	if !src.started {
 		ms, _ := src.st.StreamTime(sfu.Now())
 		src.started, src.firstPTS, src.baseMS = true, pts, ms
+		src.wallAtZero.Store(time.Now().UnixNano() - ms*int64(time.Millisecond))
 	}
 	return src.baseMS + (pts - src.firstPTS).Milliseconds()
 }
@@ -276,7 +313,7 @@ func (src *source) clock(pts time.Duration) int64 {
 // queued for the child that makes the others. One reader goroutine calls
 // it.
 func (src *source) videoAU(pts, dts time.Duration, au [][]byte, key bool) {
-	ms := src.clock(pts)
+	ms := src.videoClock(pts)
 	if src.pass != nil {
 		if pts != dts && !src.warnedB {
 			src.warnedB = true
@@ -323,7 +360,7 @@ func (src *source) passVideo(ms int64, au [][]byte, key bool) {
 	for _, n := range au {
 		b = appendAnnexB(b, n)
 	}
-	src.vpack[0].write(p.pay.Payload(maxPayload, b), uint32(ms*90))
+	src.vpack[0].write(p.pay.Payload(maxPayload, b), uint32(ms*90), src.captured(ms))
 }
 
 // push queues a frame for the child; full, it drops it, and the video
@@ -401,7 +438,8 @@ func (src *source) read(stdout io.Reader) error {
 			vi++
 			pay := &codecs.H264Payloader{}
 			r.OnDataH264(tr, func(pts, _ int64, au [][]byte) error {
-				out.write(pay.Payload(maxPayload, annexB(au)), uint32(pts-feedOffset*90))
+				ms := pts/90 - feedOffset
+				out.write(pay.Payload(maxPayload, annexB(au)), uint32(pts-feedOffset*90), src.captured(ms))
 				return nil
 			})
 		case *tscodecs.Opus:
@@ -413,7 +451,7 @@ func (src *source) read(stdout io.Reader) error {
 			r.OnDataOpus(tr, func(pts int64, pkts [][]byte) error {
 				p := dec.Decode(pts) - feedOffset*90
 				for i, pk := range pkts {
-					out.write([][]byte{pk}, uint32(p*48000/90000)+uint32(i*960))
+					out.write([][]byte{pk}, uint32(p*48000/90000)+uint32(i*960), src.captured(p/90+int64(i)*20))
 				}
 				return nil
 			})
@@ -445,12 +483,17 @@ func newPacketizer(l *sfu.Layer, pt uint8) *packetizer {
 }
 
 // write sends the payloads of one frame at timestamp ts, the marker on
-// the last.
-func (p *packetizer) write(payloads [][]byte, ts uint32) {
+// the last, the first with the frame's capture time (NTP).
+func (p *packetizer) write(payloads [][]byte, ts uint32, captured uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var capture [8]byte
+	binary.BigEndian.PutUint64(capture[:], captured)
 	for i, pl := range payloads {
 		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: p.pt, SequenceNumber: p.seq, Timestamp: ts, SSRC: p.ssrc, Marker: i == len(payloads)-1}, Payload: pl}
+		if i == 0 {
+			_ = pkt.SetExtension(absCaptureTimeID, capture[:])
+		}
 		p.seq++
 		n := pkt.MarshalSize()
 		if cap(p.buf) < n {

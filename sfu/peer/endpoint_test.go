@@ -77,17 +77,6 @@ func TestClosedNodeRefusesSessions(t *testing.T) {
 	}
 }
 
-func TestNTPTime(t *testing.T) {
-	ts := time.Date(2026, 1, 1, 0, 0, 0, 500_000_000, time.UTC)
-	v := ntpTime(ts)
-	if secs := v >> 32; secs != uint64(ts.Unix()+2208988800) {
-		t.Fatalf("NTP seconds %d", secs)
-	}
-	if frac := v & 0xffffffff; frac < 1<<31-2 || frac > 1<<31+2 {
-		t.Fatalf("NTP fraction %d for half a second", frac)
-	}
-}
-
 func itoaPort(p int) string { return strconv.Itoa(p) }
 
 // A View racing the node's Close either fails with ErrClosed or returns a

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/datachannel"
 	"github.com/pion/rtcp"
 
+	"github.com/glintlive/glint/internal/codec"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/sfu/peer/lite"
 )
@@ -280,7 +281,7 @@ func (n *Endpoint) Run(ctx context.Context) error {
 				vs = append(vs, v)
 			}
 			n.mu.Unlock()
-			now, wall := sfu.Now(), ntpTime(time.Now())
+			now, wall := sfu.Now(), codec.NTPTime(time.Now())
 			clock := time.Now()
 			for _, v := range vs {
 				connected := v.t.Connected()
@@ -303,11 +304,3 @@ func (n *Endpoint) Run(ctx context.Context) error {
 // DTLS): browsers do it within a second of the answer. Checks alone do not
 // keep a session that never completes DTLS.
 const connectWait = 10 * time.Second
-
-// ntpTime converts wall-clock time to a 64-bit NTP timestamp (RFC 5905).
-func ntpTime(t time.Time) uint64 {
-	const ntpEpochOffset = 2208988800
-	secs := uint64(t.Unix() + ntpEpochOffset)
-	frac := uint64(t.Nanosecond()) * (1 << 32) / uint64(time.Second)
-	return secs<<32 | frac
-}
