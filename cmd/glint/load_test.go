@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/glintlive/glint/internal/load"
 )
@@ -94,5 +96,36 @@ func TestLoadWithGuests(t *testing.T) {
 	// Four broadcasters at the host's rate: about four times the packets.
 	if ratio := room.PacketsPerSecond / alone.PacketsPerSecond; ratio < 3 || ratio > 5 {
 		t.Fatalf("%.0f packets/s with 3 guests, %.0f alone: ratio %.1f, want about 4", room.PacketsPerSecond, alone.PacketsPerSecond, ratio)
+	}
+}
+
+// glint load --rtmp: an ffmpeg RTMP encoder publishes, without B-frames
+// (passed through) and with them (transcoded); the viewers' latency is
+// measured from each frame's arrival at the node, by its capture time.
+func TestLoadRTMP(t *testing.T) {
+	ffmpeg(t)
+	base, out := startServe(t, "--stream-key", "demo=load-rtmp-key-1234", "--hls-off")
+	m := regexp.MustCompile(`RTMP: +(rtmp://\S+/live)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("the banner names no RTMP URL:\n%s", out.String())
+	}
+	for _, bf := range []string{"0", "2"} {
+		var out, errs bytes.Buffer
+		err := loadCmd(context.Background(), []string{
+			"--rtmp", m[1] + "/load-rtmp-key-1234", "--rtmp-bframes", bf, "--rtmp-gop", "1s", "--whep", base + "/whep/demo",
+			"--viewers", "2", "--ramp", "200ms", "--settle", "500ms", "--window", "2s", "--fps", "15", "--bitrate", "300000", "--json",
+		}, &out, &errs)
+		if err != nil {
+			t.Fatalf("B-frames %s: %v\n%s", bf, err, errs.String())
+		}
+		var r load.Report
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("%v: %s", err, out.String())
+		}
+		if r.Joined != 2 || r.Latency.N < 20 || r.Latency.P50 <= 0 || r.LastViewer.N < 10 {
+			t.Fatalf("B-frames %s: joined %d, latency %+v, last viewer %+v", bf, r.Joined, r.Latency, r.LastViewer)
+		}
+		t.Logf("B-frames %s: latency from the node's receipt p50 %.1f ms, p99 %.1f ms", bf, r.Latency.P50, r.Latency.P99)
+		time.Sleep(2 * time.Second) // the node sees the encoder leave
 	}
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/glintlive/glint/internal/codec"
 )
 
 // ViewerConfig describes a WHEP viewer.
@@ -33,7 +36,15 @@ type ViewerConfig struct {
 	// OnPacket, if set, sees every received packet on the track's reader
 	// goroutine. p is reused for the next packet: copy what you keep.
 	OnPacket func(kind webrtc.RTPCodecType, mime string, p *rtp.Packet, at time.Time)
+	// OnCapture, if set, gets each packet that carries an abs-capture-time
+	// (the server's sources put it on a frame's first packet): when the
+	// frame was captured, or reached the server, and when it arrived here.
+	OnCapture func(kind webrtc.RTPCodecType, p *rtp.Packet, captured, at time.Time)
 }
+
+// absCaptureTimeURI is the abs-capture-time header extension, which the
+// viewer offers.
+const absCaptureTimeURI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
 
 // Viewer is a connected WHEP viewer that checks what it receives.
 type Viewer struct {
@@ -139,6 +150,11 @@ func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
 	}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
 	}
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: absCaptureTimeURI}, k); err != nil {
+			return nil, err
+		}
+	}
 	ir := &interceptor.Registry{}
 	for _, f := range cfg.Interceptors {
 		ir.Add(f)
@@ -188,8 +204,14 @@ func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
 				mid = tr.Mid()
 			}
 		}
+		var absID uint8
+		for _, e := range r.GetParameters().HeaderExtensions {
+			if e.URI == absCaptureTimeURI {
+				absID = uint8(e.ID)
+			}
+		}
 		v.wg.Add(1)
-		go v.read(t, mid)
+		go v.read(t, mid, absID)
 	})
 	kinds := []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo}
 	if !cfg.NoAudio {
@@ -248,7 +270,7 @@ func View(ctx context.Context, cfg ViewerConfig) (*Viewer, error) {
 
 // read is a track's loop: one buffer and one packet, reused, so hundreds
 // of viewers in one process do not load the garbage collector.
-func (v *Viewer) read(t *webrtc.TrackRemote, mid string) {
+func (v *Viewer) read(t *webrtc.TrackRemote, mid string, absID uint8) {
 	defer v.wg.Done()
 	buf := make([]byte, 1500)
 	var p rtp.Packet
@@ -268,6 +290,11 @@ func (v *Viewer) read(t *webrtc.TrackRemote, mid string) {
 		}
 		if v.cfg.OnPacket != nil {
 			v.cfg.OnPacket(kind, mime, &p, now)
+		}
+		if v.cfg.OnCapture != nil && absID != 0 {
+			if e := p.GetExtension(absID); len(e) >= 8 {
+				v.cfg.OnCapture(kind, &p, codec.TimeOfNTP(binary.BigEndian.Uint64(e)), now)
+			}
 		}
 	}
 }

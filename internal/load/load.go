@@ -52,6 +52,9 @@ type Config struct {
 	// their first frame. WHEP must be set.
 	RTMP    string
 	RTMPGOP time.Duration
+	// RTMPBFrames is the RTMP encoder's B-frames: 0 has a Glint node pass
+	// its H.264 through to WebRTC viewers, more has it transcode.
+	RTMPBFrames int
 	// Guests (0-3) join the publisher as Live Room guests (a Glint node:
 	// invites are made with Token), each publishing like it; viewers then
 	// receive every broadcaster. Latency figures are the host's frames.
@@ -67,6 +70,8 @@ func (c *Config) Validate() error {
 		return errors.New("a WHEP endpoint and a WHIP endpoint (or an RTMP URL) are needed")
 	case c.RTMP != "" && c.Guests > 0:
 		return errors.New("guests join a WHIP publisher, not an RTMP one")
+	case c.RTMPBFrames < 0 || c.RTMPBFrames > 16:
+		return fmt.Errorf("rtmp-bframes %d: use 0..16", c.RTMPBFrames)
 	case c.Viewers < 1 || c.Viewers > 5000:
 		return fmt.Errorf("viewers %d: use 1..5000", c.Viewers)
 	case c.Window < time.Second:
@@ -150,6 +155,19 @@ func (vw *viewer) onPacket(_ webrtc.RTPCodecType, mime string, p *rtp.Packet, at
 			delete(vw.open, p.SSRC)
 		}
 	}
+}
+
+// onCapture notes, for an RTMP publisher's frames (which carry no
+// markers), how long after its arrival at the node each video frame's
+// first packet reached the viewer.
+func (vw *viewer) onCapture(kind webrtc.RTPCodecType, _ *rtp.Packet, captured, at time.Time) {
+	if vw.pub != nil || kind != webrtc.RTPCodecTypeVideo || !vw.recording.Load() {
+		return
+	}
+	vw.mu.Lock()
+	// The capture time names the frame on every layer and viewer.
+	vw.frames = append(vw.frames, frameSample{frame: uint32(captured.UnixMicro()), latency: at.Sub(captured)})
+	vw.mu.Unlock()
 }
 
 // Run performs one load run and returns its report. It stops early with an
@@ -258,7 +276,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			defer cancel()
 			vw.v, vw.joinErr = client.View(jctx, client.ViewerConfig{
 				Endpoint: cfg.WHEP, Token: cfg.ViewerToken, HTTP: hc, NoAudio: !cfg.Audio, Slots: 1 + cfg.Guests,
-				Options: client.Options{Loopback: cfg.Loopback, Stamp: cfg.Loopback}, OnPacket: vw.onPacket,
+				Options: client.Options{Loopback: cfg.Loopback, Stamp: cfg.Loopback}, OnPacket: vw.onPacket, OnCapture: vw.onCapture,
 			})
 			if vw.joinErr != nil {
 				failed.Add(1)
@@ -300,6 +318,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	cpu0, _ := cpuOf(cfg.ServerPID)
+	var kids0 map[int]float64
+	if cfg.ServerPID != 0 {
+		kids0 = childrenCPU(cfg.ServerPID)
+	}
 	recording.Store(true)
 	t0 := time.Now()
 	for time.Since(t0) < cfg.Window && ctx.Err() == nil {
@@ -311,6 +333,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	recording.Store(false)
 	elapsed := time.Since(t0)
 	cpu1, _ := cpuOf(cfg.ServerPID)
+	var kids float64
+	if cfg.ServerPID != 0 {
+		kids = cpuBetween(kids0, childrenCPU(cfg.ServerPID))
+	}
 	if fan0 != nil {
 		fan1, err := scrapeHistogram(ctx, hc, cfg.MetricsURL, "glint_fanout_seconds")
 		if err != nil {
@@ -340,6 +366,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			CPUPercent: 100 * cpu / elapsed.Seconds(),
 			RSSBytes:   rss,
 			BaseRSS:    baseRSS,
+
+			TranscoderCPUPercent: 100 * kids / elapsed.Seconds(),
 		}
 		if n := after.delivered - before.delivered; n > 0 {
 			rep.Server.MicrosPerPacket = cpu * 1e6 / float64(n)
@@ -352,8 +380,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // publishRTMP runs ffmpeg as an RTMP encoder until stop: a test pattern
-// of cfg's rate and bitrate in H.264 (a keyframe every cfg.RTMPGOP) and
-// AAC, once the stream is live at the WHEP endpoint's node.
+// of cfg's rate and bitrate (720p, or 360p under 1 Mbit/s) in H.264 (a
+// keyframe every cfg.RTMPGOP, cfg.RTMPBFrames B-frames) and AAC, once the
+// stream is live at the WHEP endpoint's node.
 func publishRTMP(ctx context.Context, hc *http.Client, cfg Config) (stop func(), err error) {
 	ffmpeg, err := exec.LookPath(cfg.FFmpeg)
 	if err != nil {
@@ -362,9 +391,13 @@ func publishRTMP(ctx context.Context, hc *http.Client, cfg Config) (stop func(),
 	gop := max(int(cfg.RTMPGOP.Seconds()*float64(cfg.FPS)), 1)
 	br := strconv.Itoa(cfg.Bitrate)
 	rctx, cancel := context.WithCancel(ctx)
+	size := "1280x720"
+	if cfg.Bitrate < 1_000_000 {
+		size = "640x360"
+	}
 	cmd := exec.CommandContext(rctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
-		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=1280x720:rate=%d", cfg.FPS), "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", strconv.Itoa(gop), "-keyint_min", strconv.Itoa(gop),
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%s:rate=%d", size, cfg.FPS), "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-bf", strconv.Itoa(cfg.RTMPBFrames), "-g", strconv.Itoa(gop), "-keyint_min", strconv.Itoa(gop),
 		"-b:v", br, "-maxrate", br, "-bufsize", br, "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-f", "flv", cfg.RTMP)
 	if err := cmd.Start(); err != nil {
 		cancel()

@@ -52,3 +52,48 @@ func procRSS(pid int) (int64, error) {
 	}
 	return 0, errors.New("no VmRSS in /proc status")
 }
+
+// childrenCPU returns the CPU time (seconds) each child process of pid
+// used so far, by child pid, from /proc.
+func childrenCPU(pid int) map[int]float64 {
+	out := map[int]float64{}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
+			continue // field 4, the parent
+		}
+		if cpu, err := procCPU(c); err == nil {
+			out[c] = cpu
+		}
+	}
+	return out
+}
+
+// cpuBetween is the CPU the processes of after used since before (those
+// that were there at both).
+func cpuBetween(before, after map[int]float64) float64 {
+	sum := 0.0
+	for pid, a := range after {
+		if b, ok := before[pid]; ok {
+			sum += a - b
+		}
+	}
+	return sum
+}

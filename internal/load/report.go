@@ -26,7 +26,8 @@ type Report struct {
 	FirstKeyframe Quantiles `json:"time_to_first_keyframe"`
 	// Latency: publisher's send to a viewer's receipt of each frame's first
 	// packet, over every (frame, viewer); LastViewer: per frame, to the last
-	// viewer that got it.
+	// viewer that got it. With an RTMP publisher, from the frame's arrival
+	// at the node (its abs-capture-time) instead: the node's added latency.
 	Latency    Quantiles `json:"latency"`
 	LastViewer Quantiles `json:"latency_last_viewer"`
 	// AtSocket and AtSocketLastViewer are socket to socket: from the
@@ -74,6 +75,9 @@ type ServerFigures struct {
 	RSSBytes        int64   `json:"rss_bytes"`
 	BaseRSS         int64   `json:"rss_before_viewers_bytes"`
 	RSSPerViewer    float64 `json:"rss_per_viewer_bytes"`
+	// TranscoderCPUPercent is the server's child processes' CPU (its
+	// ffmpeg transcoders) over the window, in % of a core.
+	TranscoderCPUPercent float64 `json:"transcoder_cpu_percent"`
 }
 
 func reportConfig(c Config) ReportConfig {
@@ -191,6 +195,9 @@ func (r *Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "  keyframe requests       %d to the publisher\n", r.KeyframeRequests)
 	if s := r.Server; s != nil {
 		fmt.Fprintf(w, "  server CPU              %.2f µs per delivered packet, %.0f %% of a core\n", s.MicrosPerPacket, s.CPUPercent)
+		if s.TranscoderCPUPercent > 0 {
+			fmt.Fprintf(w, "  transcoders' CPU        %.0f %% of a core\n", s.TranscoderCPUPercent)
+		}
 		fmt.Fprintf(w, "  server memory           %.0f KB per viewer (RSS %.1f MB, %.1f MB before viewers)\n",
 			s.RSSPerViewer/1024, float64(s.RSSBytes)/(1<<20), float64(s.BaseRSS)/(1<<20))
 	}
