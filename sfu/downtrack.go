@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"encoding/binary"
+	"slices"
 	"strconv"
 	"sync/atomic"
 
@@ -440,10 +441,33 @@ func (d *DownTrack) setTarget(l *Layer, now int64) {
 	if l == d.fw.cur {
 		return
 	}
-	if (!d.fw.started || d.fw.cur == nil) && d.replayKeyframe(l, now) {
-		return
+	if !d.fw.started || d.fw.cur == nil {
+		if d.replayKeyframe(l, now) || d.replayLower(l, now) {
+			return
+		}
 	}
 	l.RequestKeyframe(now)
+}
+
+// replayLower starts a new viewer of a GOPSource from the cached GOP of a
+// layer under l when l's own is too long to replay (an encoder's GOP of
+// seconds, passed through, over the transcoder's short ones): the viewer
+// moves up to l at its next keyframe.
+func (d *DownTrack) replayLower(l *Layer, now int64) bool {
+	if !l.pub.fromGOP() {
+		return false
+	}
+	layers := l.track.Layers() // low to high
+	i := slices.Index(layers, l)
+	for j := i - 1; j >= 0; j-- {
+		d.fw.target = layers[j]
+		ok := d.replayKeyframe(layers[j], now)
+		d.fw.target = l
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // maxReplay bounds a start-up replay, in packets; maxGOPReplay the age of

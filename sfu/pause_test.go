@@ -124,3 +124,63 @@ func vp8Keyframe(p []byte) bool {
 	// The descriptor of vp8Payload is 4 bytes; a keyframe's tag has bit 0 clear.
 	return len(p) > 4 && p[4]&0x01 == 0
 }
+
+// A viewer of a GOPSource whose top layer's GOP is too long to replay
+// (an encoder's own, passed through) starts at once from a lower layer's
+// cached GOP (the transcoder's short one) and moves up to the top at its
+// next keyframe.
+func TestViewerStartsFromALowerLayersGOP(t *testing.T) {
+	reg := NewRegistry(testConfig())
+	now := second
+	st := reg.Stream("demo")
+	pub := st.StartPublication(HostID, &gopSource{}, now)
+	low, err := pub.AddLayer("l", vp8Codec, ExtIDs{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	high, err := pub.AddLayer("h", vp8Codec, ExtIDs{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lv := &video{l: low, ssrc: 1, w: 160, h: 90}
+	hv := &video{l: high, ssrc: 2, w: 640, h: 360}
+	// The top's keyframe, then more packets than a replay may send; the low
+	// layer's keyframe is recent.
+	hv.frame(t, true, 20, now)
+	for i := 1; i <= 60; i++ {
+		at := now + int64(i)*33*millisecond
+		hv.frame(t, false, 6, at)
+		if i == 40 {
+			lv.frame(t, true, 3, at)
+		} else if i > 40 {
+			lv.frame(t, false, 1, at)
+		}
+	}
+	now += 2 * second
+	sub, err := st.Subscribe("v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	if _, err := sub.DownTracks()[1].Bind(rec, 4242, []Codec{{MimeType: "video/VP8", ClockRate: 90000, PayloadType: 100}}, ExtIDs{}); err != nil {
+		t.Fatal(err)
+	}
+	sub.SetPreferences(Preferences{RID: "h"}, now)
+	sub.Start(now)
+	got := rec.all()
+	if len(got) != 3+20 || !vp8Keyframe(got[0].payload) || vp8Width(got[0].payload) != 160 {
+		t.Fatalf("the viewer got %d packets at once, want the low layer's GOP of 23 from its keyframe", len(got))
+	}
+	// The top's next keyframe: the viewer moves up.
+	hv.frame(t, true, 20, now+10*millisecond)
+	lv.frame(t, false, 1, now+20*millisecond)
+	got = rec.all()
+	last := got[len(got)-20]
+	if !vp8Keyframe(last.payload) || vp8Width(last.payload) != 640 {
+		t.Fatalf("after the top's keyframe the viewer got %d packets, not the top layer's keyframe", len(got))
+	}
+	checkContinuous(t, got)
+	if cur := sub.DownTracks()[1].cur.Load(); cur != high {
+		t.Fatalf("the viewer is on layer %v, not the top", cur)
+	}
+}
