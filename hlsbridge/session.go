@@ -50,6 +50,9 @@ type session struct {
 	tc  *transcoder
 	atc *transcoder
 	aac chan aacUnits
+	// elem is the encoder's own stream the top rendition packages, for an
+	// RTMP or SRT source (elementary.go); nil otherwise.
+	elem *elementary
 	// prepared is closed once rends is set: at once, or when a
 	// transcoded session learns its source's picture size.
 	prepared chan struct{}
@@ -108,6 +111,7 @@ type rendition struct {
 	video, audio *gohlslib.Track
 	asm          *codec.Assembler
 	clock        rtpClock
+	h265         bool // the video is H.265 (an encoder's own)
 	keyframes    int
 	firstKey     int64 // pts of the first keyframe written
 	ready        chan struct{}
@@ -155,7 +159,13 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcod
 	s.audio = opusLayer(audio)
 	top := layers[len(layers)-1]
 	kind := codec.KindOf(top.Codec().MimeType)
-	if kind != codec.H264 || tx.all || tx.room {
+	el, ef, isElem := elementaryOf(top)
+	switch {
+	case isElem && kind == codec.H264 && !tx.all && !tx.room:
+		if err := s.packageElementary(el, ef, layers); err != nil {
+			return nil, err
+		}
+	case kind != codec.H264 || tx.all || tx.room:
 		if _, ok := mkvCodec(kind); !ok {
 			return nil, fmt.Errorf("video is %s: no transcoder takes it", top.Codec().MimeType)
 		}
@@ -164,7 +174,7 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcod
 		}
 		s.video = []*sfu.Layer{top}
 		s.tc = newTranscoder(s, tx.ffmpeg, tx.enc, tx.ladder, top, tx.room)
-	} else {
+	default:
 		for _, l := range layers {
 			if codec.KindOf(l.Codec().MimeType) != codec.H264 {
 				return nil, fmt.Errorf("video is %s: packaging it needs the transcoder", l.Codec().MimeType)
@@ -202,6 +212,11 @@ func newSession(st *sfu.Stream, audio, video *sfu.Track, cfg Config, tx transcod
 	}
 	s.wg.Add(1)
 	go s.run()
+	if s.elem != nil {
+		s.tmu.Lock()
+		s.elem.unsub = s.elem.src.SubscribeElementary(s)
+		s.tmu.Unlock()
+	}
 	if cfg.RecordDir != "" {
 		start := time.Now().UTC().Format("20060102T150405.000Z")
 		dir := filepath.Join(cfg.RecordDir, st.Name(), start)
@@ -272,6 +287,9 @@ func (s *session) adopt(audio, video *sfu.Track) bool {
 	}
 	if s.tc != nil {
 		return s.adoptTranscoded(audio, video)
+	}
+	if s.elem != nil {
+		return s.adoptElementary(video)
 	}
 	next := &layerSet{video: make([]*sfu.Layer, len(s.rends))}
 	for _, l := range video.Layers() {
@@ -403,12 +421,18 @@ func (s *session) Deliver(l *sfu.Layer, p *sfu.Packet) {
 func (s *session) run() {
 	defer s.wg.Done()
 	var pkt rtp.Packet
+	var elem chan elemFrame // nil, never ready, without an Elementary stream
+	if s.elem != nil {
+		elem = s.elem.frames
+	}
 	for {
 		select {
 		case <-s.done:
 			return
 		case f := <-s.ctl:
 			f()
+		case f := <-elem:
+			s.writeElem(f)
 		case a := <-s.aac:
 			for _, r := range s.rends {
 				_ = r.mux.WriteMPEG4Audio(r.audio, s.wall(a.pts, 48000), a.pts, a.aus)
@@ -454,13 +478,17 @@ func (s *session) writeOpus(pkt *rtp.Packet, arrival int64) {
 // write packages the access units pkt completes.
 func (r *rendition) write(s *session, pkt *rtp.Packet, arrival int64) {
 	for _, au := range r.asm.Push(pkt) {
-		r.writeH264(s, r.clock.pts(au.Timestamp, arrival-s.originNow, 90000), au.NALUs, au.Keyframe)
+		r.writeVideo(s, r.clock.pts(au.Timestamp, arrival-s.originNow, 90000), au.NALUs, au.Keyframe)
 	}
 }
 
-// writeH264 packages one access unit at pts (90 kHz, stream clock).
-func (r *rendition) writeH264(s *session, pts int64, nalus [][]byte, key bool) {
-	if err := r.mux.WriteH264(r.video, s.wall(pts, 90000), pts, nalus); err != nil {
+// writeVideo packages one access unit at pts (90 kHz, stream clock).
+func (r *rendition) writeVideo(s *session, pts int64, nalus [][]byte, key bool) {
+	write := r.mux.WriteH264
+	if r.h265 {
+		write = r.mux.WriteH265
+	}
+	if err := write(r.video, s.wall(pts, 90000), pts, nalus); err != nil {
 		s.log.Debug("hls: an access unit was refused", "rendition", r.name, "err", err)
 		return
 	}
@@ -484,8 +512,11 @@ func (s *session) wall(pts int64, rate int64) time.Time {
 
 // rtpClock maps one RTP stream's timestamps onto the stream clock: its
 // first access unit at the stream time it arrived, the rest by their RTP
-// distance from it, so renditions and audio line up.
+// distance from it, so renditions and audio line up. An exact clock is
+// for layers whose timestamps are the stream clock already (an
+// ingest's, beside its encoder's own stream): only their wraps are undone.
 type rtpClock struct {
+	exact   bool
 	started bool
 	last    uint32
 	ext     int64 // unwrapped timestamp of last, relative to the first
@@ -496,6 +527,9 @@ func (c *rtpClock) pts(ts uint32, sinceOrigin int64, rate int64) int64 {
 	if !c.started {
 		c.started, c.last = true, ts
 		c.base = max(sinceOrigin, 0) * rate / int64(time.Second)
+		if c.exact { // ts plus the multiple of 2^32 nearest the arrival
+			c.base = int64(ts) + (c.base-int64(ts)+1<<31)>>32<<32
+		}
 		return c.base
 	}
 	c.ext += int64(int32(ts - c.last))
@@ -510,6 +544,9 @@ func (s *session) close() {
 	s.tmu.Lock()
 	for _, t := range s.tracks {
 		t.RemoveSink(s)
+	}
+	if s.elem != nil && s.elem.unsub != nil {
+		s.elem.unsub()
 	}
 	s.tmu.Unlock()
 	close(s.done)
@@ -591,7 +628,10 @@ func (s *session) serveIndex(ctx context.Context, w http.ResponseWriter) bool {
 		// The audio alone, for a player with too little bandwidth for any
 		// picture (players that can show video pass it over).
 		codecs, bw := "opus", 64_000
-		if s.tc != nil || s.atc != nil {
+		switch {
+		case s.elem != nil:
+			codecs, bw = s.elem.aacCodecs, transcode.AudioBitrate
+		case s.tc != nil || s.atc != nil:
 			codecs, bw = "mp4a.40.2", transcode.AudioBitrate
 		}
 		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,CODECS=\"%s\"\n%s\n", bw*11/10, codecs, audioURI)

@@ -545,7 +545,7 @@ func (tc *transcoder) read(stdout io.Reader) error {
 			rd := s.rends[vi]
 			vi++
 			r.OnDataH264(tr, func(pts, _ int64, au [][]byte) error {
-				rd.writeH264(s, tc.unwrap(pts), au, h264.IsRandomAccess(au))
+				rd.writeVideo(s, tc.unwrap(pts), au, h264.IsRandomAccess(au))
 				return nil
 			})
 		case *tscodecs.MPEG4Audio:

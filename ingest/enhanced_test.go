@@ -203,9 +203,9 @@ func FuzzVideoParams(f *testing.F) {
 	f.Add([]byte{0x0a, 0x0b, 0x00, 0x00, 0x00, 0x24, 0xcf, 0x7f, 0x0d, 0xbf, 0xff, 0x30, 0x08}, []byte{0x82, 0x49, 0x83, 0x42, 0x00, 0x13, 0xf0, 0x0b})
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		_ = h264Passthrough(a, b)
-		_, _, _, _ = h264Video(a, b)
-		_, _, _, _ = h265Video(b, a, b)
 		var sp spec
+		_ = sp.setH264(a, b)
+		_ = sp.setH265(b, a, b)
 		if av1Video(&sp, [][]byte{a, b}) && (sp.video.Width <= 0 || sp.video.Height <= 0) {
 			t.Fatalf("AV1 size %dx%d", sp.video.Width, sp.video.Height)
 		}

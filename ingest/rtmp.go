@@ -427,19 +427,16 @@ func (in *rtmpIn) listen(r *gortmplib.Reader) error {
 		}
 		switch c := t.Codec.(type) {
 		case *rtmpcodecs.H264:
-			var err error
-			if sp.video, sp.videoName, sp.height, err = h264Video(c.SPS, c.PPS); err != nil {
+			if err := sp.setH264(c.SPS, c.PPS); err != nil {
 				return err
 			}
-			sp.pass = h264Passthrough(c.SPS, c.PPS)
 			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) {
 				if key := h264.IsRandomAccess(au); in.ready(key, nil) {
 					in.src.videoAU(pts, dts, au, key)
 				}
 			})
 		case *rtmpcodecs.H265:
-			var err error
-			if sp.video, sp.videoName, sp.height, err = h265Video(c.VPS, c.SPS, c.PPS); err != nil {
+			if err := sp.setH265(c.VPS, c.SPS, c.PPS); err != nil {
 				return err
 			}
 			r.OnDataH265(t, func(pts, dts time.Duration, au [][]byte) {
@@ -472,7 +469,7 @@ func (in *rtmpIn) listen(r *gortmplib.Reader) error {
 			sp.audio, sp.audioName = a, "AAC"
 			r.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) {
 				if in.src != nil {
-					in.src.push(frame{ms: in.src.clock(pts), data: au})
+					in.src.aacAU(pts, au)
 				}
 			})
 		case *rtmpcodecs.Opus:

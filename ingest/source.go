@@ -84,6 +84,9 @@ type source struct {
 	pass       *passthrough
 	warnedB    bool // the B-frame warning was logged
 
+	sinks atomic.Pointer[[]sfu.ElementarySink] // copy on write, under smu
+	smu   sync.Mutex
+
 	frames   chan frame
 	needKey  atomic.Bool // a child waits for a keyframe at its start
 	dropped  atomic.Uint64
@@ -107,6 +110,10 @@ type spec struct {
 	// pass is set when WebRTC viewers can take the video as it comes:
 	// H.264 whose SPS rules out B-frames.
 	pass *passthrough
+	// params are the parameter sets of H.264 (SPS, PPS) or H.265 (VPS,
+	// SPS, PPS) video, for the Elementary stream; nil for other codecs.
+	params [][]byte
+	h265   bool
 }
 
 // passthrough is an H.264 source's video sent on to WebRTC viewers as it
@@ -141,22 +148,26 @@ func h264Passthrough(sp, pp []byte) *passthrough {
 	return &passthrough{sps: slices.Clone(sp), pps: slices.Clone(pp), codec: c}
 }
 
-// h264Video is the spec's video of an H.264 track's parameter sets.
-func h264Video(sp, pp []byte) (transcode.MKVTrack, string, int, error) {
-	var sps h264.SPS
-	if err := sps.Unmarshal(sp); err != nil {
-		return transcode.MKVTrack{}, "", 0, fmt.Errorf("the H.264 track's SPS does not read: %w", err)
+// setH264 makes the spec's video of an H.264 track's parameter sets, and
+// says whether it passes through.
+func (sp *spec) setH264(sps, pps []byte) error {
+	var s h264.SPS
+	if err := s.Unmarshal(sps); err != nil {
+		return fmt.Errorf("the H.264 track's SPS does not read: %w", err)
 	}
-	if len(pp) == 0 || len(sp) < 4 {
-		return transcode.MKVTrack{}, "", 0, errors.New("the H.264 track has no PPS")
+	if len(pps) == 0 || len(sps) < 4 {
+		return errors.New("the H.264 track has no PPS")
 	}
-	cfg := codec.AVCDecoderConfig(sp, pp)
-	switch sps.ProfileIdc {
+	cfg := codec.AVCDecoderConfig(sps, pps)
+	switch s.ProfileIdc {
 	case 100, 110, 122, 144: // high profiles: chroma format and bit depths follow
-		cfg = append(cfg, 0xfc|byte(sps.ChromaFormatIdc&3), 0xf8|byte(sps.BitDepthLumaMinus8&7), 0xf8|byte(sps.BitDepthChromaMinus8&7), 0)
+		cfg = append(cfg, 0xfc|byte(s.ChromaFormatIdc&3), 0xf8|byte(s.BitDepthLumaMinus8&7), 0xf8|byte(s.BitDepthChromaMinus8&7), 0)
 	}
-	return transcode.MKVTrack{Codec: "V_MPEG4/ISO/AVC", Width: sps.Width(), Height: sps.Height(), CodecPrivate: cfg},
-		fmt.Sprintf("H.264 %dx%d", sps.Width(), sps.Height()), sps.Height(), nil
+	sp.video = transcode.MKVTrack{Codec: "V_MPEG4/ISO/AVC", Width: s.Width(), Height: s.Height(), CodecPrivate: cfg}
+	sp.videoName, sp.height = fmt.Sprintf("H.264 %dx%d", s.Width(), s.Height()), s.Height()
+	sp.params, sp.h265 = [][]byte{slices.Clone(sps), slices.Clone(pps)}, false
+	sp.pass = h264Passthrough(sps, pps)
+	return nil
 }
 
 // aacAudio is the spec's audio of an AAC configuration.
@@ -324,6 +335,70 @@ func (src *source) videoAU(pts, dts time.Duration, au [][]byte, key bool) {
 	}
 	if src.feedsV {
 		src.push(frame{video: true, key: key, ms: ms, data: codec.LengthPrefixed(au)})
+	}
+	if sinks := src.sinks.Load(); sinks != nil {
+		p, d := src.clock90(pts), src.clock90(dts)
+		for _, k := range *sinks {
+			k.ElementaryVideo(p, d, au, key)
+		}
+	}
+}
+
+// aacAU takes one AAC access unit of the source at pts: to the child,
+// which makes the Opus, and as it is to the Elementary stream's sinks.
+// One reader goroutine calls it, after the video started the clock.
+func (src *source) aacAU(pts time.Duration, au []byte) {
+	src.push(frame{ms: src.clock(pts), data: au})
+	if sinks := src.sinks.Load(); sinks != nil {
+		p := src.clock90(pts)
+		for _, k := range *sinks {
+			k.ElementaryAudio(p, au)
+		}
+	}
+}
+
+// clock90 is clock in 90 kHz units, for the Elementary stream: B-frames'
+// decoding times need finer steps than milliseconds.
+func (src *source) clock90(pts time.Duration) int64 {
+	return src.baseMS*90 + int64(pts-src.firstPTS)*90_000/int64(time.Second)
+}
+
+// ElementaryFormat says what the encoder sends when HLS can package it
+// as it comes: H.264 or H.265, with AAC or no audio (sfu.Elementary).
+func (src *source) ElementaryFormat() (sfu.ElementaryFormat, bool) {
+	sp := src.spec
+	if sp.params == nil || sp.audio != nil && sp.audio.Codec != "A_AAC" {
+		return sfu.ElementaryFormat{}, false
+	}
+	f := sfu.ElementaryFormat{H265: sp.h265}
+	if sp.h265 {
+		f.VPS, f.SPS, f.PPS = sp.params[0], sp.params[1], sp.params[2]
+	} else {
+		f.SPS, f.PPS = sp.params[0], sp.params[1]
+	}
+	if sp.audio != nil {
+		f.AAC = sp.audio.CodecPrivate
+	}
+	return f, true
+}
+
+// SubscribeElementary gives sink the encoder's frames (sfu.Elementary).
+func (src *source) SubscribeElementary(sink sfu.ElementarySink) func() {
+	src.smu.Lock()
+	defer src.smu.Unlock()
+	var next []sfu.ElementarySink
+	if cur := src.sinks.Load(); cur != nil {
+		next = slices.Clone(*cur)
+	}
+	next = append(next, sink)
+	src.sinks.Store(&next)
+	return func() {
+		src.smu.Lock()
+		defer src.smu.Unlock()
+		if cur := src.sinks.Load(); cur != nil {
+			next := slices.DeleteFunc(slices.Clone(*cur), func(k sfu.ElementarySink) bool { return k == sink })
+			src.sinks.Store(&next)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -185,11 +186,9 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 			video = true
 			r.OnDataH264(tr, func(pts, dts int64, au [][]byte) error {
 				if src == nil {
-					v, vname, h, pass, ok := h264Params(au)
-					if !ok {
+					if !sp.h264Params(au) {
 						return nil // waiting for a keyframe with its parameter sets
 					}
-					sp.video, sp.videoName, sp.height, sp.pass = v, vname, h, pass
 					if err := start(); err != nil {
 						return err
 					}
@@ -204,11 +203,9 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 			video = true
 			r.OnDataH265(tr, func(pts, dts int64, au [][]byte) error {
 				if src == nil {
-					v, vname, h, ok := h265Params(au)
-					if !ok {
+					if !sp.h265Params(au) {
 						return nil
 					}
-					sp.video, sp.videoName, sp.height = v, vname, h
 					if err := start(); err != nil {
 						return err
 					}
@@ -233,7 +230,7 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 				}
 				for i, au := range aus {
 					d := tsTime(pts) + time.Duration(int64(i)*1024*int64(time.Second)/rate)
-					src.push(frame{ms: src.clock(d), data: au})
+					src.aacAU(d, au)
 				}
 				return nil
 			})
@@ -271,9 +268,9 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 	}
 }
 
-// h264Params reads the video spec of an H.264 keyframe that carries its
-// SPS and PPS, and whether it passes through.
-func h264Params(au [][]byte) (transcode.MKVTrack, string, int, *passthrough, bool) {
+// h264Params makes the spec's video of an H.264 keyframe that carries its
+// SPS and PPS; false until one does.
+func (sp *spec) h264Params(au [][]byte) bool {
 	var sps, pps []byte
 	for _, n := range au {
 		if len(n) == 0 {
@@ -286,16 +283,12 @@ func h264Params(au [][]byte) (transcode.MKVTrack, string, int, *passthrough, boo
 			pps = n
 		}
 	}
-	if sps == nil || pps == nil || !h264.IsRandomAccess(au) {
-		return transcode.MKVTrack{}, "", 0, nil, false
-	}
-	v, name, h, err := h264Video(sps, pps)
-	return v, name, h, h264Passthrough(sps, pps), err == nil
+	return sps != nil && pps != nil && h264.IsRandomAccess(au) && sp.setH264(sps, pps) == nil
 }
 
-// h265Params reads the video spec of an H.265 keyframe that carries its
-// VPS, SPS and PPS.
-func h265Params(au [][]byte) (transcode.MKVTrack, string, int, bool) {
+// h265Params makes the spec's video of an H.265 keyframe that carries its
+// VPS, SPS and PPS; false until one does.
+func (sp *spec) h265Params(au [][]byte) bool {
 	var vps, sps, pps []byte
 	for _, n := range au {
 		if len(n) < 2 {
@@ -310,25 +303,23 @@ func h265Params(au [][]byte) (transcode.MKVTrack, string, int, bool) {
 			pps = n
 		}
 	}
-	if vps == nil || sps == nil || pps == nil || !h265.IsRandomAccess(au) {
-		return transcode.MKVTrack{}, "", 0, false
-	}
-	v, name, h, err := h265Video(vps, sps, pps)
-	return v, name, h, err == nil
+	return vps != nil && sps != nil && pps != nil && h265.IsRandomAccess(au) && sp.setH265(vps, sps, pps) == nil
 }
 
-// h265Video is the spec's video of an H.265 track's parameter sets.
-func h265Video(vps, sps, pps []byte) (transcode.MKVTrack, string, int, error) {
+// setH265 makes the spec's video of an H.265 track's parameter sets.
+func (sp *spec) setH265(vps, sps, pps []byte) error {
 	var s h265.SPS
 	if err := s.Unmarshal(sps); err != nil {
-		return transcode.MKVTrack{}, "", 0, fmt.Errorf("the H.265 track's SPS does not read: %w", err)
+		return fmt.Errorf("the H.265 track's SPS does not read: %w", err)
 	}
 	if len(vps) == 0 || len(pps) == 0 {
-		return transcode.MKVTrack{}, "", 0, errors.New("the H.265 track lacks its VPS or PPS")
+		return errors.New("the H.265 track lacks its VPS or PPS")
 	}
-	return transcode.MKVTrack{Codec: "V_MPEGH/ISO/HEVC", Width: s.Width(), Height: s.Height(),
-			CodecPrivate: hvcC(vps, sps, pps, byte(s.ChromaFormatIdc&3), byte(s.BitDepthLumaMinus8&7), byte(s.BitDepthChromaMinus8&7))},
-		fmt.Sprintf("H.265 %dx%d", s.Width(), s.Height()), s.Height(), nil
+	sp.video = transcode.MKVTrack{Codec: "V_MPEGH/ISO/HEVC", Width: s.Width(), Height: s.Height(),
+		CodecPrivate: hvcC(vps, sps, pps, byte(s.ChromaFormatIdc&3), byte(s.BitDepthLumaMinus8&7), byte(s.BitDepthChromaMinus8&7))}
+	sp.videoName, sp.height = fmt.Sprintf("H.265 %dx%d", s.Width(), s.Height()), s.Height()
+	sp.params, sp.h265 = [][]byte{slices.Clone(vps), slices.Clone(sps), slices.Clone(pps)}, true
+	return nil
 }
 
 // hvcC is the H.265 decoder configuration (ISO/IEC 14496-15 §8.3.3) of
