@@ -26,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"github.com/glintlive/glint/internal/codec"
 	"github.com/glintlive/glint/sfu"
 	"github.com/glintlive/glint/transcode"
@@ -386,8 +388,25 @@ func TestRTMPPassesH264WithoutBFramesThrough(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		st = reg.Lookup("demo")
 	}
-	_, video := st.Tracks()
+	audioT, video := st.Tracks()
 	video.AddSink(c)
+	audioT.AddSink(c)
+	// A viewer, for the sender reports it would be sent.
+	sub, err := st.Subscribe("viewer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range sub.DownTracks() {
+		codecs := []sfu.Codec{{MimeType: "audio/opus", ClockRate: 48000, Channels: 2, PayloadType: 111}}
+		if d.Kind() == sfu.KindVideo {
+			codecs = []sfu.Codec{{MimeType: "video/H264", ClockRate: 90000, PayloadType: 96, Fmtp: "packetization-mode=1;profile-level-id=64001f"}}
+		}
+		if _, err := d.Bind(discard{}, 1, codecs, sfu.ExtIDs{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub.Start(sfu.Now())
+	defer sub.Close(nil)
 	for {
 		c.mu.Lock()
 		n, m := len(c.ts["h"]), len(c.ts["m"])
@@ -411,7 +430,28 @@ func TestRTMPPassesH264WithoutBFramesThrough(t *testing.T) {
 	if vc, ok := video.Codec(); !ok || !strings.EqualFold(vc.MimeType, "video/H264") || !strings.Contains(vc.Fmtp, "profile-level-id=64") {
 		t.Fatalf("codec %+v: want the source's High profile", vc)
 	}
+	// The viewer's sender reports map audio and video to when their frames
+	// reached the node, one clock: the audio, through the transcoder,
+	// reaches it later than the passed-through video.
+	now, wall := sfu.Now(), codec.NTPTime(time.Now())
+	var at [2]time.Time
+	for i, d := range sub.DownTracks() {
+		sr, ok := d.SenderReport(now, wall)
+		if !ok {
+			t.Fatalf("no sender report for the viewer's %v", d.Kind())
+		}
+		at[i] = codec.TimeOfNTP(sr.NTPTime)
+	}
+	// The audio is on the video's clock: its frames reach the layer soon
+	// after the node (it was a second and more off before).
+	for i, d := range at {
+		if ago := time.Since(d); ago < 0 || ago > time.Second {
+			t.Fatalf("the %v sender report maps now to %v ago", sub.DownTracks()[i].Kind(), ago)
+		}
+	}
+	t.Logf("sender reports: audio %v, video %v before now", time.Since(at[0]), time.Since(at[1]))
 	video.RemoveSink(c)
+	audioT.RemoveSink(c)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// The source's keyframe: its SPS (in a STAP-A, or alone) says High (100).
@@ -436,7 +476,7 @@ func TestRTMPPassesH264WithoutBFramesThrough(t *testing.T) {
 	}
 	// Every frame's first packet says when the frame reached the node: the
 	// passthrough's a moment ago, the made layer's after the transcoder.
-	for _, rid := range []string{"h", "m"} {
+	for _, rid := range []string{"h", "m", ""} { // "": the audio
 		ages := c.age[rid]
 		if len(ages) < 20 {
 			t.Fatalf("layer %s: %d frames with a capture time", rid, len(ages))
@@ -445,7 +485,12 @@ func TestRTMPPassesH264WithoutBFramesThrough(t *testing.T) {
 		if med := ages[len(ages)/2]; med < 0 || med > 3*time.Second {
 			t.Fatalf("layer %s: frames reached the node a median %v before their delivery", rid, med)
 		}
-		t.Logf("layer %s: median %v from the node's receipt to the layer", rid, ages[len(ages)/2])
+		t.Logf("layer %q: median %v from the node's receipt to the layer", rid, ages[len(ages)/2])
 	}
 	stop()
 }
+
+// discard is a viewer's connection that sends nowhere.
+type discard struct{}
+
+func (discard) WriteRTP(*rtp.Header, []byte) (int, error) { return 0, nil }

@@ -63,10 +63,13 @@ type source struct {
 	pub   *sfu.Publication
 	since time.Time
 
-	tracks []transcode.MKVTrack // the Matroska header every child starts with
-	feedsV bool                 // the child takes the video (it makes layers)
-	video  []*sfu.Layer         // top first: the passthrough, then the job's rungs
-	audio  *sfu.Layer
+	// The transcoders: of the video (the layers under a passthrough, or
+	// every layer) and of the audio (AAC to Opus), apart so that the audio
+	// never waits in ffmpeg's interleaving for the video's encoding. nil
+	// when not needed.
+	vchild, achild *child
+	video          []*sfu.Layer // top first: the passthrough, then the job's rungs
+	audio          *sfu.Layer
 	// One RTP stream per layer, whatever child makes it: a restarted
 	// ffmpeg goes on in the same SSRC and sequence numbers.
 	vpack []*packetizer
@@ -87,8 +90,6 @@ type source struct {
 	sinks atomic.Pointer[[]sfu.ElementarySink] // copy on write, under smu
 	smu   sync.Mutex
 
-	frames   chan frame
-	needKey  atomic.Bool // a child waits for a keyframe at its start
 	dropped  atomic.Uint64
 	takenOff atomic.Bool // another publisher took the stream
 	cancel   context.CancelFunc
@@ -188,7 +189,7 @@ func aacAudio(c *mpeg4audio.AudioSpecificConfig) (*transcode.MKVTrack, error) {
 // pushes its frames. conn is closed when another publisher takes the
 // stream.
 func newSource(s *Server, name string, conn io.Closer, sp spec) (*source, error) {
-	src := &source{s: s, name: name, conn: conn, spec: sp, frames: make(chan frame, queue), since: time.Now(), pass: sp.pass}
+	src := &source{s: s, name: name, conn: conn, spec: sp, since: time.Now(), pass: sp.pass}
 	// The layers: with a passthrough, the source's own video on top and
 	// up to two smaller ones the transcoder makes; else up to three it makes.
 	top := h264Baseline
@@ -204,11 +205,10 @@ func newSource(s *Server, name string, conn io.Closer, sp spec) (*source, error)
 	}
 	rungs = rungs[:min(len(rungs), made)]
 	if len(rungs) > 0 {
-		src.feedsV = true
-		src.tracks = []transcode.MKVTrack{sp.video}
+		src.vchild = &child{track: sp.video, video: true, frames: make(chan frame, queue)}
 	}
 	if sp.audio != nil {
-		src.tracks = append(src.tracks, *sp.audio)
+		src.achild = &child{track: *sp.audio, frames: make(chan frame, queue)}
 	}
 
 	// The publication: a layer per rung, top first, and the audio. Every
@@ -238,30 +238,49 @@ func newSource(s *Server, name string, conn io.Closer, sp spec) (*source, error)
 		}
 		src.apack = newPacketizer(src.audio, 111)
 	}
-	if len(src.tracks) == 0 {
+	if src.vchild == nil && src.achild == nil {
 		return src, nil // passed through, no audio: no transcoder
 	}
 	enc, err := s.cfg.Encoder()
 	if err != nil {
 		return fail(fmt.Errorf("the stream needs the transcoder: %w", err))
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	src.cancel = cancel
+	if src.vchild != nil {
+		src.start(ctx, src.vchild, enc.JobArgs(transcode.Job{Rungs: rungs, GOP: s.cfg.GOP, WebRTC: true}))
+	}
+	if src.achild != nil {
+		src.start(ctx, src.achild, enc.JobArgs(transcode.Job{Audio: true, WebRTC: true}))
+	}
+	return src, nil
+}
+
+// child is one of a source's transcoders: the Matroska track it reads
+// and the frames queued for it.
+type child struct {
+	track   transcode.MKVTrack
+	video   bool
+	frames  chan frame
+	needKey atomic.Bool // the running ffmpeg waits for a keyframe
+}
+
+// start runs ffmpeg with args on c's frames until ctx ends, restarting it
+// when it exits.
+func (src *source) start(ctx context.Context, c *child, args []string) {
 	p := transcode.NewProcess(transcode.ProcessConfig{
-		Path: s.cfg.FFmpeg, Args: enc.JobArgs(transcode.Job{Rungs: rungs, Audio: sp.audio != nil, GOP: s.cfg.GOP, WebRTC: true}),
-		Feed: src.feed, Read: src.read,
+		Path: src.s.cfg.FFmpeg, Args: args, Feed: c.feed, Read: src.read,
 		OnEvent: func(e transcode.Event) {
 			if e.Kind == transcode.Exited {
-				s.log.Warn("ingest: the transcoder exited; restarting", "stream", name, "protocol", sp.protocol, "err", e.Err)
+				src.s.log.Warn("ingest: the transcoder exited; restarting", "stream", src.name, "protocol", src.spec.protocol, "err", e.Err)
 			}
 		},
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	src.cancel = cancel
 	src.wg.Go(func() {
 		if err := p.Run(ctx); err != nil {
-			s.log.Error("ingest: the transcoder cannot run", "stream", name, "err", err)
+			src.s.log.Error("ingest: the transcoder cannot run", "stream", src.name, "err", err)
 		}
 	})
-	return src, nil
 }
 
 func btoi(b bool) int {
@@ -333,7 +352,7 @@ func (src *source) videoAU(pts, dts time.Duration, au [][]byte, key bool) {
 		}
 		src.passVideo(ms, au, key)
 	}
-	if src.feedsV {
+	if src.vchild != nil {
 		src.push(frame{video: true, key: key, ms: ms, data: codec.LengthPrefixed(au)})
 	}
 	if sinks := src.sinks.Load(); sinks != nil {
@@ -442,6 +461,13 @@ func (src *source) passVideo(ms int64, au [][]byte, key bool) {
 // after it up to the next keyframe (which would reference what is gone).
 // One reader goroutine calls it.
 func (src *source) push(f frame) {
+	c := src.achild
+	if f.video {
+		c = src.vchild
+	}
+	if c == nil {
+		return
+	}
 	if f.video && src.skipping {
 		if !f.key {
 			src.dropped.Add(1)
@@ -450,7 +476,7 @@ func (src *source) push(f frame) {
 		src.skipping = false
 	}
 	select {
-	case src.frames <- f:
+	case c.frames <- f:
 	default:
 		src.dropped.Add(1)
 		if f.video {
@@ -465,31 +491,28 @@ func (src *source) push(f frame) {
 // above zero, putting the made layers off the stream clock.
 const feedOffset = 1000
 
-// feed writes the frames to one child as Matroska, video from its first
-// keyframe on.
-func (src *source) feed(ctx context.Context, w io.Writer) error {
-	m, err := transcode.NewMKV(w, src.tracks...)
+// feed writes the child's frames to one ffmpeg as Matroska, video from
+// its first keyframe on.
+func (c *child) feed(ctx context.Context, w io.Writer) error {
+	m, err := transcode.NewMKV(w, c.track)
 	if err != nil {
 		return err
 	}
-	src.needKey.Store(true)
+	c.needKey.Store(c.video)
 	for {
 		var f frame
 		select {
 		case <-ctx.Done():
 			return nil
-		case f = <-src.frames:
+		case f = <-c.frames:
 		}
-		track := 0
-		if !f.video {
-			track = len(src.tracks) - 1
-		} else if src.needKey.Load() {
+		if c.needKey.Load() {
 			if !f.key {
 				continue
 			}
-			src.needKey.Store(false)
+			c.needKey.Store(false)
 		}
-		if err := m.Write(track, f.ms+feedOffset, f.key, f.data); err != nil {
+		if err := m.Write(0, f.ms+feedOffset, f.key, f.data); err != nil {
 			return err
 		}
 	}
@@ -503,6 +526,16 @@ func (src *source) read(stdout io.Reader) error {
 		return err
 	}
 	vi := btoi(src.pass != nil) // the child's first H.264 stream is the layer under the passthrough
+	// The output's 33-bit PTS, past its wrap (the decoder counts from the
+	// first), back on the stream clock in 90 kHz.
+	var dec mpegts.TimeDecoder
+	first := int64(-1)
+	clock := func(pts int64) int64 {
+		if first < 0 {
+			first = pts
+		}
+		return first + dec.Decode(pts) - feedOffset*90
+	}
 	for _, tr := range r.Tracks() {
 		switch tr.Codec.(type) {
 		case *tscodecs.H264:
@@ -513,8 +546,8 @@ func (src *source) read(stdout io.Reader) error {
 			vi++
 			pay := &codecs.H264Payloader{}
 			r.OnDataH264(tr, func(pts, _ int64, au [][]byte) error {
-				ms := pts/90 - feedOffset
-				out.write(pay.Payload(maxPayload, annexB(au)), uint32(pts-feedOffset*90), src.captured(ms))
+				p := clock(pts)
+				out.write(pay.Payload(maxPayload, annexB(au)), uint32(p), src.captured(p/90))
 				return nil
 			})
 		case *tscodecs.Opus:
@@ -522,9 +555,8 @@ func (src *source) read(stdout io.Reader) error {
 				continue
 			}
 			out := src.apack
-			dec := &mpegts.TimeDecoder{} // the output's 33-bit PTS, past its wrap
 			r.OnDataOpus(tr, func(pts int64, pkts [][]byte) error {
-				p := dec.Decode(pts) - feedOffset*90
+				p := clock(pts)
 				for i, pk := range pkts {
 					out.write([][]byte{pk}, uint32(p*48000/90000)+uint32(i*960), src.captured(p/90+int64(i)*20))
 				}
@@ -551,7 +583,13 @@ type packetizer struct {
 	ssrc uint32
 	seq  uint16
 	buf  []byte
+	sr   int64 // when the layer's last sender report was made (sfu.Now)
 }
+
+// srInterval is how often a layer's sender report is renewed: viewers'
+// reports map its timestamps to the time its frames reached the node, one
+// clock for the audio and video, which keeps them in sync.
+const srInterval = time.Second
 
 func newPacketizer(l *sfu.Layer, pt uint8) *packetizer {
 	return &packetizer{l: l, pt: pt, ssrc: rand.Uint32(), seq: uint16(rand.Uint32())}
@@ -568,6 +606,10 @@ func (p *packetizer) write(payloads [][]byte, ts uint32, captured uint64) {
 		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: p.pt, SequenceNumber: p.seq, Timestamp: ts, SSRC: p.ssrc, Marker: i == len(payloads)-1}, Payload: pl}
 		if i == 0 {
 			_ = pkt.SetExtension(absCaptureTimeID, capture[:])
+			if now := sfu.Now(); now-p.sr >= int64(srInterval) {
+				p.sr = now
+				p.l.IngestSenderReport(captured, ts, now)
+			}
 		}
 		p.seq++
 		n := pkt.MarshalSize()

@@ -218,5 +218,7 @@ func (e Encoder) JobArgs(job Job) []string {
 			args = append(args, "-map", audio, "-c:a", "aac", "-b:a", strconv.Itoa(AudioBitrate), "-ar", "48000", "-ac", "2")
 		}
 	}
-	return append(args, "-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-flush_packets", "1", "pipe:1")
+	// One PES per audio frame: by default the muxer gathers 2930 bytes of
+	// audio first (a quarter second of Opus).
+	return append(args, "-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-pes_payload_size", "0", "-flush_packets", "1", "pipe:1")
 }
