@@ -368,6 +368,9 @@ func (s *Server) handle(ctx context.Context, c net.Conn) error {
 			}
 			return fmt.Errorf("%s: %w", name, err)
 		}
+		if in.err == nil && in.src != nil {
+			in.err = in.src.fault
+		}
 		if in.err != nil {
 			return fmt.Errorf("%s: %w", name, in.err)
 		}

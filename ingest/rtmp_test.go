@@ -92,6 +92,12 @@ func publish(ctx context.Context, ff, url string, d time.Duration) *exec.Cmd {
 // ctx and fails the test if Serve returned an error.
 func serveIngest(t *testing.T, cfg Config, keys streamKeys) (s *Server, reg *sfu.Registry, ctx context.Context, stop func()) {
 	t.Helper()
+	return serveIngestLog(t, cfg, keys, testLog())
+}
+
+// serveIngestLog is serveIngest with the server's log going to logw.
+func serveIngestLog(t *testing.T, cfg Config, keys streamKeys, logw io.Writer) (s *Server, reg *sfu.Registry, ctx context.Context, stop func()) {
+	t.Helper()
 	ff := ffmpegPath(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -102,7 +108,7 @@ func serveIngest(t *testing.T, cfg Config, keys streamKeys) (s *Server, reg *sfu
 	reg = sfu.NewRegistry(sfu.DefaultConfig())
 	t.Cleanup(reg.Close)
 	cfg.FFmpeg, cfg.Encoder = ff, func() (transcode.Encoder, error) { return enc, nil }
-	s, err = New(cfg, reg, keys, slog.New(slog.NewTextHandler(testLog(), &slog.HandlerOptions{Level: slog.LevelDebug})))
+	s, err = New(cfg, reg, keys, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}

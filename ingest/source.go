@@ -77,6 +77,8 @@ type source struct {
 
 	// The reader goroutine's own.
 	firstPTS time.Duration
+	lastPTS  time.Duration
+	fault    error // the source cannot go on: its connection is closed
 	baseMS   int64
 	// wallAtZero is the wall clock (Unix ns) at stream time 0 as the
 	// source's clock maps it: a frame at stream time ms reached the node
@@ -334,9 +336,19 @@ func (src *source) clock(pts time.Duration) int64 {
 		ms, _ := src.st.StreamTime(sfu.Now())
 		src.started, src.firstPTS, src.baseMS = true, pts, ms
 		src.wallAtZero.Store(time.Now().UnixNano() - ms*int64(time.Millisecond))
+		src.lastPTS = pts
 	}
+	if d := pts - src.lastPTS; (d > maxJump || d < -maxJump) && src.fault == nil {
+		src.fault = fmt.Errorf("the encoder's timestamps jumped by %v: reconnect it", d)
+	}
+	src.lastPTS = pts
 	return src.baseMS + (pts - src.firstPTS).Milliseconds()
 }
+
+// maxJump is the largest step between an encoder's timestamps that is
+// taken: past it the clock would be nonsense (a frame hours ahead), and
+// the connection is closed so that the encoder starts again on a new one.
+const maxJump = time.Minute
 
 // videoAU takes one access unit of the source's video (NAL units, its
 // presentation and decoding times): passed through to the top layer,
@@ -636,6 +648,8 @@ func (src *source) StartsFromGOP() bool { return true }
 // stream (sfu.Source).
 func (src *source) Close() error {
 	src.takenOff.Store(true)
+	src.s.log.Info("ingest: another publisher took the stream; closing this encoder's connection",
+		"stream", src.name, "protocol", src.spec.protocol, "remote", src.spec.remoteAddr)
 	return src.conn.Close()
 }
 

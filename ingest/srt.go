@@ -135,26 +135,48 @@ func parseStreamID(id string) (mode, stream, key string, err error) {
 	return mode, stream, key, nil
 }
 
-// countingReader counts the bytes read through it.
+// countingReader counts the bytes read through it, and restarts idle
+// (which closes the connection) whenever some come.
 type countingReader struct {
-	r io.Reader
-	n atomic.Uint64
+	r       io.Reader
+	n       atomic.Uint64
+	idle    *time.Timer
+	timeout time.Duration
 }
 
 func (c *countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
-	c.n.Add(uint64(n))
+	if n > 0 {
+		c.n.Add(uint64(n))
+		c.idle.Reset(c.timeout)
+	}
 	return n, err
 }
 
 // handleSRT reads one SRT publisher's MPEG-TS into a source, made once
-// its first video keyframe brings the parameter sets.
+// its first video keyframe brings the parameter sets. A publisher that
+// sends nothing for the timeout (gosrt's read deadlines do nothing), or
+// no MPEG-TS program within it, is hung up on.
 func (s *Server) handleSRT(conn srt.Conn, name string) error {
-	in := &countingReader{r: conn}
+	var stalled, noProgram atomic.Bool
+	in := &countingReader{r: conn, timeout: s.cfg.Timeout,
+		idle: time.AfterFunc(s.cfg.Timeout, func() { stalled.Store(true); _ = conn.Close() })}
+	defer in.idle.Stop()
 	r := &mpegts.Reader{R: in}
-	if err := r.Initialize(); err != nil {
+	program := time.AfterFunc(s.cfg.Timeout, func() { noProgram.Store(true); _ = conn.Close() })
+	err := r.Initialize()
+	program.Stop()
+	if err != nil {
+		if noProgram.Load() && !stalled.Load() {
+			return fmt.Errorf("no MPEG-TS program in the first %v", s.cfg.Timeout)
+		}
 		return fmt.Errorf("reading MPEG-TS: %w", err)
 	}
+	defer func() {
+		if stalled.Load() {
+			s.log.Info("srt: the publisher sent nothing; hung up", "stream", name, "timeout", s.cfg.Timeout)
+		}
+	}()
 	sp := spec{protocol: "srt", received: in.n.Load, remoteAddr: conn.RemoteAddr().String()}
 	var src *source
 	var done func()
@@ -264,6 +286,9 @@ func (s *Server) handleSRT(conn srt.Conn, name string) error {
 	for {
 		if err := r.Read(); err != nil {
 			return err
+		}
+		if src != nil && src.fault != nil {
+			return src.fault
 		}
 	}
 }
