@@ -68,8 +68,20 @@ func closedWithin(c net.Conn, d time.Duration) bool {
 	return !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
+// publisher connects to url as an RTMP publisher, closed when the test
+// ends, or fails the test.
+func publisher(t *testing.T, rawURL string) *gortmplib.Client {
+	t.Helper()
+	c, err := rtmpClient(t, rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
 // rtmpClient connects to url as an RTMP publisher (handshake, connect,
-// publish), or fails the test.
+// publish).
 func rtmpClient(t *testing.T, rawURL string) (*gortmplib.Client, error) {
 	t.Helper()
 	u, err := url.Parse(rawURL)
@@ -120,11 +132,7 @@ func TestBadEncodersAreTurnedAway(t *testing.T) {
 	}
 
 	t.Run("malformed chunks", func(t *testing.T) {
-		c, err := rtmpClient(t, base+key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := publisher(t, base+key)
 		junk := make([]byte, 4096)
 		_, _ = rand.Read(junk)
 		_, _ = c.NetConn().Write(junk)
@@ -154,11 +162,7 @@ func TestBadEncodersAreTurnedAway(t *testing.T) {
 		logs.waitFor(t, "unknown application")
 	})
 	t.Run("no video", func(t *testing.T) {
-		c, err := rtmpClient(t, base+key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := publisher(t, base+key)
 		aac := &gortmplib.Track{Codec: &rtmpcodecs.MPEG4Audio{Config: &mpeg4audio.AudioSpecificConfig{
 			Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelConfig: 2}}}
 		w := &gortmplib.Writer{Conn: c, Tracks: []*gortmplib.Track{aac}}
@@ -176,12 +180,8 @@ func TestBadEncodersAreTurnedAway(t *testing.T) {
 		logs.waitFor(t, "rtmp: connection ended", "no video track")
 	})
 	t.Run("timestamp hours ahead", func(t *testing.T) {
-		c, err := rtmpClient(t, base+key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		err = publish(c, 60, func(i int) time.Duration {
+		c := publisher(t, base+key)
+		err := publish(c, 60, func(i int) time.Duration {
 			if i >= 30 {
 				return 10*time.Hour + steady(i)
 			}
@@ -193,38 +193,18 @@ func TestBadEncodersAreTurnedAway(t *testing.T) {
 		logs.waitFor(t, "rtmp: connection ended", "timestamps jumped by 10h")
 	})
 	t.Run("stalled", func(t *testing.T) {
-		c, err := rtmpClient(t, base+key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := publisher(t, base+key)
 		if !closedWithin(c.NetConn(), 10*time.Second) {
 			t.Fatal("a publisher that sends nothing was kept")
 		}
 		logs.waitFor(t, "rtmp: connection ended", "timeout")
 	})
 	t.Run("second publisher", func(t *testing.T) {
-		first, err := rtmpClient(t, base+key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer first.Close()
+		first := publisher(t, base+key)
 		done := make(chan error, 1)
 		go func() { done <- publish(first, 150, steady) }()
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			if _, ok := s.Status("demo"); ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the first publisher never went live")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		second, err := rtmpClient(t, base+key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer second.Close()
+		waitSession(t, s, true, "the first publisher never went live")
+		second := publisher(t, base+key)
 		go func() { _ = publish(second, 60, steady) }()
 		select {
 		case err := <-done:

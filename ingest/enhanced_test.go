@@ -181,15 +181,7 @@ func TestEnhancedRTMPPublishers(t *testing.T) {
 		if err := <-published; err != nil {
 			t.Fatalf("%s: the publisher: %v", c.name, err)
 		}
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			if _, ok := s.Status("demo"); !ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the RTMP session outlived its encoder", c.name)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitSession(t, s, false, c.name+": the RTMP session outlived its encoder")
 	}
 	stop()
 }

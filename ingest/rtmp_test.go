@@ -288,15 +288,7 @@ func TestSRTPublishers(t *testing.T) {
 		}
 		_ = encoder.Process.Kill()
 		_ = encoder.Wait()
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			if _, ok := s.Status("demo"); !ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the SRT session outlived its encoder", c.codec)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitSession(t, s, false, c.codec+": the SRT session outlived its encoder")
 	}
 	stop()
 }
@@ -500,3 +492,18 @@ func TestRTMPPassesH264WithoutBFramesThrough(t *testing.T) {
 type discard struct{}
 
 func (discard) WriteRTP(*rtp.Header, []byte) (int, error) { return 0, nil }
+
+// waitSession waits up to 10 s for stream demo to have an encoder's
+// session (want) or none, and fails the test with what otherwise.
+func waitSession(t *testing.T, s *Server, want bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, ok := s.Status("demo"); ok == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
