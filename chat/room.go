@@ -377,8 +377,36 @@ func (r *Room) appendAndAck(c *Conn, req, ev *Envelope) error {
 	if err != nil {
 		return fail(CodeUnavailable, "chat is unavailable; try again")
 	}
+	if isModeration(req.Type) {
+		r.awaitApplied(ctx, seq)
+	}
 	c.send(&Envelope{V: Version, Type: TypeAck, Seq: seq, Ref: req.Ref, ID: req.ID, TS: time.Now().UnixMilli()})
 	return nil
+}
+
+// isModeration reports whether a request changes what others may do.
+func isModeration(typ string) bool {
+	switch typ {
+	case TypeDelete, TypeTimeout, TypeBan, TypeUnban, TypeMod, TypeSlow, TypeComments, TypeWords:
+		return true
+	}
+	return false
+}
+
+// awaitApplied waits (up to ctx) until the room's state holds event seq:
+// the room applies its log on its own follower, after the append returns,
+// and a moderator's acknowledged timeout or ban must hold for the very
+// next post. Moderation is rare; a short poll keeps delivery untouched.
+func (r *Room) awaitApplied(ctx context.Context, seq uint64) {
+	for {
+		r.mu.Lock()
+		last := r.state.last
+		r.mu.Unlock()
+		if last >= seq || ctx.Err() != nil {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (r *Room) react(c *Conn, e *Envelope) error {
