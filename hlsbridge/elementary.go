@@ -104,11 +104,7 @@ func (s *session) writeElem(f elemFrame) {
 			return
 		}
 		e.keyed = true
-		au := f.au
-		if f.key {
-			au = withParams(e.format, au)
-		}
-		e.rend.writeVideo(s, f.pts, au, f.key)
+		e.rend.writeVideo(s, f.pts, f.au, f.key)
 		return
 	}
 	pts := f.pts * e.rate / 90000
@@ -214,22 +210,4 @@ func (s *session) adoptElementary(video *sfu.Track) bool {
 // muxers made for the first: the same codec, parameter sets and audio.
 func sameFormat(a, b sfu.ElementaryFormat) bool {
 	return a.H265 == b.H265 && bytes.Equal(a.VPS, b.VPS) && bytes.Equal(a.SPS, b.SPS) && bytes.Equal(a.PPS, b.PPS) && bytes.Equal(a.AAC, b.AAC)
-}
-
-// withParams puts f's parameter sets before a keyframe that lacks them,
-// as RTMP sends them apart: the muxer reads each keyframe's.
-func withParams(f sfu.ElementaryFormat, au [][]byte) [][]byte {
-	for _, n := range au {
-		if len(n) == 0 {
-			continue
-		}
-		if f.H265 && (n[0]>>1)&0x3f == 33 || !f.H265 && n[0]&0x1f == 7 { // an SPS
-			return au
-		}
-	}
-	params := [][]byte{f.SPS, f.PPS}
-	if f.H265 {
-		params = [][]byte{f.VPS, f.SPS, f.PPS}
-	}
-	return append(params, au...)
 }

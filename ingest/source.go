@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -87,7 +88,8 @@ type source struct {
 	started    bool
 	skipping   bool // video dropped: the rest waits for a keyframe
 	pass       *passthrough
-	warnedB    bool // the B-frame warning was logged
+	params     [][]byte // the video's parameter sets as last sent (spec.params' order)
+	warnedB    bool     // the B-frame warning was logged
 
 	sinks atomic.Pointer[[]sfu.ElementarySink] // copy on write, under smu
 	smu   sync.Mutex
@@ -120,13 +122,11 @@ type spec struct {
 }
 
 // passthrough is an H.264 source's video sent on to WebRTC viewers as it
-// comes, in the top layer: the source's parameter sets (put before every
-// keyframe that lacks them, for viewers who start there) and the codec
-// its SPS announces.
+// comes, in the top layer, with the codec its SPS announces.
 type passthrough struct {
-	sps, pps []byte
-	codec    sfu.Codec
-	pay      codecs.H264Payloader
+	codec sfu.Codec
+	pay   codecs.H264Payloader
+	buf   []byte // an access unit in Annex B, reused
 }
 
 // h264Passthrough returns how an H.264 source's video passes through to
@@ -148,7 +148,7 @@ func h264Passthrough(sp, pp []byte) *passthrough {
 	}
 	c := h264Baseline
 	c.Fmtp = fmt.Sprintf("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=%02x%02x%02x", sp[1], sp[2], sp[3])
-	return &passthrough{sps: slices.Clone(sp), pps: slices.Clone(pp), codec: c}
+	return &passthrough{codec: c}
 }
 
 // setH264 makes the spec's video of an H.264 track's parameter sets, and
@@ -191,7 +191,7 @@ func aacAudio(c *mpeg4audio.AudioSpecificConfig) (*transcode.MKVTrack, error) {
 // pushes its frames. conn is closed when another publisher takes the
 // stream.
 func newSource(s *Server, name string, conn io.Closer, sp spec) (*source, error) {
-	src := &source{s: s, name: name, conn: conn, spec: sp, since: time.Now(), pass: sp.pass}
+	src := &source{s: s, name: name, conn: conn, spec: sp, since: time.Now(), pass: sp.pass, params: slices.Clone(sp.params)}
 	// The layers: with a passthrough, the source's own video on top and
 	// up to two smaller ones the transcoder makes; else up to three it makes.
 	top := h264Baseline
@@ -356,16 +356,22 @@ const maxJump = time.Minute
 // it.
 func (src *source) videoAU(pts, dts time.Duration, au [][]byte, key bool) {
 	ms := src.videoClock(pts)
+	if src.vchild != nil {
+		src.push(frame{video: true, key: key, ms: ms, data: codec.LengthPrefixed(au)})
+	}
+	if src.keepParams(au) {
+		return // parameter sets alone, as RTMP sends them
+	}
+	if key {
+		au = src.withParams(au)
+	}
 	if src.pass != nil {
 		if pts != dts && !src.warnedB {
 			src.warnedB = true
 			src.s.log.Warn("ingest: the encoder sends B-frames its SPS said it would not; WebRTC viewers may stutter: set B-frames to 0",
 				"stream", src.name)
 		}
-		src.passVideo(ms, au, key)
-	}
-	if src.vchild != nil {
-		src.push(frame{video: true, key: key, ms: ms, data: codec.LengthPrefixed(au)})
+		src.passVideo(ms, au)
 	}
 	if sinks := src.sinks.Load(); sinks != nil {
 		p, d := src.clock90(pts), src.clock90(dts)
@@ -433,40 +439,70 @@ func (src *source) SubscribeElementary(sink sfu.ElementarySink) func() {
 	}
 }
 
-// passVideo packetises an access unit into the top layer on the stream
-// clock (90 kHz, as the child's layers), its parameter sets before a
-// keyframe that lacks them; parameter sets sent alone replace the kept ones.
-func (src *source) passVideo(ms int64, au [][]byte, key bool) {
-	p := src.pass
-	var hasSPS, hasPPS, other bool
+// paramIndex is where a NAL unit of the source's codec goes in its
+// parameter sets (H.264: SPS, PPS; H.265: VPS, SPS, PPS), -1 for a slice
+// or SEI, -2 for an access unit delimiter.
+func (src *source) paramIndex(n []byte) int {
+	if src.spec.h265 {
+		switch t := (n[0] >> 1) & 0x3f; {
+		case t >= 32 && t <= 34:
+			return int(t) - 32
+		case t == 35:
+			return -2
+		}
+		return -1
+	}
+	switch n[0] & 0x1f {
+	case 7:
+		return 0
+	case 8:
+		return 1
+	case 9:
+		return -2
+	}
+	return -1
+}
+
+// keepParams keeps the parameter sets an access unit carries (the
+// encoder may change them) and reports whether it carries nothing else.
+// One reader goroutine calls it.
+func (src *source) keepParams(au [][]byte) bool {
+	only := true
 	for _, n := range au {
 		if len(n) == 0 {
 			continue
 		}
-		switch h264.NALUType(n[0] & 0x1f) {
-		case h264.NALUTypeSPS:
-			p.sps, hasSPS = slices.Clone(n), true
-		case h264.NALUTypePPS:
-			p.pps, hasPPS = slices.Clone(n), true
-		case h264.NALUTypeAccessUnitDelimiter:
-		default:
-			other = true
+		switch i := src.paramIndex(n); {
+		case i >= 0:
+			if !bytes.Equal(src.params[i], n) {
+				src.params[i] = slices.Clone(n)
+			}
+		case i == -1:
+			only = false
 		}
 	}
-	if !other {
-		return
-	}
-	var b []byte
-	if key && !hasSPS {
-		b = appendAnnexB(b, p.sps)
-	}
-	if key && !hasPPS {
-		b = appendAnnexB(b, p.pps)
-	}
+	return only
+}
+
+// withParams puts the kept parameter sets before a keyframe that lacks
+// them (RTMP sends them apart), for a WebRTC viewer or an HLS segment that
+// starts there.
+func (src *source) withParams(au [][]byte) [][]byte {
+	sps := btoi(src.spec.h265) // H.265's SPS follows its VPS
 	for _, n := range au {
-		b = appendAnnexB(b, n)
+		if len(n) > 0 && src.paramIndex(n) == sps {
+			return au
+		}
 	}
-	src.vpack[0].write(p.pay.Payload(maxPayload, b), uint32(ms*90), src.captured(ms))
+	return append(slices.Clone(src.params), au...)
+}
+
+// passVideo packetises an access unit into the top layer on the stream
+// clock (90 kHz, as the child's layers).
+func (src *source) passVideo(ms int64, au [][]byte) {
+	p := src.pass
+	p.buf = annexB(p.buf[:0], au)
+	src.vpack[0].write(p.pay.Payload(maxPayload, p.buf), uint32(ms*90), src.captured(ms))
 }
 
 // push queues a frame for the child; full, it drops it, and the video
@@ -557,9 +593,11 @@ func (src *source) read(stdout io.Reader) error {
 			out := src.vpack[vi]
 			vi++
 			pay := &codecs.H264Payloader{}
+			var buf []byte
 			r.OnDataH264(tr, func(pts, _ int64, au [][]byte) error {
 				p := clock(pts)
-				out.write(pay.Payload(maxPayload, annexB(au)), uint32(p), src.captured(p/90))
+				buf = annexB(buf[:0], au)
+				out.write(pay.Payload(maxPayload, buf), uint32(p), src.captured(p/90))
 				return nil
 			})
 		case *tscodecs.Opus:
@@ -595,7 +633,10 @@ type packetizer struct {
 	ssrc uint32
 	seq  uint16
 	buf  []byte
-	sr   int64 // when the layer's last sender report was made (sfu.Now)
+	pkt  rtp.Packet // reused, its extension slice with it
+	sr   int64      // when the layer's last sender report was made (sfu.Now)
+	// capture is the abs-capture-time value of the frame being written.
+	capture [8]byte
 }
 
 // srInterval is how often a layer's sender report is renewed: viewers'
@@ -612,12 +653,15 @@ func newPacketizer(l *sfu.Layer, pt uint8) *packetizer {
 func (p *packetizer) write(payloads [][]byte, ts uint32, captured uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var capture [8]byte
-	binary.BigEndian.PutUint64(capture[:], captured)
+	binary.BigEndian.PutUint64(p.capture[:], captured)
+	pkt := &p.pkt
 	for i, pl := range payloads {
-		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: p.pt, SequenceNumber: p.seq, Timestamp: ts, SSRC: p.ssrc, Marker: i == len(payloads)-1}, Payload: pl}
+		h := &pkt.Header
+		h.Version, h.PayloadType, h.SequenceNumber, h.Timestamp, h.SSRC, h.Marker = 2, p.pt, p.seq, ts, p.ssrc, i == len(payloads)-1
+		h.Extension, h.Extensions = false, h.Extensions[:0]
+		pkt.Payload = pl
 		if i == 0 {
-			_ = pkt.SetExtension(absCaptureTimeID, capture[:])
+			_ = h.SetExtension(absCaptureTimeID, p.capture[:])
 			if now := sfu.Now(); now-p.sr >= int64(srInterval) {
 				p.sr = now
 				p.l.IngestSenderReport(captured, ts, now)
@@ -665,15 +709,11 @@ func (src *source) stop() {
 	src.wg.Wait()
 }
 
-// annexB joins NAL units with start codes, as pion's payloader reads them.
-func annexB(nalus [][]byte) []byte {
-	var b []byte
+// annexB appends NAL units joined by start codes to b, as pion's
+// payloader reads them (it copies what it keeps: b may be reused).
+func annexB(b []byte, nalus [][]byte) []byte {
 	for _, u := range nalus {
-		b = appendAnnexB(b, u)
+		b = append(append(b, 0, 0, 0, 1), u...)
 	}
 	return b
-}
-
-func appendAnnexB(b, nalu []byte) []byte {
-	return append(append(b, 0, 0, 0, 1), nalu...)
 }

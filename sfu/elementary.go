@@ -29,7 +29,9 @@ type ElementaryFormat struct {
 // reader goroutine: it must not block. Timestamps are on the stream clock
 // in 90 kHz units. It may keep what it is given.
 type ElementarySink interface {
-	// ElementaryVideo is one access unit's NAL units.
+	// ElementaryVideo is one access unit's NAL units; a keyframe carries
+	// its parameter sets (the source puts them there when the encoder
+	// sends them apart, as RTMP does).
 	ElementaryVideo(pts, dts int64, au [][]byte, key bool)
 	// ElementaryAudio is one AAC access unit.
 	ElementaryAudio(pts int64, au []byte)
