@@ -246,7 +246,8 @@ func (r *Room) handle(c *Conn, frame []byte) error {
 		return r.post(c, e)
 	case TypeReaction:
 		return r.react(c, e)
-	case TypeDelete, TypeTimeout, TypeBan, TypeUnban, TypeMod, TypeSlow, TypeComments, TypeWords:
+	}
+	if isModeration(e.Type) {
 		return r.moderate(c, e)
 	}
 	return fail(CodeBadType, "unknown type %q", e.Type)
