@@ -111,7 +111,9 @@ func TestFailedUpSwitchBacksOff(t *testing.T) {
 }
 
 func TestSwitchKeepsTimestampsOnThePublishersClock(t *testing.T) {
-	reg := NewRegistry(testConfig())
+	cfg := testConfig()
+	cfg.KeyframeCache = 0 // the switch waits for the layer's next keyframe
+	reg := NewRegistry(cfg)
 	now := second
 	s := newSimulcast(t, reg, now)
 	sub, rec := subscribe(t, s.stream, now)

@@ -441,12 +441,31 @@ func (d *DownTrack) setTarget(l *Layer, now int64) {
 	if l == d.fw.cur {
 		return
 	}
-	if !d.fw.started || d.fw.cur == nil {
-		if d.replayKeyframe(l, now) || d.replayLower(l, now) {
+	switch {
+	case !d.fw.started || d.fw.cur == nil:
+		if d.replayKeyframe(l, startAge(l), now) || d.replayLower(l, now) {
+			return
+		}
+	case below(l, d.fw.cur):
+		// Moving down, mostly on a congested path with the old layer
+		// already held back: a keyframe another viewer's switch asked for
+		// moments ago serves this one too, where a request would wait out
+		// the keyframe interval that request started.
+		age := min(d.sub.stream.reg.cfg.KeyframeCache.Nanoseconds(), switchReplay)
+		if d.replayKeyframe(l, age, now) {
 			return
 		}
 	}
 	l.RequestKeyframe(now)
+}
+
+// below reports whether l is a lower layer of cur's track.
+func below(l, cur *Layer) bool {
+	if l.track != cur.track {
+		return false
+	}
+	layers := l.track.Layers() // low to high
+	return slices.Index(layers, l) < slices.Index(layers, cur)
 }
 
 // replayLower starts a new viewer of a GOPSource from the cached GOP of a
@@ -461,7 +480,7 @@ func (d *DownTrack) replayLower(l *Layer, now int64) bool {
 	i := slices.Index(layers, l)
 	for j := i - 1; j >= 0; j-- {
 		d.fw.target = layers[j]
-		ok := d.replayKeyframe(layers[j], now)
+		ok := d.replayKeyframe(layers[j], maxGOPReplay, now)
 		d.fw.target = l
 		if ok {
 			return true
@@ -471,21 +490,31 @@ func (d *DownTrack) replayLower(l *Layer, now int64) bool {
 }
 
 // maxReplay bounds a start-up replay, in packets; maxGOPReplay the age of
-// a GOPSource's keyframe a viewer starts from.
+// a GOPSource's keyframe a viewer starts from. switchReplay is the oldest
+// keyframe a viewer moving down starts from: its frames are older than the
+// old layer's last, so the new layer's timestamps continue the old ones
+// rather than follow the capture clock, and the video runs up to this much
+// behind its audio (in the sender reports, which let a player re-sync) —
+// less than the 90 ms of audio lead viewers accept (ITU-R BT.1359).
 const (
 	maxReplay    = 256
 	maxGOPReplay = 10 * second
+	switchReplay = 80 * millisecond
 )
 
+// startAge is the oldest keyframe of l a starting viewer is sent.
+func startAge(l *Layer) int64 {
+	if l.pub.fromGOP() {
+		return maxGOPReplay // the source cannot be asked: its last GOP, however old
+	}
+	return l.track.stream.reg.cfg.KeyframeCache.Nanoseconds()
+}
+
 // replayKeyframe sends the layer's last keyframe and everything after it
-// from the cache, if the keyframe is within the cache age and the cache
+// from the cache, if the keyframe is no older than age and the cache
 // still holds it. A packet missing from the cache (still being repaired
 // upstream) is skipped: the viewer asks for it and gets it from the cache.
-func (d *DownTrack) replayKeyframe(l *Layer, now int64) bool {
-	age := l.track.stream.reg.cfg.KeyframeCache.Nanoseconds()
-	if l.pub.fromGOP() {
-		age = maxGOPReplay // the source cannot be asked: its last GOP, however old
-	}
+func (d *DownTrack) replayKeyframe(l *Layer, age, now int64) bool {
 	at := l.keyAt.Load()
 	if age == 0 || at == 0 || now-at > age {
 		return false

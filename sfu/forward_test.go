@@ -144,8 +144,47 @@ func TestForwardStartsOnKeyframeAndSwitchesContinuously(t *testing.T) {
 
 func vp8Width(p []byte) int { return int(binary.LittleEndian.Uint16(p[10:]) & 0x3fff) }
 
-func TestNACKAnsweredAcrossSwitch(t *testing.T) {
+func TestDownSwitchStartsFromARecentKeyframe(t *testing.T) {
 	reg := NewRegistry(testConfig())
+	now := second
+	s := newSimulcast(t, reg, now)
+	sub, rec := subscribe(t, s.stream, now)
+	late, lateRec := subscribe(t, s.stream, now)
+	s.frameAll(t, true, now) // both viewers start on h
+	now += 33 * millisecond
+	s.frameAll(t, false, now)
+	low := s.layers[0].l
+	asked := s.src.count(low)
+
+	// 33 ms after l's keyframe (another viewer's switch asked for it): the
+	// viewer moves down at once, from that keyframe, without asking again.
+	sub.SetPreferences(Preferences{RID: "l"}, now)
+	pkts := rec.all()
+	if len(pkts) != 12 || !isKey(pkts[6]) || vp8Width(pkts[6].payload) != 320 {
+		t.Fatalf("got %d packets; want h's 2 frames, then l's keyframe and the frame after it", len(pkts))
+	}
+	if n := s.src.count(low); n != asked {
+		t.Fatalf("%d keyframe requests for l; the recent keyframe should have served", n-asked)
+	}
+	now += 33 * millisecond
+	s.frameAll(t, false, now)
+	checkContinuous(t, rec.all())
+
+	// Past switchReplay, the keyframe is too old: the switch asks for one
+	// and waits for it.
+	now += switchReplay
+	s.frameAll(t, false, now)
+	before := len(lateRec.all())
+	late.SetPreferences(Preferences{RID: "l"}, now)
+	if got := len(lateRec.all()); got != before || s.src.count(low) != asked+1 {
+		t.Fatalf("old keyframe: %d packets sent at the switch, %d requests; want none sent and 1 request", got-before, s.src.count(low)-asked)
+	}
+}
+
+func TestNACKAnsweredAcrossSwitch(t *testing.T) {
+	cfg := testConfig()
+	cfg.KeyframeCache = 0 // the switch waits for the layer's next keyframe
+	reg := NewRegistry(cfg)
 	now := second
 	s := newSimulcast(t, reg, now)
 	sub, rec := subscribe(t, s.stream, now)
