@@ -3,6 +3,7 @@
 # Runs scripts/perf.sh for 100, 200 and 300 viewers with the server on one
 # core and on two, with fan-out lanes and without (--fanout-workers -1),
 # interleaved, REPEATS times (default 2), one JSON report per run.
+# LOAD_IDLE=1 (see perf.sh) runs the load tool under SCHED_IDLE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: fanout-matrix.sh OUTDIR [REPEATS]}
