@@ -111,12 +111,8 @@ func TestFailedUpSwitchBacksOff(t *testing.T) {
 }
 
 func TestSwitchKeepsTimestampsOnThePublishersClock(t *testing.T) {
-	cfg := testConfig()
-	cfg.KeyframeCache = 0 // the switch waits for the layer's next keyframe
-	reg := NewRegistry(cfg)
 	now := second
-	s := newSimulcast(t, reg, now)
-	sub, rec := subscribe(t, s.stream, now)
+	s, sub, rec := switchingSimulcast(t, now)
 	// Every layer's sender report says: frame 0 was captured at NTP T.
 	const ntpT = uint64(0xe0000000) << 32
 	for _, v := range s.layers {

@@ -182,12 +182,8 @@ func TestDownSwitchStartsFromARecentKeyframe(t *testing.T) {
 }
 
 func TestNACKAnsweredAcrossSwitch(t *testing.T) {
-	cfg := testConfig()
-	cfg.KeyframeCache = 0 // the switch waits for the layer's next keyframe
-	reg := NewRegistry(cfg)
 	now := second
-	s := newSimulcast(t, reg, now)
-	sub, rec := subscribe(t, s.stream, now)
+	s, sub, rec := switchingSimulcast(t, now)
 	s.frameAll(t, true, now)
 	now += 33 * millisecond
 	s.frameAll(t, false, now)

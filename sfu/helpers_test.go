@@ -98,6 +98,17 @@ var (
 	opusCodec = Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2, PayloadType: 111}
 )
 
+// switchingSimulcast is a simulcast stream and a viewer of it whose
+// switches wait for the new layer's next keyframe (no keyframe cache).
+func switchingSimulcast(t *testing.T, now int64) (*simulcast, *Subscriber, *recorder) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.KeyframeCache = 0
+	s := newSimulcast(t, NewRegistry(cfg), now)
+	sub, rec := subscribe(t, s.stream, now)
+	return s, sub, rec
+}
+
 func testConfig() Config {
 	c := DefaultConfig()
 	c.ReconnectGrace = 2 * time.Second
