@@ -11,11 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
-bin=${GLINT_BIN:-}
-if [ -z "$bin" ]; then
-  bin=$(mktemp -d)/glint
-  go build -o "$bin" ./cmd/glint
-fi
+bin=$(scripts/glint-bin.sh)
 for bf in 0 2; do
   for r in $(seq "$runs"); do
     data=$(mktemp -d)

@@ -9,8 +9,7 @@ cd "$(dirname "$0")/.."
 out=${1:?usage: fanout-matrix.sh OUTDIR [REPEATS]}
 repeats=${2:-2}
 mkdir -p "$out"
-GLINT_BIN=$(mktemp -d)/glint
-go build -o "$GLINT_BIN" ./cmd/glint
+GLINT_BIN=$(scripts/glint-bin.sh)
 export GLINT_BIN
 for r in $(seq "$repeats"); do
   for viewers in 100 200 300; do

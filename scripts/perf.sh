@@ -17,11 +17,7 @@ cd "$(dirname "$0")/.."
 viewers=${1:-100}; shift || true
 server_cpus=${SERVER_CPUS:-0}
 load_cpus=${LOAD_CPUS:-1}
-bin=${GLINT_BIN:-}
-if [ -z "$bin" ]; then
-  bin=$(mktemp -d)/glint
-  go build -o "$bin" ./cmd/glint
-fi
+bin=$(scripts/glint-bin.sh)
 data=$(mktemp -d)
 idle=() rt=()
 if [ "${LOAD_IDLE:-}" = 1 ]; then idle=(chrt -i 0); fi
